@@ -1,0 +1,91 @@
+//! `hearth bench`: prefill and decode speed, and how close decoding comes to the bandwidth
+//! bound (every decoded token reads every weight once).
+
+use crate::{AnyError, load};
+use hearth_engine::Session;
+use rand::{Rng, SeedableRng};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    #[arg(long)]
+    model: PathBuf,
+    /// Prompt lengths to time prefill at.
+    #[arg(long, value_delimiter = ',', default_values_t = [128, 512, 2048])]
+    prompt_lens: Vec<usize>,
+    /// Context lengths to time decoding at.
+    #[arg(long, value_delimiter = ',', default_values_t = [128, 1024, 4096])]
+    ctx_lens: Vec<usize>,
+    /// Tokens decoded per context length.
+    #[arg(long, default_value_t = 32)]
+    decode_tokens: usize,
+    /// Print one JSON object as the last line.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: BenchArgs) -> Result<(), AnyError> {
+    let (model, load_s) = load(&args.model).await?;
+    let c = &model.config;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut random_tokens = |n: usize| (0..n).map(|_| rng.random_range(0..c.n_vocab as u32)).collect::<Vec<u32>>();
+    let adapter = model.gpu.adapter_name();
+    let bytes_per_token = model.weight_bytes_per_token();
+    let mut peak = 0u64;
+    if !args.json {
+        println!("adapter: {adapter}");
+        println!("load: {load_s:.2} s; weights read per decoded token: {:.1} MiB", bytes_per_token as f64 / (1 << 20) as f64);
+    }
+
+    // Warm-up: compile-on-first-use drivers and lazy allocations stay out of the timings.
+    Session::new(model.clone(), Some(64)).await?.next_greedy(&random_tokens(8)).await?;
+
+    let mut prefill = Vec::new();
+    for &len in &args.prompt_lens {
+        let len = len.min(c.context_length);
+        let mut session = Session::new(model.clone(), Some(len + 1)).await?;
+        let tokens = random_tokens(len);
+        let start = Instant::now();
+        session.next_greedy(&tokens).await?;
+        let tps = len as f64 / start.elapsed().as_secs_f64();
+        peak = peak.max(model.weight_gpu_bytes() + session.kv_bytes() + session.activation_bytes());
+        if !args.json {
+            println!("prefill {len:>6} tokens: {tps:>9.1} tokens/s");
+        }
+        prefill.push(serde_json::json!({"prompt_len": len, "tokens_per_s": tps}));
+    }
+
+    let mut decode = Vec::new();
+    for &ctx in &args.ctx_lens {
+        let ctx = ctx.min(c.context_length.saturating_sub(args.decode_tokens + 1)).max(1);
+        let mut session = Session::new(model.clone(), Some(ctx + args.decode_tokens + 1)).await?;
+        let mut next = session.next_greedy(&random_tokens(ctx)).await?;
+        let start = Instant::now();
+        for _ in 0..args.decode_tokens {
+            next = session.next_greedy(&[next]).await?;
+        }
+        let tps = args.decode_tokens as f64 / start.elapsed().as_secs_f64();
+        let gbps = bytes_per_token as f64 * tps / 1e9;
+        peak = peak.max(model.weight_gpu_bytes() + session.kv_bytes() + session.activation_bytes());
+        if !args.json {
+            println!("decode at {ctx:>6} context: {tps:>9.2} tokens/s, {gbps:.2} GB/s of weights");
+        }
+        decode.push(serde_json::json!({"ctx_len": ctx, "tokens_per_s": tps, "effective_gb_per_s": gbps}));
+    }
+    if args.json {
+        let report = serde_json::json!({
+            "adapter": {"name": model.gpu.info.name, "backend": format!("{:?}", model.gpu.info.backend)},
+            "model": args.model.display().to_string(),
+            "load_s": load_s,
+            "weight_bytes_per_token": bytes_per_token,
+            "peak_gpu_bytes": peak,
+            "prefill": prefill,
+            "decode": decode,
+        });
+        println!("{report}");
+    } else {
+        println!("peak GPU memory: {:.1} MiB", peak as f64 / (1 << 20) as f64);
+    }
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! `hearth`: inspect, run and benchmark GGUF models on the GPU from the terminal.
+
+mod bench;
+mod file;
+
+use clap::{Parser, Subcommand};
+use file::FileSource;
+use hearth_engine::{Gpu, Model, Session};
+use hearth_gguf::{Gguf, read_header};
+use hearth_model::Config;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(name = "hearth", version, about = "Private LLM inference on your GPU (GGUF models, WGSL kernels)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Describe a GGUF model: architecture, shapes, tensor types, sizes and the memory it needs.
+    Inspect {
+        #[arg(long)]
+        model: PathBuf,
+        /// Also list every tensor.
+        #[arg(long)]
+        tensors: bool,
+    },
+    /// Teacher-forced logits for every position, written as raw little-endian f32 [n_tokens, n_vocab].
+    Logits {
+        #[arg(long)]
+        model: PathBuf,
+        /// Comma-separated token ids.
+        #[arg(long, value_parser = parse_tokens)]
+        tokens: TokenList,
+        #[arg(long)]
+        out: PathBuf,
+        /// Context window (default: the model's trained context length).
+        #[arg(long)]
+        ctx: Option<usize>,
+    },
+    /// Generate tokens greedily after a prompt.
+    Generate {
+        #[arg(long)]
+        model: PathBuf,
+        /// Comma-separated prompt token ids.
+        #[arg(long, value_parser = parse_tokens)]
+        tokens: TokenList,
+        #[arg(long, default_value_t = 64)]
+        max_tokens: usize,
+        /// Only 0 (greedy) is supported by this command for now.
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f32,
+        #[arg(long)]
+        ctx: Option<usize>,
+        /// Print a JSON object as the last line: generated `tokens` and timings.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure prefill and decode speed and the effective bandwidth of decoding.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Clone, Debug)]
+struct TokenList(Vec<u32>);
+
+fn parse_tokens(s: &str) -> Result<TokenList, String> {
+    let tokens = s
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse::<u32>().map_err(|_| format!("'{t}' is not a token id")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if tokens.is_empty() {
+        return Err("no token ids given".into());
+    }
+    Ok(TokenList(tokens))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match pollster::block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type AnyError = Box<dyn std::error::Error>;
+
+/// Opens a model file and parses its header.
+async fn open(path: &Path) -> Result<(FileSource, Gguf), AnyError> {
+    let source = FileSource::open(path)?;
+    let gguf = read_header(&source).await.map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((source, gguf))
+}
+
+/// Opens the GPU and uploads the model, with a progress bar on stderr.
+pub(crate) async fn load(path: &Path) -> Result<(Arc<Model>, f64), AnyError> {
+    let (source, gguf) = open(path).await?;
+    Config::from_gguf(&gguf).map_err(|e| format!("{}: {e}", path.display()))?;
+    let gpu = Arc::new(Gpu::new().await?);
+    let bar = indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(indicatif::ProgressStyle::with_template("uploading {bar:30} {bytes}/{total_bytes} {bytes_per_sec}").expect("valid template"));
+    let start = Instant::now();
+    let model = Model::load(gpu, &gguf, &source, &mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .await?;
+    bar.finish_and_clear();
+    Ok((Arc::new(model), start.elapsed().as_secs_f64()))
+}
+
+async fn run(cli: Cli) -> Result<(), AnyError> {
+    match cli.command {
+        Command::Inspect { model, tensors } => inspect(&model, tensors).await,
+        Command::Logits { model, tokens, out, ctx } => {
+            let (model, _) = load(&model).await?;
+            let mut session = Session::new(model, ctx).await?;
+            let logits = session.logits(&tokens.0).await?;
+            let bytes: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
+            std::fs::write(&out, bytes).map_err(|e| format!("writing {}: {e}", out.display()))?;
+            eprintln!("wrote {} positions × {} logits to {}", tokens.0.len(), session.model().config.n_vocab, out.display());
+            Ok(())
+        }
+        Command::Generate { model, tokens, max_tokens, temperature, ctx, json } => {
+            if temperature != 0.0 {
+                return Err("only greedy decoding (--temperature 0) is available in this build".into());
+            }
+            let (model, load_s) = load(&model).await?;
+            let mut session = Session::new(model, ctx).await?;
+            let prompt = tokens.0;
+            let start = Instant::now();
+            let mut generated = Vec::with_capacity(max_tokens);
+            let mut next = session.next_greedy(&prompt).await?;
+            let prefill_s = start.elapsed().as_secs_f64();
+            let decode_start = Instant::now();
+            let mut stdout = std::io::stdout();
+            while generated.len() < max_tokens {
+                generated.push(next);
+                if !json {
+                    write!(stdout, "{next} ")?;
+                    stdout.flush()?;
+                }
+                if generated.len() == max_tokens || session.history().len() >= session.context_window() {
+                    break;
+                }
+                next = session.next_greedy(&[next]).await?;
+            }
+            let decode_s = decode_start.elapsed().as_secs_f64();
+            let decoded = generated.len().saturating_sub(1).max(1);
+            if json {
+                let report = serde_json::json!({
+                    "tokens": generated,
+                    "prompt_tokens": prompt.len(),
+                    "load_s": load_s,
+                    "prefill_s": prefill_s,
+                    "prefill_tokens_per_s": prompt.len() as f64 / prefill_s,
+                    "decode_s": decode_s,
+                    "decode_tokens_per_s": decoded as f64 / decode_s.max(1e-9),
+                });
+                println!("{report}");
+            } else {
+                println!();
+                eprintln!("{} prompt tokens in {prefill_s:.3} s; {} tokens at {:.1} tokens/s", prompt.len(), generated.len(), decoded as f64 / decode_s.max(1e-9));
+            }
+            Ok(())
+        }
+        Command::Bench(args) => bench::run(args).await,
+    }
+}
+
+async fn inspect(path: &Path, list_tensors: bool) -> Result<(), AnyError> {
+    let (_, gguf) = open(path).await?;
+    println!("file          {} ({:.1} MiB, GGUF v{})", path.display(), gguf.file_len as f64 / (1 << 20) as f64, gguf.version);
+    println!("architecture  {}", gguf.architecture().unwrap_or("(none)"));
+    if let Some(name) = gguf.get("general.name").and_then(|v| v.as_str()) {
+        println!("name          {name}");
+    }
+    let mut types: std::collections::BTreeMap<String, (usize, u64)> = Default::default();
+    for t in &gguf.tensors {
+        let e = types.entry(t.ty.to_string()).or_default();
+        e.0 += 1;
+        e.1 += t.n_bytes;
+    }
+    let summary: Vec<String> = types.iter().map(|(ty, (n, b))| format!("{ty} ×{n} ({:.1} MiB)", *b as f64 / (1 << 20) as f64)).collect();
+    println!("tensors       {} — {}", gguf.tensors.len(), summary.join(", "));
+    match Config::from_gguf(&gguf) {
+        Ok(c) => {
+            println!("layers        {}", c.n_layer);
+            println!("embedding     {}", c.n_embd);
+            println!("heads         {} query / {} key-value, head width {} ({} rotary)", c.n_head, c.n_head_kv, c.head_dim, c.n_rot);
+            println!("feed-forward  {}", c.n_ff);
+            println!("vocabulary    {}", c.n_vocab);
+            println!("output        {}", if c.tied_output() { "tied to token_embd" } else { "separate output.weight" });
+            let longrope = if c.weights.rope_factors_long.is_some() { format!(", LongRoPE (original context {}, attention factor {})", c.original_context_length, c.rope_attn_factor) } else { String::new() };
+            println!("context       {} tokens, RoPE base {}{longrope}", c.context_length, c.rope_base);
+            let weights = c.weight_bytes(&gguf);
+            let kv = c.kv_bytes_per_token();
+            let mib = |b: u64| b as f64 / (1 << 20) as f64;
+            println!("GPU memory    weights {:.1} MiB + KV cache {:.1} KiB per token ({:.1} MiB at 4096 tokens, {:.1} MiB at the full {})", mib(weights), kv as f64 / 1024.0, mib(kv * 4096), mib(kv * c.context_length as u64), c.context_length);
+        }
+        Err(e) => println!("runnable      no: {e}"),
+    }
+    if list_tensors {
+        for t in &gguf.tensors {
+            println!("  {:<32} {:<6} {:?} {} bytes", t.name, t.ty.to_string(), t.dims, t.n_bytes);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! The GPU device: adapter selection, limits, error capture and read-back.
+//!
+//! Everything here is async and never blocks a thread, so the same code drives the browser's
+//! WebGPU (where `device.poll` returns at once and mapping completes on the event loop) and
+//! native Vulkan/Metal/DX12 (where `poll` waits for the queue).
+
+use crate::EngineError;
+use std::sync::{Arc, Mutex};
+
+/// An opened GPU device with the limits Hearth plans around.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    /// The first error the device reported outside an error scope, or its loss.
+    fault: Arc<Mutex<Option<String>>>,
+    /// A smaller binding limit than the device's, to exercise tensor splitting in tests.
+    binding_limit: Option<u64>,
+}
+
+impl Gpu {
+    /// Opens the best adapter with all of its limits (large buffers matter for LLM weights).
+    pub async fn new() -> Result<Self, EngineError> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions { power_preference: wgpu::PowerPreference::HighPerformance, ..Default::default() })
+            .await
+            .map_err(|e| EngineError::NoAdapter(e.to_string()))?;
+        Self::from_adapter(adapter).await
+    }
+
+    pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Self, EngineError> {
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("hearth"),
+                required_features: wgpu::Features::empty(),
+                required_limits: limits.clone(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| EngineError::RequestDevice(e.to_string()))?;
+        let fault = Arc::new(Mutex::new(None));
+        // wgpu's default handler panics; record the error and report it from the next call.
+        let sink = fault.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| e.to_string());
+        }));
+        let sink = fault.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| format!("device lost ({reason:?}): {message}"));
+        });
+        Ok(Gpu { device, queue, info, limits, fault, binding_limit: None })
+    }
+
+    /// The largest buffer one shader binding may see; tensors larger than this are split.
+    pub fn max_binding_bytes(&self) -> u64 {
+        let binding = self.limits.max_storage_buffer_binding_size as u64;
+        let limit = binding.min(self.limits.max_buffer_size).min(self.binding_limit.unwrap_or(u64::MAX));
+        limit & !255
+    }
+
+    /// Plans buffers as if the device allowed at most `bytes` per binding (tests of splitting).
+    pub fn limit_binding_bytes(&mut self, bytes: u64) {
+        self.binding_limit = Some(bytes);
+    }
+
+    pub fn adapter_name(&self) -> String {
+        format!("{} ({:?})", self.info.name, self.info.backend)
+    }
+
+    /// Fails with the first error the device reported since it was opened.
+    pub fn check(&self) -> Result<(), EngineError> {
+        let slot = self.fault.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.as_deref() {
+            None => Ok(()),
+            Some(m) if m.contains("lost") => Err(EngineError::DeviceLost(m.to_string())),
+            Some(m) if m.to_lowercase().contains("out of memory") => Err(EngineError::OutOfMemory(m.to_string())),
+            Some(m) => Err(EngineError::Gpu(m.to_string())),
+        }
+    }
+
+    /// Creates a storage buffer, turning allocation failure into an error instead of a panic.
+    pub async fn storage_buffer(&self, label: &str, bytes: u64, extra: wgpu::BufferUsages) -> Result<wgpu::Buffer, EngineError> {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(16).next_multiple_of(16),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC | extra,
+            mapped_at_creation: false,
+        });
+        if let Some(e) = validation.pop().await {
+            return Err(EngineError::Gpu(format!("creating {label} ({bytes} bytes): {e}")));
+        }
+        if let Some(e) = scope.pop().await {
+            return Err(EngineError::OutOfMemory(format!("allocating {label} ({} MiB): {e}", bytes >> 20)));
+        }
+        Ok(buffer)
+    }
+
+    /// Copies the first `bytes` bytes of a storage buffer back to the host (tests, debugging).
+    pub async fn read_storage(&self, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>, EngineError> {
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("read_storage"),
+            size: bytes.next_multiple_of(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes.next_multiple_of(4));
+        self.queue.submit([encoder.finish()]);
+        let mut data = self.read_buffer(&staging, bytes.next_multiple_of(4)).await?;
+        data.truncate(bytes as usize);
+        Ok(data)
+    }
+
+    /// Reads `bytes` bytes of a MAP_READ buffer after the queue has finished with it.
+    pub async fn read_buffer(&self, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>, EngineError> {
+        let slice = buffer.slice(..bytes);
+        let (tx, rx) = futures_channel::oneshot::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        // Native: wait for the queue. Web: returns at once; the browser completes the map.
+        let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
+        let mapped = rx.await.map_err(|_| EngineError::Readback("the GPU dropped the request".into()))?;
+        self.check()?;
+        mapped.map_err(|e| EngineError::Readback(e.to_string()))?;
+        let data = slice.get_mapped_range().map_err(|e| EngineError::Readback(e.to_string()))?.to_vec();
+        buffer.unmap();
+        Ok(data)
+    }
+}

@@ -1,0 +1,273 @@
+//! WGSL kernels: compiled once per model load, then recorded into one command submission per
+//! forward pass by a [`Recorder`].
+//!
+//! Matrix kernels (matvec, matmul, embedding gather) are written against
+//! `load_w8(row, k)` and specialised per weight format by prepending
+//! `shaders/weights/common.wgsl` and the format's file.
+
+use crate::gpu::Gpu;
+use crate::weights::{GpuMatrix, GpuVector};
+use crate::EngineError;
+use hearth_gguf::GgmlType;
+use std::collections::HashMap;
+
+const COMMON: &str = include_str!("../../../shaders/weights/common.wgsl");
+const KQUANT_SCALES: &str = include_str!("../../../shaders/weights/kquant_scales.wgsl");
+
+fn weight_format_source(ty: GgmlType) -> Result<String, EngineError> {
+    let body = match ty {
+        GgmlType::F32 => include_str!("../../../shaders/weights/f32.wgsl"),
+        GgmlType::F16 => include_str!("../../../shaders/weights/f16.wgsl"),
+        GgmlType::Bf16 => include_str!("../../../shaders/weights/bf16.wgsl"),
+        GgmlType::Q8_0 => include_str!("../../../shaders/weights/q8_0.wgsl"),
+        GgmlType::Q4_0 => include_str!("../../../shaders/weights/q4_0.wgsl"),
+        GgmlType::Q4_1 => include_str!("../../../shaders/weights/q4_1.wgsl"),
+        GgmlType::Q5_0 => include_str!("../../../shaders/weights/q5_0.wgsl"),
+        GgmlType::Q5_1 => include_str!("../../../shaders/weights/q5_1.wgsl"),
+        GgmlType::Q4K => include_str!("../../../shaders/weights/q4_k.wgsl"),
+        GgmlType::Q5K => include_str!("../../../shaders/weights/q5_k.wgsl"),
+        GgmlType::Q6K => include_str!("../../../shaders/weights/q6_k.wgsl"),
+        other => return Err(EngineError::Unsupported(format!("no GPU kernel for {other} weights"))),
+    };
+    let scales = if matches!(ty, GgmlType::Q4K | GgmlType::Q5K) { KQUANT_SCALES } else { "" };
+    Ok(format!("{COMMON}\n{scales}\n{body}\n"))
+}
+
+/// The kernels of the forward pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    Matvec(GgmlType),
+    Matmul(GgmlType),
+    Embed(GgmlType),
+    RmsNorm,
+    RopeKv,
+    Attention,
+    SiluGate,
+    Argmax,
+}
+
+impl Kernel {
+    fn source(self) -> Result<String, EngineError> {
+        Ok(match self {
+            Kernel::Matvec(ty) => weight_format_source(ty)? + include_str!("../../../shaders/matvec.wgsl"),
+            Kernel::Matmul(ty) => weight_format_source(ty)? + include_str!("../../../shaders/matmul.wgsl"),
+            Kernel::Embed(ty) => weight_format_source(ty)? + include_str!("../../../shaders/embed.wgsl"),
+            Kernel::RmsNorm => include_str!("../../../shaders/rmsnorm.wgsl").into(),
+            Kernel::RopeKv => include_str!("../../../shaders/rope_kv.wgsl").into(),
+            Kernel::Attention => include_str!("../../../shaders/attention.wgsl").into(),
+            Kernel::SiluGate => include_str!("../../../shaders/silu_gate.wgsl").into(),
+            Kernel::Argmax => include_str!("../../../shaders/argmax.wgsl").into(),
+        })
+    }
+}
+
+/// Compiled pipelines, made once at load time.
+pub struct Kernels {
+    pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
+}
+
+impl Kernels {
+    /// Compiles the generic kernels and the matrix kernels for each weight format in `formats`.
+    pub async fn new(gpu: &Gpu, formats: impl IntoIterator<Item = GgmlType>) -> Result<Self, EngineError> {
+        let mut wanted = vec![Kernel::RmsNorm, Kernel::RopeKv, Kernel::Attention, Kernel::SiluGate, Kernel::Argmax];
+        for ty in formats {
+            for k in [Kernel::Matvec(ty), Kernel::Matmul(ty), Kernel::Embed(ty)] {
+                if !wanted.contains(&k) {
+                    wanted.push(k);
+                }
+            }
+        }
+        let mut pipelines = HashMap::new();
+        for kernel in wanted {
+            let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(&format!("{kernel:?}")),
+                source: wgpu::ShaderSource::Wgsl(kernel.source()?.into()),
+            });
+            let pipeline = gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&format!("{kernel:?}")),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+            if let Some(e) = scope.pop().await {
+                return Err(EngineError::Gpu(format!("compiling the {kernel:?} kernel: {e}")));
+            }
+            pipelines.insert(kernel, pipeline);
+        }
+        Ok(Kernels { pipelines })
+    }
+
+    fn get(&self, kernel: Kernel) -> &wgpu::ComputePipeline {
+        // Every kernel a model uses is compiled in `new` from the model's weight formats.
+        &self.pipelines[&kernel]
+    }
+}
+
+/// Uniform parameters of one dispatch: up to 16 words, u32 or f32 bit patterns.
+#[derive(Clone, Copy, Default)]
+pub struct Params([u32; 16]);
+
+impl Params {
+    pub fn new(words: &[u32]) -> Self {
+        let mut p = [0u32; 16];
+        p[..words.len()].copy_from_slice(words);
+        Params(p)
+    }
+}
+
+const PARAMS_BYTES: u64 = 64;
+
+struct Dispatch<'a> {
+    pipeline: &'a wgpu::ComputePipeline,
+    params: Params,
+    buffers: Vec<&'a wgpu::Buffer>,
+    groups: [u32; 3],
+}
+
+/// Collects the dispatches of one forward pass and submits them as one command buffer.
+pub struct Recorder<'a> {
+    kernels: &'a Kernels,
+    dispatches: Vec<Dispatch<'a>>,
+    max_groups: u32,
+}
+
+/// Splits a 1-D count of workgroups over x and y (each dimension is limited to 65535).
+fn grid(n: u32, limit: u32) -> [u32; 3] {
+    if n <= limit { [n.max(1), 1, 1] } else { [limit, n.div_ceil(limit), 1] }
+}
+
+impl<'a> Recorder<'a> {
+    pub fn new(gpu: &Gpu, kernels: &'a Kernels) -> Self {
+        Recorder { kernels, dispatches: Vec::new(), max_groups: gpu.limits.max_compute_workgroups_per_dimension }
+    }
+
+    fn push(&mut self, kernel: Kernel, params: Params, buffers: Vec<&'a wgpu::Buffer>, groups: [u32; 3]) {
+        self.dispatches.push(Dispatch { pipeline: self.kernels.get(kernel), params, buffers, groups });
+    }
+
+    /// `y[t, out_offset + r] (+)= W[r, :] · x[x_row + t, :]` for `n_tokens` tokens: matvec for
+    /// one token, tiled matmul for more; once per row chunk of `w`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul(&mut self, w: &'a GpuMatrix, x: &'a wgpu::Buffer, x_row: u32, n_tokens: u32, y: &'a wgpu::Buffer, out_stride: u32, out_offset: u32, accumulate: bool) {
+        for chunk in &w.chunks {
+            let params = Params::new(&[w.cols, chunk.scale_offset, chunk.rows, n_tokens, out_stride, out_offset + chunk.row_start, accumulate as u32, x_row]);
+            if n_tokens == 1 {
+                self.push(Kernel::Matvec(w.ty), params, vec![&chunk.buffer, x, y], grid(chunk.rows, self.max_groups));
+            } else {
+                self.push(Kernel::Matmul(w.ty), params, vec![&chunk.buffer, x, y], [chunk.rows.div_ceil(32), n_tokens.div_ceil(32), 1]);
+            }
+        }
+    }
+
+    /// `out[t, :] = embedding[tokens[t], :]`.
+    pub fn embed(&mut self, w: &'a GpuMatrix, tokens: &'a wgpu::Buffer, n_tokens: u32, out: &'a wgpu::Buffer) {
+        for chunk in &w.chunks {
+            let params = Params::new(&[w.cols, chunk.scale_offset, chunk.rows, n_tokens, chunk.row_start]);
+            self.push(Kernel::Embed(w.ty), params, vec![&chunk.buffer, tokens, out], [(w.cols / 8).div_ceil(64), n_tokens, 1]);
+        }
+    }
+
+    /// `out[r, :] = rmsnorm(x[x_row + r, :]) * weight` for `n_rows` rows.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rms_norm(&mut self, x: &'a wgpu::Buffer, x_row: u32, n_rows: u32, weight: &'a GpuVector, eps: f32, out: &'a wgpu::Buffer) {
+        let params = Params::new(&[weight.len, x_row, eps.to_bits()]);
+        self.push(Kernel::RmsNorm, params, vec![x, &weight.buffer, out], [n_rows, 1, 1]);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn rope_kv(&mut self, rope: &RopeShape, pos0: u32, n_tokens: u32, qkv: &'a wgpu::Buffer, freq: &'a GpuVector, k_cache: &'a wgpu::Buffer, v_cache: &'a wgpu::Buffer) {
+        let params = Params::new(&[
+            pos0,
+            rope.n_head,
+            rope.n_head_kv,
+            rope.head_dim,
+            rope.n_rot,
+            rope.qkv_stride,
+            rope.neox as u32,
+            rope.base.log2().to_bits(),
+            rope.freq_scale.to_bits(),
+            rope.attn_factor.to_bits(),
+        ]);
+        self.push(Kernel::RopeKv, params, vec![qkv, &freq.buffer, k_cache, v_cache], [n_tokens, rope.n_head + 2 * rope.n_head_kv, 1]);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention(&mut self, rope: &RopeShape, pos0: u32, n_tokens: u32, qkv: &'a wgpu::Buffer, k_cache: &'a wgpu::Buffer, v_cache: &'a wgpu::Buffer, out: &'a wgpu::Buffer) {
+        let scale = 1.0 / (rope.head_dim as f32).sqrt();
+        let params = Params::new(&[pos0, rope.n_head, rope.n_head_kv, rope.head_dim, rope.qkv_stride, scale.to_bits()]);
+        self.push(Kernel::Attention, params, vec![qkv, k_cache, v_cache, out], [rope.n_head, n_tokens, 1]);
+    }
+
+    pub fn silu_gate(&mut self, n_ff: u32, n_tokens: u32, gate_up: &'a wgpu::Buffer, out: &'a wgpu::Buffer) {
+        self.push(Kernel::SiluGate, Params::new(&[n_ff, n_tokens]), vec![gate_up, out], [n_ff.div_ceil(64), n_tokens, 1]);
+    }
+
+    pub fn argmax(&mut self, logits: &'a wgpu::Buffer, n: u32, result: &'a wgpu::Buffer) {
+        self.push(Kernel::Argmax, Params::new(&[n]), vec![logits, result], [1, 1, 1]);
+    }
+
+    /// Encodes every dispatch into one compute pass, lets `after` append copies (read-backs),
+    /// and submits once. `params_buffer` is reused across calls and grown when needed.
+    pub fn submit(self, gpu: &Gpu, params_buffer: &mut Option<wgpu::Buffer>, after: impl FnOnce(&mut wgpu::CommandEncoder)) {
+        let stride = (gpu.limits.min_uniform_buffer_offset_alignment as u64).max(PARAMS_BYTES);
+        let needed = stride * self.dispatches.len().max(1) as u64;
+        if params_buffer.as_ref().is_none_or(|b| b.size() < needed) {
+            *params_buffer = Some(gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("dispatch params"),
+                size: needed.next_power_of_two(),
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+        }
+        let params = params_buffer.as_ref().expect("created above");
+        let mut bytes = vec![0u8; needed as usize];
+        for (i, d) in self.dispatches.iter().enumerate() {
+            let at = i * stride as usize;
+            bytes[at..at + PARAMS_BYTES as usize].copy_from_slice(bytemuck::cast_slice(&d.params.0));
+        }
+        gpu.queue.write_buffer(params, 0, &bytes);
+
+        let bind_groups: Vec<wgpu::BindGroup> = self
+            .dispatches
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let mut entries = vec![wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: params, offset: i as u64 * stride, size: wgpu::BufferSize::new(PARAMS_BYTES) }),
+                }];
+                entries.extend(d.buffers.iter().enumerate().map(|(j, b)| wgpu::BindGroupEntry { binding: j as u32 + 1, resource: b.as_entire_binding() }));
+                gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &d.pipeline.get_bind_group_layout(0), entries: &entries })
+            })
+            .collect();
+
+        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
+            for (d, bg) in self.dispatches.iter().zip(&bind_groups) {
+                pass.set_pipeline(d.pipeline);
+                pass.set_bind_group(0, bg, &[]);
+                pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+            }
+        }
+        after(&mut encoder);
+        gpu.queue.submit([encoder.finish()]);
+    }
+}
+
+/// The attention geometry RoPE and attention kernels need.
+#[derive(Clone, Copy, Debug)]
+pub struct RopeShape {
+    pub n_head: u32,
+    pub n_head_kv: u32,
+    pub head_dim: u32,
+    pub n_rot: u32,
+    pub qkv_stride: u32,
+    pub neox: bool,
+    pub base: f32,
+    pub freq_scale: f32,
+    pub attn_factor: f32,
+}

@@ -1,0 +1,52 @@
+//! Hearth's engine: GGUF weights on the GPU and the transformer forward pass, on `wgpu`.
+//!
+//! The path of a token: [`weights`] streams tensors into GPU buffers, [`kernels`] compiles
+//! the WGSL in `shaders/` and records dispatches, [`transformer`] runs the layers and owns
+//! the KV cache of a conversation. Nothing here blocks a thread or touches the file system,
+//! so the same code runs natively and in the browser.
+
+pub mod gpu;
+pub mod kernels;
+pub mod model;
+pub mod transformer;
+pub mod weights;
+
+pub use gpu::Gpu;
+pub use model::Model;
+pub use transformer::{Session, Want};
+
+use hearth_gguf::GgufError;
+use hearth_model::ModelError;
+
+/// Every failure the engine reports; each message says what happened in the user's terms.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("no usable GPU adapter was found ({0}); Hearth needs WebGPU in the browser or Vulkan, Metal or DX12 natively")]
+    NoAdapter(String),
+    #[error("the GPU refused to open a device: {0}")]
+    RequestDevice(String),
+    #[error("{0}")]
+    Gguf(#[from] GgufError),
+    #[error("{0}")]
+    Model(#[from] ModelError),
+    #[error("the GPU is out of memory: {0}")]
+    OutOfMemory(String),
+    #[error("the GPU device was lost ({0}); create a new engine to continue")]
+    DeviceLost(String),
+    #[error("GPU error: {0}")]
+    Gpu(String),
+    #[error("reading a result back from the GPU failed: {0}")]
+    Readback(String),
+    #[error("the conversation needs {needed} tokens but the context window holds {ctx}")]
+    ContextFull { needed: usize, ctx: usize },
+    #[error("token id {id} is outside the model's vocabulary of {n_vocab} tokens")]
+    BadToken { id: u32, n_vocab: usize },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl From<hearth_gguf::SourceError> for EngineError {
+    fn from(e: hearth_gguf::SourceError) -> Self {
+        EngineError::Gguf(e.into())
+    }
+}

@@ -1,0 +1,311 @@
+//! The forward pass of a decoder-only transformer (Phi-3 family; the architecture's
+//! differences come from `hearth_model::Config`, not from branches here), and the session
+//! that owns a conversation's KV cache.
+//!
+//! One call of [`Session::forward`] records every dispatch of a micro-batch of tokens into
+//! one command submission; decoding a token is one submission and a 4-byte read-back.
+
+use crate::kernels::{Recorder, RopeShape};
+use crate::model::Model;
+use crate::weights::GpuVector;
+use crate::EngineError;
+use std::sync::Arc;
+
+/// Prompt tokens processed per submission.
+const MAX_UBATCH: usize = 512;
+/// The KV cache starts this small and doubles as the conversation grows.
+const KV_INITIAL_TOKENS: usize = 256;
+
+/// What a forward pass returns besides filling the KV cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Want {
+    /// Logits of every position, read back to the host ([n_tokens, n_vocab]).
+    AllLogits,
+    /// Only the greedy choice after the last position, picked on the GPU.
+    Argmax,
+}
+
+pub enum Output {
+    Logits(Vec<f32>),
+    Token(u32),
+}
+
+/// Activation buffers for one micro-batch of up to `rows` tokens.
+struct Activations {
+    rows: usize,
+    tokens: wgpu::Buffer,
+    x: wgpu::Buffer,
+    normed: wgpu::Buffer,
+    qkv: wgpu::Buffer,
+    attn: wgpu::Buffer,
+    gate_up: wgpu::Buffer,
+    ffn_act: wgpu::Buffer,
+    logits: wgpu::Buffer,
+    logits_rows: usize,
+    argmax: wgpu::Buffer,
+    readback: wgpu::Buffer,
+}
+
+struct LayerCache {
+    k: wgpu::Buffer,
+    v: wgpu::Buffer,
+}
+
+/// A conversation: the tokens seen so far and their keys and values.
+pub struct Session {
+    model: Arc<Model>,
+    ctx: usize,
+    /// Tokens whose keys and values are in the cache.
+    history: Vec<u32>,
+    kv: Vec<LayerCache>,
+    kv_capacity: usize,
+    act: Activations,
+    params: Option<wgpu::Buffer>,
+    use_long_factors: bool,
+}
+
+impl Session {
+    /// A session with a context window of `ctx` tokens (the model's trained window if `None`).
+    /// Whether LongRoPE uses its long factors is fixed here, from `ctx`, as llama.cpp does.
+    pub async fn new(model: Arc<Model>, ctx: Option<usize>) -> Result<Self, EngineError> {
+        let c = &model.config;
+        let ctx = ctx.unwrap_or(c.context_length);
+        if ctx == 0 {
+            return Err(EngineError::Unsupported("the context window must hold at least one token".into()));
+        }
+        let gpu = &model.gpu;
+        let limit = gpu.max_binding_bytes();
+        let kv_row = (c.kv_dim() * 4) as u64;
+        if ctx as u64 * kv_row > limit {
+            return Err(EngineError::Unsupported(format!(
+                "a context window of {ctx} tokens needs {} MiB per KV-cache buffer, more than this GPU's {} MiB binding limit; use a window of at most {} tokens",
+                ctx as u64 * kv_row >> 20,
+                limit >> 20,
+                limit / kv_row
+            )));
+        }
+        let widest = [c.qkv_dim(), 2 * c.n_ff, c.n_embd].into_iter().max().unwrap_or(1) as u64 * 4;
+        let rows = (limit / widest).min(MAX_UBATCH as u64).min(ctx as u64) as usize;
+        let logits_rows = (limit / (c.n_vocab as u64 * 4)).min(rows as u64).max(1) as usize;
+        let act = Self::activations(&model, rows, logits_rows).await?;
+        let use_long_factors = c.uses_long_rope_factors(ctx);
+        let mut session = Session { model, ctx, history: Vec::new(), kv: Vec::new(), kv_capacity: 0, act, params: None, use_long_factors };
+        session.grow_kv(KV_INITIAL_TOKENS.min(ctx)).await?;
+        Ok(session)
+    }
+
+    async fn activations(model: &Model, rows: usize, logits_rows: usize) -> Result<Activations, EngineError> {
+        let (c, gpu) = (&model.config, &model.gpu);
+        let f32s = |n: usize| (n * 4) as u64;
+        let none = wgpu::BufferUsages::empty();
+        Ok(Activations {
+            rows,
+            tokens: gpu.storage_buffer("tokens", f32s(rows), none).await?,
+            x: gpu.storage_buffer("residual", f32s(rows * c.n_embd), none).await?,
+            normed: gpu.storage_buffer("normed", f32s(rows * c.n_embd), none).await?,
+            qkv: gpu.storage_buffer("qkv", f32s(rows * c.qkv_dim()), none).await?,
+            attn: gpu.storage_buffer("attention out", f32s(rows * c.n_embd), none).await?,
+            gate_up: gpu.storage_buffer("gate|up", f32s(rows * 2 * c.n_ff), none).await?,
+            ffn_act: gpu.storage_buffer("ffn act", f32s(rows * c.n_ff), none).await?,
+            logits: gpu.storage_buffer("logits", f32s(logits_rows * c.n_vocab), none).await?,
+            logits_rows,
+            argmax: gpu.storage_buffer("argmax", 4, none).await?,
+            readback: gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size: f32s(logits_rows * c.n_vocab).max(16),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+        })
+    }
+
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+
+    pub fn context_window(&self) -> usize {
+        self.ctx
+    }
+
+    /// Tokens in the KV cache.
+    pub fn history(&self) -> &[u32] {
+        &self.history
+    }
+
+    /// Forgets everything after the first `len` tokens (their cache entries are overwritten).
+    pub fn truncate(&mut self, len: usize) {
+        self.history.truncate(len);
+    }
+
+    /// GPU bytes of the KV cache as allocated now.
+    pub fn kv_bytes(&self) -> u64 {
+        self.kv.iter().map(|l| l.k.size() + l.v.size()).sum()
+    }
+
+    /// GPU bytes of the activation buffers.
+    pub fn activation_bytes(&self) -> u64 {
+        let a = &self.act;
+        [&a.tokens, &a.x, &a.normed, &a.qkv, &a.attn, &a.gate_up, &a.ffn_act, &a.logits, &a.argmax, &a.readback].iter().map(|b| b.size()).sum()
+    }
+
+    /// Grows every layer's cache to hold `tokens` positions, keeping what it holds.
+    async fn grow_kv(&mut self, tokens: usize) -> Result<(), EngineError> {
+        if tokens <= self.kv_capacity {
+            return Ok(());
+        }
+        let capacity = tokens.max(self.kv_capacity * 2).min(self.ctx);
+        let gpu = self.model.gpu.clone();
+        let bytes = (capacity * self.model.config.kv_dim() * 4) as u64;
+        let mut layers = Vec::with_capacity(self.kv.len());
+        for i in 0..self.model.config.n_layer {
+            let k = gpu.storage_buffer(&format!("k cache {i}"), bytes, wgpu::BufferUsages::empty()).await?;
+            let v = gpu.storage_buffer(&format!("v cache {i}"), bytes, wgpu::BufferUsages::empty()).await?;
+            layers.push(LayerCache { k, v });
+        }
+        if !self.history.is_empty() {
+            let used = (self.history.len() * self.model.config.kv_dim() * 4) as u64;
+            let mut encoder = gpu.device.create_command_encoder(&Default::default());
+            for (old, new) in self.kv.iter().zip(&layers) {
+                encoder.copy_buffer_to_buffer(&old.k, 0, &new.k, 0, used);
+                encoder.copy_buffer_to_buffer(&old.v, 0, &new.v, 0, used);
+            }
+            gpu.queue.submit([encoder.finish()]);
+        }
+        self.kv = layers;
+        self.kv_capacity = capacity;
+        Ok(())
+    }
+
+    /// LongRoPE's frequency factors for this session (all ones without LongRoPE).
+    fn rope_factors(model: &Model, long: bool) -> &GpuVector {
+        let chosen = if long { &model.rope_factors_long } else { &model.rope_factors_short };
+        chosen.as_ref().unwrap_or(&model.rope_factors_none)
+    }
+
+    /// Runs `tokens` through the model after the tokens already in the cache.
+    pub async fn forward(&mut self, tokens: &[u32], want: Want) -> Result<Output, EngineError> {
+        let c = &self.model.config;
+        if tokens.is_empty() {
+            return Err(EngineError::Unsupported("nothing to run: no tokens were given".into()));
+        }
+        let needed = self.history.len() + tokens.len();
+        if needed > self.ctx {
+            return Err(EngineError::ContextFull { needed, ctx: self.ctx });
+        }
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.n_vocab) {
+            return Err(EngineError::BadToken { id: bad, n_vocab: c.n_vocab });
+        }
+        self.grow_kv(needed).await?;
+
+        let ubatch = match want {
+            Want::AllLogits => self.act.rows.min(self.act.logits_rows),
+            Want::Argmax => self.act.rows,
+        };
+        let mut logits = Vec::new();
+        let mut next = 0;
+        for (i, batch) in tokens.chunks(ubatch).enumerate() {
+            let last = (i + 1) * ubatch >= tokens.len();
+            let batch_want = if want == Want::Argmax && !last { None } else { Some(want) };
+            match self.forward_ubatch(batch, batch_want).await? {
+                Some(Output::Logits(l)) => logits.extend(l),
+                Some(Output::Token(t)) => next = t,
+                None => {}
+            }
+        }
+        Ok(match want {
+            Want::AllLogits => Output::Logits(logits),
+            Want::Argmax => Output::Token(next),
+        })
+    }
+
+    /// One micro-batch: the whole transformer, top to bottom, in one submission.
+    async fn forward_ubatch(&mut self, tokens: &[u32], want: Option<Want>) -> Result<Option<Output>, EngineError> {
+        let model = self.model.clone();
+        let (c, gpu, a) = (&model.config, &model.gpu, &self.act);
+        let n = tokens.len() as u32;
+        let pos0 = self.history.len() as u32;
+        let (d, qkv_dim, n_ff, n_vocab) = (c.n_embd as u32, c.qkv_dim() as u32, c.n_ff as u32, c.n_vocab as u32);
+        let rope = RopeShape {
+            n_head: c.n_head as u32,
+            n_head_kv: c.n_head_kv as u32,
+            head_dim: c.head_dim as u32,
+            n_rot: c.n_rot as u32,
+            qkv_stride: qkv_dim,
+            neox: c.rope_style == hearth_model::RopeStyle::Neox,
+            base: c.rope_base,
+            freq_scale: c.rope_freq_scale,
+            attn_factor: c.rope_attn_factor,
+        };
+        gpu.queue.write_buffer(&a.tokens, 0, bytemuck::cast_slice(tokens));
+
+        let rope_factors = Self::rope_factors(&model, self.use_long_factors);
+        let mut rec = Recorder::new(gpu, &model.kernels);
+        // Token embeddings become the residual stream x.
+        rec.embed(&model.token_embd, &a.tokens, n, &a.x);
+        for (layer, cache) in model.layers.iter().zip(&self.kv) {
+            // Attention block: x += Wo · attention(rope(Wqkv · norm(x)))
+            rec.rms_norm(&a.x, 0, n, &layer.attn_norm, c.rms_eps, &a.normed);
+            for p in &layer.qkv {
+                rec.matmul(&p.weight, &a.normed, 0, n, &a.qkv, qkv_dim, p.out_offset, false);
+            }
+            rec.rope_kv(&rope, pos0, n, &a.qkv, rope_factors, &cache.k, &cache.v);
+            rec.attention(&rope, pos0, n, &a.qkv, &cache.k, &cache.v, &a.attn);
+            rec.matmul(&layer.attn_output, &a.attn, 0, n, &a.x, d, 0, true);
+
+            // Feed-forward block: x += Wdown · (silu(gate) * up), [gate | up] = Wgate_up · norm(x)
+            rec.rms_norm(&a.x, 0, n, &layer.ffn_norm, c.rms_eps, &a.normed);
+            for p in &layer.ffn_gate_up {
+                rec.matmul(&p.weight, &a.normed, 0, n, &a.gate_up, 2 * n_ff, p.out_offset, false);
+            }
+            rec.silu_gate(n_ff, n, &a.gate_up, &a.ffn_act);
+            rec.matmul(&layer.ffn_down, &a.ffn_act, 0, n, &a.x, d, 0, true);
+        }
+        // Head: final norm and the vocabulary projection, for every position or the last.
+        let read_bytes = match want {
+            None => 0,
+            Some(Want::AllLogits) => {
+                rec.rms_norm(&a.x, 0, n, &model.output_norm, c.rms_eps, &a.normed);
+                rec.matmul(model.output(), &a.normed, 0, n, &a.logits, n_vocab, 0, false);
+                (n * n_vocab * 4) as u64
+            }
+            Some(Want::Argmax) => {
+                rec.rms_norm(&a.x, n - 1, 1, &model.output_norm, c.rms_eps, &a.normed);
+                rec.matmul(model.output(), &a.normed, 0, 1, &a.logits, n_vocab, 0, false);
+                rec.argmax(&a.logits, n_vocab, &a.argmax);
+                4
+            }
+        };
+        let source = if want == Some(Want::Argmax) { &a.argmax } else { &a.logits };
+        rec.submit(gpu, &mut self.params, |encoder| {
+            if read_bytes > 0 {
+                encoder.copy_buffer_to_buffer(source, 0, &a.readback, 0, read_bytes);
+            }
+        });
+        self.history.extend_from_slice(tokens);
+        if read_bytes == 0 {
+            gpu.check()?;
+            return Ok(None);
+        }
+        let bytes = gpu.read_buffer(&a.readback, read_bytes).await?;
+        Ok(Some(match want {
+            Some(Want::Argmax) => Output::Token(u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes read"))),
+            _ => Output::Logits(bytemuck::pod_collect_to_vec(&bytes)),
+        }))
+    }
+
+    /// Teacher-forced logits for `tokens`, appended to the conversation: [n_tokens, n_vocab].
+    pub async fn logits(&mut self, tokens: &[u32]) -> Result<Vec<f32>, EngineError> {
+        match self.forward(tokens, Want::AllLogits).await? {
+            Output::Logits(l) => Ok(l),
+            Output::Token(_) => unreachable!("AllLogits returns logits"),
+        }
+    }
+
+    /// Feeds `tokens` and returns the greedy next token.
+    pub async fn next_greedy(&mut self, tokens: &[u32]) -> Result<u32, EngineError> {
+        match self.forward(tokens, Want::Argmax).await? {
+            Output::Token(t) => Ok(t),
+            Output::Logits(_) => unreachable!("Argmax returns a token"),
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Weights on the GPU, streamed from a byte source piece by piece.
+//!
+//! A matrix larger than one storage binding (lavapipe: 128 MiB; a Phi-4-mini embedding at
+//! Q4_K is ~345 MB) is split into row chunks, each its own buffer; kernels run once per chunk.
+//! Uploads go through pieces of a few MiB so host memory stays bounded by the piece size,
+//! never by the tensor.
+
+use crate::gpu::Gpu;
+use crate::EngineError;
+use hearth_gguf::quant::{dequantize, gpu_body_words, gpu_scale_plane_offset, gpu_words, repack_for_gpu};
+use hearth_gguf::{ByteSource, GgmlType, TensorInfo};
+
+/// Host bytes read per upload step.
+const PIECE_BYTES: u64 = 8 << 20;
+
+/// Rows `[row_start, row_start + rows)` of a matrix in one buffer.
+pub struct MatrixChunk {
+    pub buffer: wgpu::Buffer,
+    pub row_start: u32,
+    pub rows: u32,
+    /// Word offset of the f16 scale plane inside `buffer` (split formats only).
+    pub scale_offset: u32,
+}
+
+/// A weight matrix `[rows, cols]` (ggml dims `[cols, rows]`) in its GPU layout.
+pub struct GpuMatrix {
+    pub name: String,
+    pub ty: GgmlType,
+    pub rows: u32,
+    pub cols: u32,
+    pub chunks: Vec<MatrixChunk>,
+}
+
+impl GpuMatrix {
+    pub fn gpu_bytes(&self) -> u64 {
+        self.chunks.iter().map(|c| c.buffer.size()).sum()
+    }
+
+    /// Raw (file) bytes: what one full read of this matrix costs in memory bandwidth.
+    pub fn file_bytes(&self) -> u64 {
+        self.ty.bytes_for(self.rows as u64 * self.cols as u64).unwrap_or(0)
+    }
+
+    /// Streams `info` from `source` into GPU buffers of at most `gpu.max_binding_bytes()`.
+    pub async fn upload<S: ByteSource>(gpu: &Gpu, source: &S, info: &TensorInfo, mut progress: impl FnMut(u64)) -> Result<Self, EngineError> {
+        let (rows, cols) = info.matrix_shape();
+        let ty = info.ty;
+        let (block, block_bytes) = ty.block_layout();
+        let blocks_per_row = cols as usize / block;
+        let row_raw = (blocks_per_row * block_bytes) as u64;
+        let row_words = gpu_words(ty, cols as usize) as u64 + 1; // + 1: a shared scale word
+        let limit_words = gpu.max_binding_bytes() / 4;
+        // Chunks hold an even number of rows of blocks so that scale pairs never straddle.
+        let rows_per_chunk = ((limit_words / row_words) & !1).max(2).min(rows);
+        if row_words * 2 > limit_words {
+            return Err(EngineError::Unsupported(format!("a row of '{}' is larger than this GPU's binding limit", info.name)));
+        }
+        let rows_per_piece = ((PIECE_BYTES / row_raw.max(1)) & !1).max(2);
+
+        let mut chunks = Vec::new();
+        let mut row_start = 0u64;
+        while row_start < rows {
+            let chunk_rows = rows_per_chunk.min(rows - row_start);
+            let n_blocks = chunk_rows as usize * blocks_per_row;
+            let words = gpu_words(ty, n_blocks * block);
+            let buffer = gpu.storage_buffer(&info.name, words as u64 * 4, wgpu::BufferUsages::empty()).await?;
+            let scale_offset = gpu_scale_plane_offset(ty, n_blocks);
+
+            let mut r = 0u64;
+            while r < chunk_rows {
+                let piece_rows = rows_per_piece.min(chunk_rows - r);
+                let mut raw = vec![0u8; (piece_rows * row_raw) as usize];
+                source.read_at(info.offset + (row_start + r) * row_raw, &mut raw).await?;
+                let packed = repack_for_gpu(ty, &raw);
+                let first_block = r as usize * blocks_per_row;
+                let piece_blocks = piece_rows as usize * blocks_per_row;
+                if scale_offset == 0 {
+                    let at = (first_block * block_bytes) as u64; // unsplit formats are verbatim
+                    gpu.queue.write_buffer(&buffer, at, bytemuck::cast_slice(&packed));
+                } else {
+                    let body = piece_blocks * gpu_body_words(ty);
+                    gpu.queue.write_buffer(&buffer, (first_block * gpu_body_words(ty) * 4) as u64, bytemuck::cast_slice(&packed[..body]));
+                    gpu.queue.write_buffer(&buffer, ((scale_offset + first_block / 2) * 4) as u64, bytemuck::cast_slice(&packed[body..]));
+                }
+                progress(raw.len() as u64);
+                r += piece_rows;
+            }
+            chunks.push(MatrixChunk { buffer, row_start: row_start as u32, rows: chunk_rows as u32, scale_offset: scale_offset as u32 });
+            row_start += chunk_rows;
+        }
+        gpu.check()?;
+        Ok(GpuMatrix { name: info.name.clone(), ty, rows: rows as u32, cols: cols as u32, chunks })
+    }
+}
+
+/// A small f32 vector (norm weights, RoPE factors), dequantized on the host.
+pub struct GpuVector {
+    pub buffer: wgpu::Buffer,
+    pub len: u32,
+}
+
+impl GpuVector {
+    pub async fn from_values(gpu: &Gpu, label: &str, values: &[f32]) -> Result<Self, EngineError> {
+        let buffer = gpu.storage_buffer(label, values.len() as u64 * 4, wgpu::BufferUsages::empty()).await?;
+        gpu.queue.write_buffer(&buffer, 0, bytemuck::cast_slice(values));
+        Ok(GpuVector { buffer, len: values.len() as u32 })
+    }
+
+    pub async fn read<S: ByteSource>(source: &S, info: &TensorInfo) -> Result<Vec<f32>, EngineError> {
+        let mut raw = vec![0u8; info.n_bytes as usize];
+        source.read_at(info.offset, &mut raw).await?;
+        dequantize(info.ty, &raw).ok_or_else(|| EngineError::Unsupported(format!("tensor '{}' has type {}", info.name, info.ty)))
+    }
+
+    pub async fn upload<S: ByteSource>(gpu: &Gpu, source: &S, info: &TensorInfo) -> Result<Self, EngineError> {
+        Self::from_values(gpu, &info.name, &Self::read(source, info).await?).await
+    }
+}

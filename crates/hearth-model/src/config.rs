@@ -1,0 +1,362 @@
+use hearth_gguf::types::SUPPORTED_TYPES;
+use hearth_gguf::{GgmlType, Gguf, MetadataValue, TensorInfo};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("the file has no 'general.architecture' key; it is not a model GGUF")]
+    NoArchitecture,
+    #[error("architecture '{0}' is not supported (supported: phi3)")]
+    UnsupportedArchitecture(String),
+    #[error("metadata key '{0}' is missing")]
+    MissingKey(String),
+    #[error("metadata key '{key}' has an unusable value: {reason}")]
+    BadKey { key: String, reason: String },
+    #[error("tensor '{0}' is missing")]
+    MissingTensor(String),
+    #[error("tensor '{name}' has shape {found:?}, expected {expected:?}")]
+    BadShape { name: String, found: Vec<u64>, expected: Vec<u64> },
+    #[error("tensor '{name}' has type {ty}, which Hearth cannot run yet (supported: {SUPPORTED_TYPES})")]
+    UnsupportedType { name: String, ty: GgmlType },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// How RoPE pairs the dimensions it rotates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopeStyle {
+    /// GPT-NeoX style: dimension `i` pairs with `i + n_rot/2` (phi3).
+    Neox,
+    /// Original style: dimension `2i` pairs with `2i + 1` (llama, after llama.cpp's Q/K permute).
+    Normal,
+}
+
+/// What distinguishes one architecture's forward pass from another's: data, not code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Architecture {
+    Phi3,
+}
+
+impl Architecture {
+    pub fn from_name(name: &str) -> Result<Self, ModelError> {
+        match name {
+            "phi3" => Ok(Architecture::Phi3),
+            other => Err(ModelError::UnsupportedArchitecture(other.to_string())),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Architecture::Phi3 => "phi3",
+        }
+    }
+
+    pub fn rope_style(self) -> RopeStyle {
+        match self {
+            Architecture::Phi3 => RopeStyle::Neox,
+        }
+    }
+}
+
+/// Query/key/value projection weights: one fused matrix or three.
+#[derive(Clone, Debug, PartialEq)]
+pub enum QkvWeights {
+    /// Rows: `n_embd` query rows, then `kv_dim` key rows, then `kv_dim` value rows.
+    Fused(String),
+    Separate { q: String, k: String, v: String },
+}
+
+/// Gated feed-forward input weights: one fused matrix (gate rows first) or two.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FfnWeights {
+    FusedGateUp(String),
+    Separate { gate: String, up: String },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerWeights {
+    pub attn_norm: String,
+    pub qkv: QkvWeights,
+    pub attn_output: String,
+    pub ffn_norm: String,
+    pub ffn_in: FfnWeights,
+    pub ffn_down: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct WeightNames {
+    pub token_embd: String,
+    pub layers: Vec<LayerWeights>,
+    pub output_norm: String,
+    /// `token_embd` when the output projection is tied to the embedding.
+    pub output: String,
+    pub rope_factors_long: Option<String>,
+    pub rope_factors_short: Option<String>,
+}
+
+/// Hyper-parameters of a decoder-only transformer, read from GGUF metadata and checked
+/// against the tensor shapes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub arch: Architecture,
+    pub name: Option<String>,
+    pub n_vocab: usize,
+    pub n_embd: usize,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub head_dim: usize,
+    pub n_ff: usize,
+    /// Dimensions of each head that RoPE rotates (`rope.dimension_count`); the rest pass through.
+    pub n_rot: usize,
+    pub rms_eps: f32,
+    pub rope_base: f32,
+    /// Position scale of linear RoPE scaling (`1 / rope.scaling.factor`), 1 when absent.
+    pub rope_freq_scale: f32,
+    /// Multiplier on RoPE's cos/sin (LongRoPE's attention factor), 1 when absent.
+    pub rope_attn_factor: f32,
+    pub rope_style: RopeStyle,
+    /// The trained context window (`context_length`).
+    pub context_length: usize,
+    /// The pre-extension context (`rope.scaling.original_context_length`): LongRoPE uses the
+    /// long factors when the session's window exceeds it.
+    pub original_context_length: usize,
+    pub weights: WeightNames,
+}
+
+impl Config {
+    pub fn kv_dim(&self) -> usize {
+        self.n_head_kv * self.head_dim
+    }
+
+    pub fn qkv_dim(&self) -> usize {
+        self.n_head * self.head_dim + 2 * self.kv_dim()
+    }
+
+    pub fn tied_output(&self) -> bool {
+        self.weights.output == self.weights.token_embd
+    }
+
+    /// Bytes of KV cache per token of context (f32 keys and values, all layers).
+    pub fn kv_bytes_per_token(&self) -> u64 {
+        (2 * self.n_layer * self.kv_dim() * 4) as u64
+    }
+
+    /// Whether a session with this context window uses LongRoPE's long factors. Decided once
+    /// per session, as llama.cpp does, so cached keys never change meaning mid-conversation.
+    pub fn uses_long_rope_factors(&self, ctx: usize) -> bool {
+        self.weights.rope_factors_long.is_some() && ctx > self.original_context_length
+    }
+
+    pub fn from_gguf(gguf: &Gguf) -> Result<Self, ModelError> {
+        let arch = Architecture::from_name(gguf.architecture().ok_or(ModelError::NoArchitecture)?)?;
+        let meta = Meta { gguf, prefix: arch.name() };
+
+        let n_embd = meta.usize("embedding_length")?;
+        let n_layer = meta.usize("block_count")?;
+        let n_head = meta.usize("attention.head_count")?;
+        let n_head_kv = meta.opt_usize("attention.head_count_kv")?.unwrap_or(n_head);
+        let n_ff = meta.usize("feed_forward_length")?;
+        if n_head == 0 || n_head_kv == 0 || n_head % n_head_kv != 0 {
+            return Err(ModelError::Unsupported(format!("{n_head} query heads cannot share {n_head_kv} key/value heads evenly")));
+        }
+        if n_embd % n_head != 0 {
+            return Err(ModelError::Unsupported(format!("embedding width {n_embd} is not divisible by {n_head} heads")));
+        }
+        let head_dim = meta.opt_usize("attention.key_length")?.unwrap_or(n_embd / n_head);
+        if head_dim * n_head != n_embd {
+            return Err(ModelError::Unsupported(format!("head width {head_dim} × {n_head} heads differs from the embedding width {n_embd}")));
+        }
+        if head_dim > 256 || head_dim % 4 != 0 {
+            return Err(ModelError::Unsupported(format!("head width {head_dim} (must be a multiple of 4, at most 256)")));
+        }
+        let n_rot = meta.opt_usize("rope.dimension_count")?.unwrap_or(head_dim);
+        if n_rot > head_dim || n_rot % 2 != 0 {
+            return Err(ModelError::BadKey { key: meta.key("rope.dimension_count"), reason: format!("{n_rot} rotary dimensions for a head of {head_dim}") });
+        }
+        let rms_eps = meta.opt_f32("attention.layer_norm_rms_epsilon")?.ok_or_else(|| ModelError::MissingKey(meta.key("attention.layer_norm_rms_epsilon")))?;
+        let rope_base = meta.opt_f32("rope.freq_base")?.unwrap_or(10000.0);
+        let scaling_type = meta.opt_str("rope.scaling.type").unwrap_or("linear");
+        let rope_freq_scale = match (scaling_type, meta.opt_f32("rope.scaling.factor")?) {
+            ("none", _) | (_, None) => 1.0,
+            (_, Some(f)) if f == 0.0 => 1.0,
+            ("linear", Some(f)) if f > 0.0 => 1.0 / f,
+            ("longrope", Some(_)) => 1.0,
+            (kind, Some(f)) => return Err(ModelError::Unsupported(format!("RoPE scaling '{kind}' with factor {f}"))),
+        };
+        let rope_attn_factor = meta.opt_f32("rope.scaling.attn_factor")?.unwrap_or(1.0);
+        let context_length = meta.usize("context_length")?;
+        let original_context_length = meta.opt_usize("rope.scaling.original_context_length")?.unwrap_or(context_length);
+        for (v, what) in [(rms_eps, "RMS epsilon"), (rope_base, "RoPE base"), (rope_attn_factor, "RoPE attention factor")] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(ModelError::Unsupported(format!("{what} {v}")));
+            }
+        }
+
+        let weights = Self::weight_names(gguf, arch, n_layer);
+        let token_embd = gguf.tensor(&weights.token_embd).ok_or_else(|| ModelError::MissingTensor(weights.token_embd.clone()))?;
+        let n_vocab = token_embd.matrix_shape().0 as usize;
+
+        let config = Config {
+            arch,
+            name: gguf.get("general.name").and_then(MetadataValue::as_str).map(str::to_string),
+            n_vocab,
+            n_embd,
+            n_layer,
+            n_head,
+            n_head_kv,
+            head_dim,
+            n_ff,
+            n_rot,
+            rms_eps,
+            rope_base,
+            rope_freq_scale,
+            rope_attn_factor,
+            rope_style: arch.rope_style(),
+            context_length,
+            original_context_length,
+            weights,
+        };
+        config.check_tensors(gguf)?;
+        Ok(config)
+    }
+
+    fn weight_names(gguf: &Gguf, arch: Architecture, n_layer: usize) -> WeightNames {
+        let has = |n: &str| gguf.tensor(n).is_some();
+        let layers = (0..n_layer)
+            .map(|i| {
+                let t = |s: &str| format!("blk.{i}.{s}.weight");
+                let qkv = match arch {
+                    Architecture::Phi3 if has(&t("attn_qkv")) => QkvWeights::Fused(t("attn_qkv")),
+                    Architecture::Phi3 => QkvWeights::Separate { q: t("attn_q"), k: t("attn_k"), v: t("attn_v") },
+                };
+                LayerWeights {
+                    attn_norm: t("attn_norm"),
+                    qkv,
+                    attn_output: t("attn_output"),
+                    ffn_norm: t("ffn_norm"),
+                    ffn_in: FfnWeights::FusedGateUp(t("ffn_up")),
+                    ffn_down: t("ffn_down"),
+                }
+            })
+            .collect();
+        let opt = |n: &str| has(n).then(|| n.to_string());
+        WeightNames {
+            token_embd: "token_embd.weight".into(),
+            layers,
+            output_norm: "output_norm.weight".into(),
+            output: opt("output.weight").unwrap_or_else(|| "token_embd.weight".into()),
+            rope_factors_long: opt("rope_factors_long.weight"),
+            rope_factors_short: opt("rope_factors_short.weight"),
+        }
+    }
+
+    /// Every tensor the forward pass reads: (name, expected ggml dims, is a matrix).
+    pub fn expected_tensors(&self) -> Vec<(String, Vec<u64>, bool)> {
+        let (d, kv, ff, v) = (self.n_embd as u64, self.kv_dim() as u64, self.n_ff as u64, self.n_vocab as u64);
+        let w = &self.weights;
+        let mut out = vec![(w.token_embd.clone(), vec![d, v], true), (w.output_norm.clone(), vec![d], false)];
+        if !self.tied_output() {
+            out.push((w.output.clone(), vec![d, v], true));
+        }
+        for f in [&w.rope_factors_long, &w.rope_factors_short].into_iter().flatten() {
+            out.push((f.clone(), vec![self.n_rot as u64 / 2], false));
+        }
+        for l in &w.layers {
+            out.push((l.attn_norm.clone(), vec![d], false));
+            out.push((l.ffn_norm.clone(), vec![d], false));
+            match &l.qkv {
+                QkvWeights::Fused(n) => out.push((n.clone(), vec![d, d + 2 * kv], true)),
+                QkvWeights::Separate { q, k, v } => {
+                    out.push((q.clone(), vec![d, d], true));
+                    out.push((k.clone(), vec![d, kv], true));
+                    out.push((v.clone(), vec![d, kv], true));
+                }
+            }
+            out.push((l.attn_output.clone(), vec![d, d], true));
+            match &l.ffn_in {
+                FfnWeights::FusedGateUp(n) => out.push((n.clone(), vec![d, 2 * ff], true)),
+                FfnWeights::Separate { gate, up } => {
+                    out.push((gate.clone(), vec![d, ff], true));
+                    out.push((up.clone(), vec![d, ff], true));
+                }
+            }
+            out.push((l.ffn_down.clone(), vec![ff, d], true));
+        }
+        out
+    }
+
+    fn check_tensors(&self, gguf: &Gguf) -> Result<(), ModelError> {
+        for (name, expected, is_matrix) in self.expected_tensors() {
+            let t: &TensorInfo = gguf.tensor(&name).ok_or_else(|| ModelError::MissingTensor(name.clone()))?;
+            // ggml drops trailing dimensions of 1; compare without them.
+            let trimmed: Vec<u64> = {
+                let mut dims = t.dims.clone();
+                while dims.len() > expected.len() && dims.last() == Some(&1) {
+                    dims.pop();
+                }
+                dims
+            };
+            if trimmed != expected {
+                return Err(ModelError::BadShape { name, found: t.dims.clone(), expected });
+            }
+            let runnable = if is_matrix { t.ty.is_supported() } else { matches!(t.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::Bf16) };
+            if !runnable {
+                return Err(ModelError::UnsupportedType { name, ty: t.ty });
+            }
+            // Matrix kernels walk rows in steps of 32 values.
+            if is_matrix && expected[0] % 32 != 0 {
+                return Err(ModelError::Unsupported(format!("tensor '{name}' has rows of {} values; Hearth needs a multiple of 32", expected[0])));
+            }
+        }
+        Ok(())
+    }
+
+    /// GPU bytes of all weights (in the GPU layout; tied output counted once).
+    pub fn weight_bytes(&self, gguf: &Gguf) -> u64 {
+        self.expected_tensors()
+            .iter()
+            .filter_map(|(n, _, _)| gguf.tensor(n))
+            .map(|t| 4 * hearth_gguf::quant::gpu_words(t.ty, t.n_elements() as usize) as u64)
+            .sum()
+    }
+}
+
+/// Typed access to `{arch}.key` metadata with errors that name the key.
+struct Meta<'a> {
+    gguf: &'a Gguf,
+    prefix: &'a str,
+}
+
+impl Meta<'_> {
+    fn key(&self, k: &str) -> String {
+        format!("{}.{k}", self.prefix)
+    }
+
+    fn opt_usize(&self, k: &str) -> Result<Option<usize>, ModelError> {
+        let key = self.key(k);
+        match self.gguf.get(&key) {
+            None => Ok(None),
+            Some(v) => match v.as_u64() {
+                // No real model has a dimension near this; a larger one is a corrupt file.
+                Some(n) if n > 0 && n <= 1 << 24 => Ok(Some(n as usize)),
+                _ => Err(ModelError::BadKey { key, reason: format!("{} is not a positive size", v.summary()) }),
+            },
+        }
+    }
+
+    fn usize(&self, k: &str) -> Result<usize, ModelError> {
+        self.opt_usize(k)?.ok_or_else(|| ModelError::MissingKey(self.key(k)))
+    }
+
+    fn opt_f32(&self, k: &str) -> Result<Option<f32>, ModelError> {
+        let key = self.key(k);
+        match self.gguf.get(&key) {
+            None => Ok(None),
+            Some(v) => v.as_f64().map(|f| Some(f as f32)).ok_or_else(|| ModelError::BadKey { key, reason: format!("{} is not a number", v.summary()) }),
+        }
+    }
+
+    fn opt_str(&self, k: &str) -> Option<&str> {
+        self.gguf.get(&self.key(k)).and_then(MetadataValue::as_str)
+    }
+}

@@ -1,0 +1,55 @@
+// Matrix × vector for decode: y[out_offset + r] (+)= dot(W[r, :], x[x_row, :]).
+//
+// Bindings:
+//   0 params   uniform  MatrixParams (below)
+//   1 weights  storage  W, n_rows × k values in the GPU layout of its format (weights/*.wgsl)
+//   2 x        storage  input activations, row-major [tokens, k] f32 read as vec4
+//   3 y        storage  output f32; with `accumulate` the product is added (fused residual)
+// One workgroup per weight row; 64 threads stride over the row 8 values at a time and
+// reduce in workgroup memory. Rows past 65535 wrap into the y dimension of the dispatch.
+
+struct MatrixParams {
+    k: u32,
+    scale_offset: u32,
+    n_rows: u32,
+    n_tokens: u32,
+    out_stride: u32,
+    out_offset: u32,
+    accumulate: u32,
+    x_row: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: MatrixParams;
+@group(0) @binding(1) var<storage, read> weights: array<u32>;
+@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+
+const WG: u32 = 64u;
+var<workgroup> partial: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = wid.x + wid.y * groups.x;
+    if (row >= params.n_rows) {
+        return;
+    }
+    let x_base = params.x_row * (params.k / 4u);
+    var acc = 0.0;
+    for (var k = lid * 8u; k < params.k; k += WG * 8u) {
+        let w = load_w8(row, k);
+        let xi = x_base + k / 4u;
+        acc += dot(w.lo, x[xi]) + dot(w.hi, x[xi + 1u]);
+    }
+    partial[lid] = acc;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            partial[lid] += partial[lid + s];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        let o = params.out_offset + row;
+        y[o] = select(0.0, y[o], params.accumulate == 1u) + partial[0];
+    }
+}
