@@ -1,0 +1,112 @@
+//! The `hearth` binary end to end: its outputs against llama.cpp's, and its behaviour on bad
+//! input (one clear line on stderr, a non-zero exit, never a panic).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+fn hearth(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hearth")).args(args).env("XDG_RUNTIME_DIR", std::env::temp_dir()).output().expect("hearth runs")
+}
+
+fn reference(name: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join(format!("{name}.json"))).unwrap()).unwrap()
+}
+
+fn joined(v: &serde_json::Value) -> String {
+    v.as_array().unwrap().iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",")
+}
+
+#[test]
+fn logits_command_writes_raw_f32_matching_llama_cpp() {
+    let meta = reference("tiny-f32-mha");
+    let case = &meta["logits"][0];
+    let out = std::env::temp_dir().join(format!("hearth-logits-{}.f32", std::process::id()));
+    let model = fixtures().join("tiny-f32-mha.gguf");
+    let r = hearth(&["logits", "--model", model.to_str().unwrap(), "--tokens", &joined(&case["tokens"]), "--out", out.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let got = std::fs::read(&out).unwrap();
+    let want = std::fs::read(fixtures().join(case["file"].as_str().unwrap())).unwrap();
+    assert_eq!(got.len(), want.len(), "[n_tokens, n_vocab] f32, no header");
+    let f = |b: &[u8]| b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect::<Vec<_>>();
+    let max_diff = f(&got).iter().zip(f(&want)).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(max_diff < 0.05, "largest logit difference from llama.cpp: {max_diff}");
+    std::fs::remove_file(out).ok();
+}
+
+#[test]
+fn generate_json_reports_llama_cpp_greedy_tokens() {
+    let meta = reference("tiny-f16-gqa-tied");
+    let g = &meta["greedy"];
+    let model = fixtures().join("tiny-f16-gqa-tied.gguf");
+    let n = g["tokens"].as_array().unwrap().len().to_string();
+    let r = hearth(&["generate", "--model", model.to_str().unwrap(), "--tokens", &joined(&g["prompt"]), "--max-tokens", &n, "--temperature", "0", "--json"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let stdout = String::from_utf8(r.stdout).unwrap();
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["tokens"], g["tokens"]);
+    assert!(last["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn inspect_describes_the_model() {
+    let model = fixtures().join("tiny-longrope.gguf");
+    let r = hearth(&["inspect", "--model", model.to_str().unwrap()]);
+    assert!(r.status.success());
+    let text = String::from_utf8(r.stdout).unwrap();
+    for want in ["phi3", "4 query / 2 key-value, head width 64 (48 rotary)", "LongRoPE (original context 256", "tied to token_embd", "F16"] {
+        assert!(text.contains(want), "missing '{want}' in:\n{text}");
+    }
+}
+
+fn expect_clean_failure(args: &[&str], needle: &str) {
+    let r = hearth(args);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success(), "{args:?} succeeded");
+    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:") && !l.contains("XDG_RUNTIME_DIR")).collect();
+    assert_eq!(errors.len(), 1, "{args:?}: expected one error line, got: {stderr}");
+    assert!(errors[0].contains(needle), "{args:?}: '{}' lacks '{needle}'", errors[0]);
+}
+
+#[test]
+fn bad_files_fail_with_one_clear_message() {
+    let dir = std::env::temp_dir().join(format!("hearth-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = std::fs::read(fixtures().join("tiny-q8_0.gguf")).unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let empty = write("empty.gguf", b"");
+    let text = write("text.gguf", b"this is not a model at all, just some text");
+    let truncated = write("truncated.gguf", &good[..good.len() / 2]);
+    let cut_header = write("cut-header.gguf", &good[..300]);
+    // A different architecture name, same length so every offset stays valid.
+    let mut renamed = good.clone();
+    let at = renamed.windows(4).position(|w| w == b"phi3").unwrap();
+    renamed[at..at + 4].copy_from_slice(b"mamb");
+    let renamed = write("renamed.gguf", &renamed);
+    for (path, needle) in [(empty.as_str(), "truncated"), (text.as_str(), "not a GGUF file"), (truncated.as_str(), "truncated"), (cut_header.as_str(), "more than the file can hold"), (renamed.as_str(), "architecture 'mamb' is not supported")] {
+        for cmd in ["inspect", "generate"] {
+            let mut args = vec![cmd, "--model", path];
+            if cmd == "generate" {
+                args.extend(["--tokens", "1,2"]);
+            }
+            if cmd == "inspect" && needle.starts_with("architecture") {
+                continue; // inspect describes files it cannot run
+            }
+            expect_clean_failure(&args, needle);
+        }
+    }
+    expect_clean_failure(&["generate", "--model", dir.join("missing.gguf").to_str().unwrap(), "--tokens", "1"], "cannot open");
+    let model = fixtures().join("tiny-q8_0.gguf");
+    let model = model.to_str().unwrap();
+    expect_clean_failure(&["generate", "--model", model, "--tokens", "1,99999"], "outside the model's vocabulary");
+    expect_clean_failure(&["generate", "--model", model, "--tokens", "1,2,3", "--ctx", "2"], "context window holds 2");
+    std::fs::remove_dir_all(dir).ok();
+}

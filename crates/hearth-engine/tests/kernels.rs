@@ -1,0 +1,328 @@
+//! Each WGSL kernel against a plain-Rust CPU reference, on sizes that are not multiples of
+//! the workgroup or tile sizes.
+
+use hearth_engine::kernels::{Kernels, Recorder, RopeShape};
+use hearth_engine::weights::{GpuMatrix, GpuVector};
+use hearth_engine::Gpu;
+use hearth_gguf::quant::dequantize;
+use hearth_gguf::{GgmlType, SliceSource, TensorInfo};
+use half::{bf16, f16};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const ALL_TYPES: [GgmlType; 11] = [
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::Bf16,
+    GgmlType::Q8_0,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q4K,
+    GgmlType::Q5K,
+    GgmlType::Q6K,
+];
+
+/// Random but valid blocks: random quants, small finite f16 scales where the format has them.
+fn random_weights(rng: &mut StdRng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
+    let n = rows * cols;
+    match ty {
+        GgmlType::F32 => (0..n).flat_map(|_| rng.random_range(-1.0f32..1.0).to_le_bytes()).collect(),
+        GgmlType::F16 => (0..n).flat_map(|_| f16::from_f32(rng.random_range(-1.0..1.0)).to_le_bytes()).collect(),
+        GgmlType::Bf16 => (0..n).flat_map(|_| bf16::from_f32(rng.random_range(-1.0..1.0)).to_le_bytes()).collect(),
+        _ => {
+            let (block, size) = ty.block_layout();
+            let mut raw: Vec<u8> = (0..n / block * size).map(|_| rng.random()).collect();
+            let scale_at: &[usize] = match ty {
+                GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q5_0 => &[0],
+                GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4K | GgmlType::Q5K => &[0, 2],
+                GgmlType::Q6K => &[208],
+                _ => unreachable!(),
+            };
+            for b in raw.chunks_exact_mut(size) {
+                for &at in scale_at {
+                    let s = f16::from_f32(rng.random_range(0.001..0.05));
+                    b[at..at + 2].copy_from_slice(&s.to_le_bytes());
+                }
+            }
+            raw
+        }
+    }
+}
+
+async fn matrix(gpu: &Gpu, ty: GgmlType, raw: &[u8], rows: usize, cols: usize) -> GpuMatrix {
+    let info = TensorInfo { name: format!("{ty}"), dims: vec![cols as u64, rows as u64], ty, offset: 0, n_bytes: raw.len() as u64 };
+    GpuMatrix::upload(gpu, &SliceSource(raw), &info, |_| {}).await.unwrap()
+}
+
+fn buffer(gpu: &Gpu, data: &[f32]) -> wgpu::Buffer {
+    let b = pollster::block_on(gpu.storage_buffer("test", (data.len() * 4) as u64, wgpu::BufferUsages::empty())).unwrap();
+    gpu.queue.write_buffer(&b, 0, bytemuck::cast_slice(data));
+    b
+}
+
+fn read(gpu: &Gpu, b: &wgpu::Buffer, n: usize) -> Vec<f32> {
+    bytemuck::pod_collect_to_vec(&pollster::block_on(gpu.read_storage(b, (n * 4) as u64)).unwrap())
+}
+
+fn random_vec(rng: &mut StdRng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
+}
+
+fn assert_close(got: &[f32], want: &[f64], tol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!((g as f64 - w).abs() <= tol * w.abs().max(1.0), "{what}[{i}]: {g} vs {w}");
+    }
+}
+
+/// y = x W^T (+ y0) for `tokens` tokens, with the output placed at a column offset of a
+/// wider output, on one buffer and on many row chunks.
+fn check_matmul(ty: GgmlType, rows: usize, cols: usize, tokens: usize, chunk_limit: Option<u64>) {
+    let mut rng = StdRng::seed_from_u64(ty as u64 * 31 + tokens as u64);
+    let mut gpu = pollster::block_on(Gpu::new()).unwrap();
+    if let Some(limit) = chunk_limit {
+        gpu.limit_binding_bytes(limit);
+    }
+    let raw = random_weights(&mut rng, ty, rows, cols);
+    let w = dequantize(ty, &raw).unwrap();
+    let m = pollster::block_on(matrix(&gpu, ty, &raw, rows, cols));
+    if chunk_limit.is_some() {
+        assert!(m.chunks.len() > 1, "{ty}: expected several chunks");
+    }
+    let kernels = pollster::block_on(Kernels::new(&gpu, [ty])).unwrap();
+    let (stride, offset) = (rows + 7, 5usize);
+    let x = random_vec(&mut rng, tokens * cols);
+    let y0 = random_vec(&mut rng, tokens * stride);
+    let (xb, yb) = (buffer(&gpu, &x), buffer(&gpu, &y0));
+    let mut rec = Recorder::new(&gpu, &kernels);
+    rec.matmul(&m, &xb, 0, tokens as u32, &yb, stride as u32, offset as u32, true);
+    let mut params = None;
+    rec.submit(&gpu, &mut params, |_| {});
+    let got = read(&gpu, &yb, tokens * stride);
+    let mut want: Vec<f64> = y0.iter().map(|&v| v as f64).collect();
+    // f32 dot products err relative to the sum of |terms|, not to their (cancelling) sum.
+    let mut magnitude: Vec<f64> = y0.iter().map(|&v| (v as f64).abs()).collect();
+    for t in 0..tokens {
+        for r in 0..rows {
+            let terms = (0..cols).map(|k| w[r * cols + k] as f64 * x[t * cols + k] as f64);
+            want[t * stride + offset + r] += terms.clone().sum::<f64>();
+            magnitude[t * stride + offset + r] += terms.map(f64::abs).sum::<f64>();
+        }
+    }
+    for (i, ((&g, &w), &m)) in got.iter().zip(&want).zip(&magnitude).enumerate() {
+        assert!((g as f64 - w).abs() <= 1e-5 * m.max(1.0), "{ty} matmul {tokens} tokens [{i}]: {g} vs {w} (terms {m})");
+    }
+}
+
+#[test]
+fn matvec_every_weight_format() {
+    for ty in ALL_TYPES {
+        check_matmul(ty, 37, 512, 1, None);
+    }
+}
+
+#[test]
+fn matmul_every_weight_format() {
+    for ty in ALL_TYPES {
+        check_matmul(ty, 37, 512, 45, None);
+    }
+}
+
+#[test]
+fn matmul_and_matvec_over_row_chunks() {
+    for ty in [GgmlType::Q6K, GgmlType::Q4_0, GgmlType::F16] {
+        check_matmul(ty, 70, 512, 1, Some(16 << 10));
+        check_matmul(ty, 70, 512, 33, Some(16 << 10));
+    }
+}
+
+#[test]
+fn embedding_gather_across_chunks() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut gpu = pollster::block_on(Gpu::new()).unwrap();
+    gpu.limit_binding_bytes(8 << 10);
+    let (rows, cols) = (90, 256);
+    for ty in [GgmlType::Q8_0, GgmlType::Q5K, GgmlType::Bf16] {
+        let raw = random_weights(&mut rng, ty, rows, cols);
+        let w = dequantize(ty, &raw).unwrap();
+        let m = pollster::block_on(matrix(&gpu, ty, &raw, rows, cols));
+        assert!(m.chunks.len() > 1);
+        let kernels = pollster::block_on(Kernels::new(&gpu, [ty])).unwrap();
+        let tokens = [0u32, 89, 45, 3, 60, 60, 17];
+        let tb = pollster::block_on(gpu.storage_buffer("tokens", 28, wgpu::BufferUsages::empty())).unwrap();
+        gpu.queue.write_buffer(&tb, 0, bytemuck::cast_slice(&tokens));
+        let out = buffer(&gpu, &vec![0.0; tokens.len() * cols]);
+        let mut rec = Recorder::new(&gpu, &kernels);
+        rec.embed(&m, &tb, tokens.len() as u32, &out);
+        rec.submit(&gpu, &mut None, |_| {});
+        let got = read(&gpu, &out, tokens.len() * cols);
+        let want: Vec<f64> = tokens.iter().flat_map(|&t| w[t as usize * cols..(t as usize + 1) * cols].iter().map(|&v| v as f64)).collect();
+        assert_close(&got, &want, 1e-6, &format!("{ty} embedding"));
+    }
+}
+
+#[test]
+fn rms_norm_rows_with_offset() {
+    let mut rng = StdRng::seed_from_u64(4);
+    let gpu = pollster::block_on(Gpu::new()).unwrap();
+    let kernels = pollster::block_on(Kernels::new(&gpu, [])).unwrap();
+    let (n, rows, eps) = (100, 5, 1e-5f32);
+    let x = random_vec(&mut rng, rows * n);
+    let wv = random_vec(&mut rng, n);
+    let xb = buffer(&gpu, &x);
+    let weight = pollster::block_on(GpuVector::from_values(&gpu, "w", &wv)).unwrap();
+    let out = buffer(&gpu, &vec![0.0; 3 * n]);
+    let mut rec = Recorder::new(&gpu, &kernels);
+    rec.rms_norm(&xb, 2, 3, &weight, eps, &out);
+    rec.submit(&gpu, &mut None, |_| {});
+    let got = read(&gpu, &out, 3 * n);
+    let mut want = Vec::new();
+    for r in 2..5 {
+        let row = &x[r * n..(r + 1) * n];
+        let ms: f64 = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / n as f64;
+        let scale = 1.0 / (ms + eps as f64).sqrt();
+        want.extend(row.iter().zip(&wv).map(|(&v, &w)| v as f64 * scale * w as f64));
+    }
+    assert_close(&got, &want, 1e-5, "rms_norm");
+}
+
+/// Reference RoPE on one head: pairs (i, i + n_rot/2) or (2i, 2i+1) over the first n_rot dims.
+#[allow(clippy::too_many_arguments)]
+fn rope_ref(head: &[f32], pos: usize, n_rot: usize, neox: bool, base: f64, freq: &[f32], freq_scale: f64, attn_factor: f64) -> Vec<f64> {
+    let mut out: Vec<f64> = head.iter().map(|&v| v as f64).collect();
+    for i in 0..n_rot / 2 {
+        let theta = pos as f64 * freq_scale * base.powf(-2.0 * i as f64 / n_rot as f64) / freq[i] as f64;
+        let (s, c) = theta.sin_cos();
+        let (a, b) = if neox { (i, i + n_rot / 2) } else { (2 * i, 2 * i + 1) };
+        let (x0, x1) = (head[a] as f64, head[b] as f64);
+        out[a] = (x0 * c - x1 * s) * attn_factor;
+        out[b] = (x0 * s + x1 * c) * attn_factor;
+    }
+    out
+}
+
+#[test]
+fn rope_rotates_queries_and_stores_keys_and_values() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let gpu = pollster::block_on(Gpu::new()).unwrap();
+    let kernels = pollster::block_on(Kernels::new(&gpu, [])).unwrap();
+    for neox in [true, false] {
+        let (n_head, n_kv, hd, n_rot, tokens, pos0) = (6, 2, 80, 60, 3, 7);
+        let stride = (n_head + 2 * n_kv) * hd;
+        let shape = RopeShape { n_head: n_head as u32, n_head_kv: n_kv as u32, head_dim: hd as u32, n_rot: n_rot as u32, qkv_stride: stride as u32, neox, base: 10000.0, freq_scale: 0.5, attn_factor: 1.2 };
+        let qkv = random_vec(&mut rng, tokens * stride);
+        let freq: Vec<f32> = (0..n_rot / 2).map(|i| 1.0 + i as f32 * 0.1).collect();
+        let qkv_b = buffer(&gpu, &qkv);
+        let freq_b = pollster::block_on(GpuVector::from_values(&gpu, "freq", &freq)).unwrap();
+        let cap = 16;
+        let k_b = buffer(&gpu, &vec![0.0; cap * n_kv * hd]);
+        let v_b = buffer(&gpu, &vec![0.0; cap * n_kv * hd]);
+        let mut rec = Recorder::new(&gpu, &kernels);
+        rec.rope_kv(&shape, pos0 as u32, tokens as u32, &qkv_b, &freq_b, &k_b, &v_b);
+        rec.submit(&gpu, &mut None, |_| {});
+        let (q_got, k_got, v_got) = (read(&gpu, &qkv_b, tokens * stride), read(&gpu, &k_b, cap * n_kv * hd), read(&gpu, &v_b, cap * n_kv * hd));
+        for t in 0..tokens {
+            let pos = pos0 + t;
+            for h in 0..n_head + n_kv {
+                let src = &qkv[t * stride + h * hd..t * stride + (h + 1) * hd];
+                let mut want = rope_ref(src, pos, n_rot, neox, 10000.0, &freq, 0.5, 1.2);
+                let got = if h < n_head {
+                    &q_got[t * stride + h * hd..t * stride + (h + 1) * hd]
+                } else {
+                    let kh = h - n_head;
+                    &k_got[pos * n_kv * hd + kh * hd..pos * n_kv * hd + (kh + 1) * hd]
+                };
+                want.truncate(hd);
+                assert_close(got, &want, 1e-4, &format!("rope neox={neox} t={t} head {h}"));
+            }
+            for vh in 0..n_kv {
+                let src = &qkv[t * stride + (n_head + n_kv + vh) * hd..][..hd];
+                let got = &v_got[pos * n_kv * hd + vh * hd..][..hd];
+                assert_eq!(got, src, "v cache t={t} head {vh}");
+            }
+        }
+    }
+}
+
+#[test]
+fn causal_attention_over_several_key_tiles() {
+    let mut rng = StdRng::seed_from_u64(6);
+    let gpu = pollster::block_on(Gpu::new()).unwrap();
+    let kernels = pollster::block_on(Kernels::new(&gpu, [])).unwrap();
+    let (n_head, n_kv, hd, tokens, pos0) = (4, 2, 80, 3, 140);
+    let stride = (n_head + 2 * n_kv) * hd;
+    let kv_dim = n_kv * hd;
+    let shape = RopeShape { n_head: n_head as u32, n_head_kv: n_kv as u32, head_dim: hd as u32, n_rot: 0, qkv_stride: stride as u32, neox: true, base: 1.0, freq_scale: 1.0, attn_factor: 1.0 };
+    let qkv: Vec<f32> = random_vec(&mut rng, tokens * stride).iter().map(|v| v * 3.0).collect();
+    let cap = pos0 + tokens;
+    let k = random_vec(&mut rng, cap * kv_dim);
+    let v = random_vec(&mut rng, cap * kv_dim);
+    let (qkv_b, k_b, v_b) = (buffer(&gpu, &qkv), buffer(&gpu, &k), buffer(&gpu, &v));
+    let out = buffer(&gpu, &vec![0.0; tokens * n_head * hd]);
+    let mut rec = Recorder::new(&gpu, &kernels);
+    rec.attention(&shape, pos0 as u32, tokens as u32, &qkv_b, &k_b, &v_b, &out);
+    rec.submit(&gpu, &mut None, |_| {});
+    let got = read(&gpu, &out, tokens * n_head * hd);
+    let mut want = Vec::new();
+    for t in 0..tokens {
+        for h in 0..n_head {
+            let kvh = h / (n_head / n_kv);
+            let q = &qkv[t * stride + h * hd..][..hd];
+            let scores: Vec<f64> = (0..=pos0 + t).map(|j| (0..hd).map(|d| q[d] as f64 * k[j * kv_dim + kvh * hd + d] as f64).sum::<f64>() / (hd as f64).sqrt()).collect();
+            let max = scores.iter().cloned().fold(f64::MIN, f64::max);
+            let p: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+            let sum: f64 = p.iter().sum();
+            for d in 0..hd {
+                want.push(p.iter().enumerate().map(|(j, &pj)| pj * v[j * kv_dim + kvh * hd + d] as f64).sum::<f64>() / sum);
+            }
+        }
+    }
+    assert_close(&got, &want, 1e-4, "attention");
+}
+
+#[test]
+fn silu_gate_on_odd_widths() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let gpu = pollster::block_on(Gpu::new()).unwrap();
+    let kernels = pollster::block_on(Kernels::new(&gpu, [])).unwrap();
+    let (n_ff, tokens) = (100, 3);
+    let gu: Vec<f32> = random_vec(&mut rng, tokens * 2 * n_ff).iter().map(|v| v * 6.0).collect();
+    let (gu_b, out) = (buffer(&gpu, &gu), buffer(&gpu, &vec![0.0; tokens * n_ff]));
+    let mut rec = Recorder::new(&gpu, &kernels);
+    rec.silu_gate(n_ff as u32, tokens as u32, &gu_b, &out);
+    rec.submit(&gpu, &mut None, |_| {});
+    let got = read(&gpu, &out, tokens * n_ff);
+    let want: Vec<f64> = (0..tokens)
+        .flat_map(|t| {
+            let gu = &gu;
+            (0..n_ff).map(move |i| {
+                let g = gu[t * 2 * n_ff + i] as f64;
+                g / (1.0 + (-g).exp()) * gu[t * 2 * n_ff + n_ff + i] as f64
+            })
+        })
+        .collect();
+    assert_close(&got, &want, 1e-5, "silu_gate");
+}
+
+#[test]
+fn argmax_picks_the_first_of_equal_maxima() {
+    let mut rng = StdRng::seed_from_u64(8);
+    let gpu = pollster::block_on(Gpu::new()).unwrap();
+    let kernels = pollster::block_on(Kernels::new(&gpu, [])).unwrap();
+    for n in [1usize, 5, 255, 1000, 200_064] {
+        let mut logits = random_vec(&mut rng, n);
+        let expected = rng.random_range(0..n);
+        logits[expected] = 7.5;
+        if expected + 3 < n {
+            logits[expected + 3] = 7.5; // a later tie must lose
+        }
+        let (lb, rb) = (buffer(&gpu, &logits), buffer(&gpu, &[0.0]));
+        let mut rec = Recorder::new(&gpu, &kernels);
+        rec.argmax(&lb, n as u32, &rb);
+        rec.submit(&gpu, &mut None, |_| {});
+        let got: Vec<u32> = bytemuck::pod_collect_to_vec(&pollster::block_on(gpu.read_storage(&rb, 4)).unwrap());
+        assert_eq!(got[0] as usize, expected, "n = {n}");
+    }
+}
