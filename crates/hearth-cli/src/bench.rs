@@ -1,7 +1,7 @@
 //! `hearth bench`: prefill and decode speed, and how close decoding comes to the bandwidth
 //! bound (every decoded token reads every weight once).
 
-use crate::{AnyError, load};
+use crate::{AnyError, emit, load};
 use hearth_engine::Session;
 use rand::{Rng, SeedableRng};
 use std::path::PathBuf;
@@ -34,8 +34,8 @@ pub async fn run(args: BenchArgs) -> Result<(), AnyError> {
     let bytes_per_token = model.weight_bytes_per_token();
     let mut peak = 0u64;
     if !args.json {
-        println!("adapter: {adapter}");
-        println!("load: {load_s:.2} s; weights read per decoded token: {:.1} MiB", bytes_per_token as f64 / (1 << 20) as f64);
+        emit(&format!("adapter: {adapter}\n"))?;
+        emit(&format!("load: {load_s:.2} s; weights read per decoded token: {:.1} MiB\n", bytes_per_token as f64 / (1 << 20) as f64))?;
     }
 
     // Warm-up: compile-on-first-use drivers and lazy allocations stay out of the timings.
@@ -51,7 +51,7 @@ pub async fn run(args: BenchArgs) -> Result<(), AnyError> {
         let tps = len as f64 / start.elapsed().as_secs_f64();
         peak = peak.max(model.weight_gpu_bytes() + session.kv_bytes() + session.activation_bytes());
         if !args.json {
-            println!("prefill {len:>6} tokens: {tps:>9.1} tokens/s");
+            emit(&format!("prefill {len:>6} tokens: {tps:>9.1} tokens/s\n"))?;
         }
         prefill.push(serde_json::json!({"prompt_len": len, "tokens_per_s": tps}));
     }
@@ -69,7 +69,7 @@ pub async fn run(args: BenchArgs) -> Result<(), AnyError> {
         let gbps = bytes_per_token as f64 * tps / 1e9;
         peak = peak.max(model.weight_gpu_bytes() + session.kv_bytes() + session.activation_bytes());
         if !args.json {
-            println!("decode at {ctx:>6} context: {tps:>9.2} tokens/s, {gbps:.2} GB/s of weights");
+            emit(&format!("decode at {ctx:>6} context: {tps:>9.2} tokens/s, {gbps:.2} GB/s of weights\n"))?;
         }
         decode.push(serde_json::json!({"ctx_len": ctx, "tokens_per_s": tps, "effective_gb_per_s": gbps}));
     }
@@ -83,9 +83,9 @@ pub async fn run(args: BenchArgs) -> Result<(), AnyError> {
             "prefill": prefill,
             "decode": decode,
         });
-        println!("{report}");
+        emit(&format!("{report}\n"))?;
     } else {
-        println!("peak GPU memory: {:.1} MiB", peak as f64 / (1 << 20) as f64);
+        emit(&format!("peak GPU memory: {:.1} MiB\n", peak as f64 / (1 << 20) as f64))?;
     }
     Ok(())
 }

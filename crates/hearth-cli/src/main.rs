@@ -2,6 +2,7 @@
 
 mod bench;
 mod file;
+mod synth;
 
 use clap::{Parser, Subcommand};
 use file::FileSource;
@@ -64,6 +65,8 @@ enum Command {
     },
     /// Measure prefill and decode speed and the effective bandwidth of decoding.
     Bench(bench::BenchArgs),
+    /// Write a random-weight GGUF with a real model's shapes (benchmarks without downloads).
+    Synth(synth::SynthArgs),
 }
 
 #[derive(Clone, Debug)]
@@ -94,6 +97,23 @@ fn main() -> ExitCode {
 }
 
 type AnyError = Box<dyn std::error::Error>;
+
+/// Appends a formatted line to a report string.
+macro_rules! line {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+/// Writes to stdout; a reader that went away (`hearth … | head`) ends output quietly.
+pub(crate) fn emit(text: &str) -> Result<(), AnyError> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
 
 /// Opens a model file and parses its header.
 async fn open(path: &Path) -> Result<(FileSource, Gguf), AnyError> {
@@ -143,12 +163,10 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
             let mut next = session.next_greedy(&prompt).await?;
             let prefill_s = start.elapsed().as_secs_f64();
             let decode_start = Instant::now();
-            let mut stdout = std::io::stdout();
             while generated.len() < max_tokens {
                 generated.push(next);
                 if !json {
-                    write!(stdout, "{next} ")?;
-                    stdout.flush()?;
+                    emit(&format!("{next} "))?;
                 }
                 if generated.len() == max_tokens || session.history().len() >= session.context_window() {
                     break;
@@ -167,23 +185,25 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
                     "decode_s": decode_s,
                     "decode_tokens_per_s": decoded as f64 / decode_s.max(1e-9),
                 });
-                println!("{report}");
+                emit(&format!("{report}\n"))?;
             } else {
-                println!();
+                emit("\n")?;
                 eprintln!("{} prompt tokens in {prefill_s:.3} s; {} tokens at {:.1} tokens/s", prompt.len(), generated.len(), decoded as f64 / decode_s.max(1e-9));
             }
             Ok(())
         }
         Command::Bench(args) => bench::run(args).await,
+        Command::Synth(args) => synth::run(args),
     }
 }
 
 async fn inspect(path: &Path, list_tensors: bool) -> Result<(), AnyError> {
     let (_, gguf) = open(path).await?;
-    println!("file          {} ({:.1} MiB, GGUF v{})", path.display(), gguf.file_len as f64 / (1 << 20) as f64, gguf.version);
-    println!("architecture  {}", gguf.architecture().unwrap_or("(none)"));
+    let mut r = String::new();
+    line!(r, "file          {} ({:.1} MiB, GGUF v{})", path.display(), gguf.file_len as f64 / (1 << 20) as f64, gguf.version);
+    line!(r, "architecture  {}", gguf.architecture().unwrap_or("(none)"));
     if let Some(name) = gguf.get("general.name").and_then(|v| v.as_str()) {
-        println!("name          {name}");
+        line!(r, "name          {name}");
     }
     let mut types: std::collections::BTreeMap<String, (usize, u64)> = Default::default();
     for t in &gguf.tensors {
@@ -192,28 +212,28 @@ async fn inspect(path: &Path, list_tensors: bool) -> Result<(), AnyError> {
         e.1 += t.n_bytes;
     }
     let summary: Vec<String> = types.iter().map(|(ty, (n, b))| format!("{ty} ×{n} ({:.1} MiB)", *b as f64 / (1 << 20) as f64)).collect();
-    println!("tensors       {} — {}", gguf.tensors.len(), summary.join(", "));
+    line!(r, "tensors       {} — {}", gguf.tensors.len(), summary.join(", "));
     match Config::from_gguf(&gguf) {
         Ok(c) => {
-            println!("layers        {}", c.n_layer);
-            println!("embedding     {}", c.n_embd);
-            println!("heads         {} query / {} key-value, head width {} ({} rotary)", c.n_head, c.n_head_kv, c.head_dim, c.n_rot);
-            println!("feed-forward  {}", c.n_ff);
-            println!("vocabulary    {}", c.n_vocab);
-            println!("output        {}", if c.tied_output() { "tied to token_embd" } else { "separate output.weight" });
+            line!(r, "layers        {}", c.n_layer);
+            line!(r, "embedding     {}", c.n_embd);
+            line!(r, "heads         {} query / {} key-value, head width {} ({} rotary)", c.n_head, c.n_head_kv, c.head_dim, c.n_rot);
+            line!(r, "feed-forward  {}", c.n_ff);
+            line!(r, "vocabulary    {}", c.n_vocab);
+            line!(r, "output        {}", if c.tied_output() { "tied to token_embd" } else { "separate output.weight" });
             let longrope = if c.weights.rope_factors_long.is_some() { format!(", LongRoPE (original context {}, attention factor {})", c.original_context_length, c.rope_attn_factor) } else { String::new() };
-            println!("context       {} tokens, RoPE base {}{longrope}", c.context_length, c.rope_base);
+            line!(r, "context       {} tokens, RoPE base {}{longrope}", c.context_length, c.rope_base);
             let weights = c.weight_bytes(&gguf);
             let kv = c.kv_bytes_per_token();
             let mib = |b: u64| b as f64 / (1 << 20) as f64;
-            println!("GPU memory    weights {:.1} MiB + KV cache {:.1} KiB per token ({:.1} MiB at 4096 tokens, {:.1} MiB at the full {})", mib(weights), kv as f64 / 1024.0, mib(kv * 4096), mib(kv * c.context_length as u64), c.context_length);
+            line!(r, "GPU memory    weights {:.1} MiB + KV cache {:.1} KiB per token ({:.1} MiB at 4096 tokens, {:.1} MiB at the full {})", mib(weights), kv as f64 / 1024.0, mib(kv * 4096), mib(kv * c.context_length as u64), c.context_length);
         }
-        Err(e) => println!("runnable      no: {e}"),
+        Err(e) => line!(r, "runnable      no: {e}"),
     }
     if list_tensors {
         for t in &gguf.tensors {
-            println!("  {:<32} {:<6} {:?} {} bytes", t.name, t.ty.to_string(), t.dims, t.n_bytes);
+            line!(r, "  {:<32} {:<6} {:?} {} bytes", t.name, t.ty.to_string(), t.dims, t.n_bytes);
         }
     }
-    Ok(())
+    emit(&r)
 }

@@ -7,11 +7,13 @@
 //! * [`types`] describes ggml tensor types (block sizes and byte sizes).
 //! * [`quant`] dequantizes blocks on the CPU (the reference for the GPU kernels) and repacks
 //!   them into the 4-byte-aligned layout the WGSL kernels read.
+//! * [`writer`] writes GGUF files (synthetic benchmark models, test inputs).
 
 pub mod header;
 pub mod quant;
 pub mod source;
 pub mod types;
+pub mod writer;
 
 pub use header::{Gguf, MetadataValue, TensorInfo, parse_header};
 pub use source::{ByteSource, SliceSource, SourceError, read_header};
