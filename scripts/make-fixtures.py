@@ -59,12 +59,21 @@ CONTROL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_sep|>", "<|im_end|>", "
 
 
 def build_vocab(n_merges=48):
+    return build_vocab_from(TRAIN_TEXT, n_merges)
+
+
+def build_vocab_from(text, n_merges, across_words=False, extra_tokens=()):
+    """Byte-level BPE trained on `text`: on words (GPT-2 style) or, with `across_words`, on
+    whole lines so that merges span spaces, digits and punctuation and every pre-tokenizer
+    choice shows in the ids. `extra_tokens` are added without merges that reach them (as
+    tiktoken-derived vocabularies have), which is what `ignore_merges` is about."""
     b2u = bytes_to_unicode()
     tokens = [b2u[b] for b in range(256)]
     words = {}
-    for w in TRAIN_TEXT.replace("\n", " ").split(" "):
+    units = text.split("\n") if across_words else [" " + w for w in text.replace("\n", " ").split(" ") if w]
+    for w in units:
         if w:
-            key = tuple(b2u[b] for b in (" " + w).encode())
+            key = tuple(b2u[b] for b in w.encode())
             words[key] = words.get(key, 0) + 1
     merges = []
     for _ in range(n_merges):
@@ -89,6 +98,10 @@ def build_vocab(n_merges=48):
                     i += 1
             new_words[tuple(out)] = new_words.get(tuple(out), 0) + count
         words = new_words
+    for t in extra_tokens:
+        t = "".join(b2u[b] for b in t.encode())
+        if t not in tokens:
+            tokens.append(t)
     types = [1] * len(tokens) + [3] * len(CONTROL_TOKENS)
     tokens += CONTROL_TOKENS
     # Pad the vocabulary to a multiple of 32 like real models do (unused tokens).

@@ -1,0 +1,34 @@
+//! Text in and out of a model, from the GGUF file alone: the tokenizer, a streaming
+//! detokenizer, and the chat template.
+
+pub mod stream;
+pub mod template;
+pub mod tokenizer;
+
+pub use stream::StreamDecoder;
+pub use template::{ChatTemplate, Message};
+pub use tokenizer::{TokenType, Tokenizer};
+
+use hearth_gguf::{Gguf, MetadataValue};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TextError {
+    #[error("the model file has no '{0}'; it carries no usable tokenizer")]
+    Missing(String),
+    #[error("the model's tokenizer is malformed: {0}")]
+    Bad(String),
+    #[error("unsupported {0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    Template(String),
+}
+
+/// The model's chat template, or the built-in Phi format its vocabulary implies.
+pub fn chat_template(gguf: &Gguf, tokenizer: &Tokenizer) -> Result<ChatTemplate, TextError> {
+    let text = |id: Option<u32>| id.map(|i| tokenizer.token_text(i)).unwrap_or_default();
+    let (bos, eos) = (text(tokenizer.bos), text(tokenizer.eos));
+    match gguf.get("tokenizer.chat_template").and_then(MetadataValue::as_str) {
+        Some(source) => ChatTemplate::new(source, &bos, &eos),
+        None => Ok(ChatTemplate::fallback_for(tokenizer.special_id("<|im_sep|>").is_some(), &bos, &eos)),
+    }
+}

@@ -1,0 +1,66 @@
+//! Chat templates: the model's own Hugging Face Jinja template rendered with minijinja, or a
+//! built-in Phi format when the file has none.
+
+use crate::TextError;
+use minijinja::{Environment, ErrorKind, Value};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+impl Message {
+    pub fn new(role: &str, content: &str) -> Self {
+        Message { role: role.into(), content: content.into() }
+    }
+}
+
+/// Phi-4 (14B, reasoning): `<|im_start|>role<|im_sep|>content<|im_end|>`.
+pub const PHI4_TEMPLATE: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '<|im_sep|>' + message['content'] + '<|im_end|>' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant<|im_sep|>' }}{% endif %}";
+
+/// Phi-4-mini and Phi-3/3.5: `<|role|>content<|end|>`.
+pub const PHI3_TEMPLATE: &str = "{% for message in messages %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}";
+
+pub struct ChatTemplate {
+    env: Environment<'static>,
+    pub source: String,
+    bos: String,
+    eos: String,
+}
+
+fn raise_exception(message: String) -> Result<Value, minijinja::Error> {
+    Err(minijinja::Error::new(ErrorKind::InvalidOperation, message))
+}
+
+impl ChatTemplate {
+    /// Compiles `source` as transformers does: blocks trimmed, Python string methods available.
+    pub fn new(source: &str, bos: &str, eos: &str) -> Result<Self, TextError> {
+        let mut env = Environment::new();
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function("raise_exception", raise_exception);
+        env.add_template_owned("chat", source.to_string()).map_err(|e| TextError::Template(format!("the chat template does not compile: {e}")))?;
+        Ok(ChatTemplate { env, source: source.to_string(), bos: bos.to_string(), eos: eos.to_string() })
+    }
+
+    /// The built-in template matching the vocabulary's markers, for files without one.
+    pub fn fallback_for(has_im_sep: bool, bos: &str, eos: &str) -> Self {
+        let source = if has_im_sep { PHI4_TEMPLATE } else { PHI3_TEMPLATE };
+        ChatTemplate::new(source, bos, eos).expect("built-in templates compile")
+    }
+
+    pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, TextError> {
+        let template = self.env.get_template("chat").expect("added in new");
+        template
+            .render(minijinja::context! {
+                messages => messages,
+                add_generation_prompt => add_generation_prompt,
+                bos_token => self.bos,
+                eos_token => self.eos,
+            })
+            .map_err(|e| TextError::Template(format!("rendering the chat template failed: {e}")))
+    }
+}

@@ -1,0 +1,256 @@
+//! A tokenizer built from GGUF metadata alone, producing llama.cpp's token ids.
+//!
+//! Byte-level BPE vocabularies (`tokenizer.ggml.model = "gpt2"`) run on the `tokenizers`
+//! crate with the pre-tokenizer regexes llama.cpp uses for each `tokenizer.ggml.pre` value.
+//! Special tokens (control, user-defined) are split out first, longest first, exactly as
+//! llama.cpp partitions text; the pieces between them are encoded separately.
+
+use crate::TextError;
+use hearth_gguf::{Gguf, MetadataValue};
+use std::collections::HashMap;
+use tokenizers::models::bpe::BPE;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::{PreTokenizerWrapper, SplitDelimiterBehavior};
+
+/// llama.cpp's token types (`tokenizer.ggml.token_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenType {
+    Normal,
+    Unknown,
+    Control,
+    UserDefined,
+    Unused,
+    Byte,
+}
+
+impl TokenType {
+    fn from_id(id: i64) -> Self {
+        match id {
+            2 => TokenType::Unknown,
+            3 => TokenType::Control,
+            4 => TokenType::UserDefined,
+            5 => TokenType::Unused,
+            6 => TokenType::Byte,
+            _ => TokenType::Normal,
+        }
+    }
+
+    /// Tokens llama.cpp matches as whole units in text before BPE.
+    fn is_special(self) -> bool {
+        matches!(self, TokenType::Control | TokenType::UserDefined | TokenType::Unknown)
+    }
+}
+
+// Pre-tokenizer regexes, as llama.cpp's llm_tokenizer_bpe applies them (in order).
+const GPT2: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)";
+const LLAMA3: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN2: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const GPT4O: &str = r"[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const DEFAULT: [&str; 4] = [r"[\p{P}\$\+<=>\^~\|]+", GPT2, r"\p{N}+", "[0-9][0-9][0-9]"];
+
+/// (regexes, ignore_merges) for a `tokenizer.ggml.pre` value, following llama.cpp's table.
+fn pre_tokenizer_rules(pre: &str) -> Option<(Vec<&'static str>, bool)> {
+    Some(match pre {
+        "default" | "" => (DEFAULT.to_vec(), false),
+        "llama3" | "llama-v3" | "llama-bpe" | "falcon3" => (vec![LLAMA3], true),
+        "dbrx" | "smaug-bpe" => (vec![LLAMA3], false),
+        "gpt-2" | "phi-2" | "gpt2" => (vec![GPT2], false),
+        "qwen2" | "deepseek-r1-qwen" | "megrez" | "stablelm2" => (vec![QWEN2], false),
+        "gpt-4o" | "llama4" => (vec![GPT4O], false),
+        _ => return None,
+    })
+}
+
+pub struct Tokenizer {
+    bpe: tokenizers::Tokenizer,
+    /// Bytes each token stands for (byte-level characters mapped back to bytes).
+    token_bytes: Vec<Vec<u8>>,
+    types: Vec<TokenType>,
+    /// Special tokens, longest first: llama.cpp's partition order.
+    specials: Vec<(String, u32)>,
+    pub bos: Option<u32>,
+    pub eos: Option<u32>,
+    pub eot: Option<u32>,
+    pub add_bos: bool,
+}
+
+/// GPT-2's byte → printable-character map, and its inverse.
+fn byte_level_maps() -> (Vec<char>, HashMap<char, u8>) {
+    let printable = |b: u8| (b'!'..=b'~').contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b);
+    let mut next = 256u32;
+    let forward: Vec<char> = (0..=255u8)
+        .map(|b| {
+            if printable(b) {
+                char::from(b)
+            } else {
+                let c = char::from_u32(next).expect("valid");
+                next += 1;
+                c
+            }
+        })
+        .collect();
+    let inverse = forward.iter().enumerate().map(|(b, &c)| (c, b as u8)).collect();
+    (forward, inverse)
+}
+
+fn strings(gguf: &Gguf, key: &str) -> Result<Vec<String>, TextError> {
+    let arr = gguf.get(key).and_then(MetadataValue::as_array).ok_or_else(|| TextError::Missing(key.into()))?;
+    arr.iter().map(|v| v.as_str().map(str::to_string).ok_or_else(|| TextError::Bad(format!("{key} holds a non-string")))).collect()
+}
+
+fn token_id(gguf: &Gguf, key: &str, n: usize) -> Option<u32> {
+    gguf.get(key).and_then(MetadataValue::as_u64).filter(|&id| (id as usize) < n).map(|id| id as u32)
+}
+
+impl Tokenizer {
+    pub fn from_gguf(gguf: &Gguf) -> Result<Self, TextError> {
+        let model = gguf.get("tokenizer.ggml.model").and_then(MetadataValue::as_str).ok_or_else(|| TextError::Missing("tokenizer.ggml.model".into()))?;
+        if model != "gpt2" {
+            return Err(TextError::Unsupported(format!("tokenizer model '{model}' (supported: gpt2 byte-level BPE)")));
+        }
+        let tokens = strings(gguf, "tokenizer.ggml.tokens")?;
+        let n = tokens.len();
+        let types: Vec<TokenType> = match gguf.get("tokenizer.ggml.token_type").and_then(MetadataValue::as_array) {
+            Some(t) if t.len() == n => t.iter().map(|v| TokenType::from_id(v.as_i64().unwrap_or(1))).collect(),
+            Some(t) => return Err(TextError::Bad(format!("{} token types for {n} tokens", t.len()))),
+            None => vec![TokenType::Normal; n],
+        };
+        let merges = match gguf.get("tokenizer.ggml.merges") {
+            Some(_) => strings(gguf, "tokenizer.ggml.merges")?,
+            None => Vec::new(),
+        };
+        let pre = gguf.get("tokenizer.ggml.pre").and_then(MetadataValue::as_str).unwrap_or("default");
+        let (regexes, ignore_merges) = pre_tokenizer_rules(pre).ok_or_else(|| TextError::Unsupported(format!("pre-tokenizer '{pre}' (supported: default, gpt-2, llama3, dbrx, qwen2, gpt-4o)")))?;
+
+        let (_, from_char) = byte_level_maps();
+        let token_bytes: Vec<Vec<u8>> = tokens
+            .iter()
+            .zip(&types)
+            .map(|(t, ty)| if ty.is_special() { t.as_bytes().to_vec() } else { t.chars().map(|c| from_char.get(&c).copied().unwrap_or(b'?')).collect() })
+            .collect();
+
+        let mut vocab = tokenizers::models::bpe::Vocab::default();
+        for (i, t) in tokens.iter().enumerate() {
+            vocab.entry(t.clone()).or_insert(i as u32);
+        }
+        let merges = merges
+            .iter()
+            .map(|m| m.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())).ok_or_else(|| TextError::Bad(format!("merge '{m}' is not two tokens"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let bpe = BPE::builder().vocab_and_merges(vocab, merges).ignore_merges(ignore_merges).build().map_err(|e| TextError::Bad(format!("BPE: {e}")))?;
+        let mut steps: Vec<PreTokenizerWrapper> = Vec::new();
+        for re in regexes {
+            let split = Split::new(SplitPattern::Regex(re.to_string()), SplitDelimiterBehavior::Isolated, false).map_err(|e| TextError::Bad(format!("regex: {e}")))?;
+            steps.push(split.into());
+        }
+        steps.push(ByteLevel::default().add_prefix_space(false).use_regex(false).into());
+        let mut tk = tokenizers::Tokenizer::new(bpe);
+        tk.with_pre_tokenizer(Some(Sequence::new(steps)));
+
+        let mut specials: Vec<(String, u32)> = tokens.iter().enumerate().filter(|(i, t)| types[*i].is_special() && !t.is_empty()).map(|(i, t)| (t.clone(), i as u32)).collect();
+        specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
+
+        let eos = token_id(gguf, "tokenizer.ggml.eos_token_id", n);
+        let eot = token_id(gguf, "tokenizer.ggml.eot_token_id", n);
+        Ok(Tokenizer {
+            bpe: tk,
+            token_bytes,
+            types,
+            specials,
+            bos: token_id(gguf, "tokenizer.ggml.bos_token_id", n),
+            eos,
+            eot,
+            add_bos: gguf.get("tokenizer.ggml.add_bos_token").and_then(MetadataValue::as_bool).unwrap_or(false),
+        })
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.token_bytes.len()
+    }
+
+    /// Token ids of `text`. With `parse_special`, control tokens written in the text (as chat
+    /// templates write them) become single tokens; without, they are ordinary text.
+    pub fn encode(&self, text: &str, parse_special: bool) -> Result<Vec<u32>, TextError> {
+        enum Piece<'a> {
+            Text(&'a str),
+            Token(u32),
+        }
+        let mut pieces = vec![Piece::Text(text)];
+        for (special, id) in &self.specials {
+            if !parse_special && self.types[*id as usize] != TokenType::UserDefined {
+                continue;
+            }
+            let mut next = Vec::with_capacity(pieces.len());
+            for piece in pieces {
+                match piece {
+                    Piece::Text(mut rest) => {
+                        while let Some(at) = rest.find(special.as_str()) {
+                            if at > 0 {
+                                next.push(Piece::Text(&rest[..at]));
+                            }
+                            next.push(Piece::Token(*id));
+                            rest = &rest[at + special.len()..];
+                        }
+                        if !rest.is_empty() {
+                            next.push(Piece::Text(rest));
+                        }
+                    }
+                    token => next.push(token),
+                }
+            }
+            pieces = next;
+        }
+        let mut ids = Vec::new();
+        for piece in pieces {
+            match piece {
+                Piece::Token(id) => ids.push(id),
+                Piece::Text(t) if t.is_empty() => {}
+                Piece::Text(t) => ids.extend_from_slice(self.bpe.encode(t, false).map_err(|e| TextError::Bad(format!("tokenizing: {e}")))?.get_ids()),
+            }
+        }
+        Ok(ids)
+    }
+
+    /// The bytes a token stands for; control tokens render as nothing.
+    pub fn token_bytes(&self, id: u32) -> &[u8] {
+        match self.types.get(id as usize) {
+            Some(TokenType::Control) | None => &[],
+            Some(_) => &self.token_bytes[id as usize],
+        }
+    }
+
+    /// A token's text as written in templates (`<|im_end|>`), for display and stop lists.
+    pub fn token_text(&self, id: u32) -> String {
+        String::from_utf8_lossy(self.token_bytes.get(id as usize).map_or(&[][..], |b| b.as_slice())).into_owned()
+    }
+
+    pub fn token_type(&self, id: u32) -> Option<TokenType> {
+        self.types.get(id as usize).copied()
+    }
+
+    /// Finds a special token by its text (`<|end|>`).
+    pub fn special_id(&self, text: &str) -> Option<u32> {
+        self.specials.iter().find(|(t, _)| t == text).map(|&(_, id)| id)
+    }
+
+    /// Tokens that end an assistant turn: eos, eot, and the chat end markers the vocabulary has.
+    pub fn end_of_turn_ids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = [self.eos, self.eot].into_iter().flatten().collect();
+        for marker in ["<|im_end|>", "<|end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>"] {
+            if let Some(id) = self.special_id(marker) {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        ids
+    }
+
+    /// Decodes tokens to text (invalid UTF-8 replaced), control tokens omitted.
+    pub fn decode(&self, ids: &[u32]) -> String {
+        let bytes: Vec<u8> = ids.iter().flat_map(|&id| self.token_bytes(id).iter().copied()).collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
