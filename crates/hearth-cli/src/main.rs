@@ -3,6 +3,7 @@
 mod bench;
 mod file;
 mod synth;
+mod text;
 
 use clap::{Parser, Subcommand};
 use file::FileSource;
@@ -45,24 +46,12 @@ enum Command {
         #[arg(long)]
         ctx: Option<usize>,
     },
-    /// Generate tokens greedily after a prompt.
-    Generate {
-        #[arg(long)]
-        model: PathBuf,
-        /// Comma-separated prompt token ids.
-        #[arg(long, value_parser = parse_tokens)]
-        tokens: TokenList,
-        #[arg(long, default_value_t = 64)]
-        max_tokens: usize,
-        /// Only 0 (greedy) is supported by this command for now.
-        #[arg(long, default_value_t = 0.0)]
-        temperature: f32,
-        #[arg(long)]
-        ctx: Option<usize>,
-        /// Print a JSON object as the last line: generated `tokens` and timings.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Generate text after a prompt (raw text or token ids), streaming it to stdout.
+    Generate(text::GenerateArgs),
+    /// Chat with the model in the terminal (multi-turn, streaming, tokens/s after each reply).
+    Chat(text::ChatArgs),
+    /// Token ids of a text under the model's own tokenizer.
+    Tokenize(text::TokenizeArgs),
     /// Measure prefill and decode speed and the effective bandwidth of decoding.
     Bench(bench::BenchArgs),
     /// Write a random-weight GGUF with a real model's shapes (benchmarks without downloads).
@@ -70,9 +59,9 @@ enum Command {
 }
 
 #[derive(Clone, Debug)]
-struct TokenList(Vec<u32>);
+pub(crate) struct TokenList(pub Vec<u32>);
 
-fn parse_tokens(s: &str) -> Result<TokenList, String> {
+pub(crate) fn parse_tokens(s: &str) -> Result<TokenList, String> {
     let tokens = s
         .split(',')
         .map(str::trim)
@@ -96,7 +85,7 @@ fn main() -> ExitCode {
     }
 }
 
-type AnyError = Box<dyn std::error::Error>;
+pub(crate) type AnyError = Box<dyn std::error::Error>;
 
 /// Appends a formatted line to a report string.
 macro_rules! line {
@@ -116,7 +105,7 @@ pub(crate) fn emit(text: &str) -> Result<(), AnyError> {
 }
 
 /// Opens a model file and parses its header.
-async fn open(path: &Path) -> Result<(FileSource, Gguf), AnyError> {
+pub(crate) async fn open(path: &Path) -> Result<(FileSource, Gguf), AnyError> {
     let source = FileSource::open(path)?;
     let gguf = read_header(&source).await.map_err(|e| format!("{}: {e}", path.display()))?;
     Ok((source, gguf))
@@ -124,6 +113,12 @@ async fn open(path: &Path) -> Result<(FileSource, Gguf), AnyError> {
 
 /// Opens the GPU and uploads the model, with a progress bar on stderr.
 pub(crate) async fn load(path: &Path) -> Result<(Arc<Model>, f64), AnyError> {
+    let (model, _, load_s) = load_with_header(path).await?;
+    Ok((model, load_s))
+}
+
+/// Like [`load`], also returning the parsed header (for the tokenizer and chat template).
+pub(crate) async fn load_with_header(path: &Path) -> Result<(Arc<Model>, Gguf, f64), AnyError> {
     let (source, gguf) = open(path).await?;
     Config::from_gguf(&gguf).map_err(|e| format!("{}: {e}", path.display()))?;
     let gpu = Arc::new(Gpu::new().await?);
@@ -136,7 +131,7 @@ pub(crate) async fn load(path: &Path) -> Result<(Arc<Model>, f64), AnyError> {
     })
     .await?;
     bar.finish_and_clear();
-    Ok((Arc::new(model), start.elapsed().as_secs_f64()))
+    Ok((Arc::new(model), gguf, start.elapsed().as_secs_f64()))
 }
 
 async fn run(cli: Cli) -> Result<(), AnyError> {
@@ -151,47 +146,9 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
             eprintln!("wrote {} positions × {} logits to {}", tokens.0.len(), session.model().config.n_vocab, out.display());
             Ok(())
         }
-        Command::Generate { model, tokens, max_tokens, temperature, ctx, json } => {
-            if temperature != 0.0 {
-                return Err("only greedy decoding (--temperature 0) is available in this build".into());
-            }
-            let (model, load_s) = load(&model).await?;
-            let mut session = Session::new(model, ctx).await?;
-            let prompt = tokens.0;
-            let start = Instant::now();
-            let mut generated = Vec::with_capacity(max_tokens);
-            let mut next = session.next_greedy(&prompt).await?;
-            let prefill_s = start.elapsed().as_secs_f64();
-            let decode_start = Instant::now();
-            while generated.len() < max_tokens {
-                generated.push(next);
-                if !json {
-                    emit(&format!("{next} "))?;
-                }
-                if generated.len() == max_tokens || session.history().len() >= session.context_window() {
-                    break;
-                }
-                next = session.next_greedy(&[next]).await?;
-            }
-            let decode_s = decode_start.elapsed().as_secs_f64();
-            let decoded = generated.len().saturating_sub(1).max(1);
-            if json {
-                let report = serde_json::json!({
-                    "tokens": generated,
-                    "prompt_tokens": prompt.len(),
-                    "load_s": load_s,
-                    "prefill_s": prefill_s,
-                    "prefill_tokens_per_s": prompt.len() as f64 / prefill_s,
-                    "decode_s": decode_s,
-                    "decode_tokens_per_s": decoded as f64 / decode_s.max(1e-9),
-                });
-                emit(&format!("{report}\n"))?;
-            } else {
-                emit("\n")?;
-                eprintln!("{} prompt tokens in {prefill_s:.3} s; {} tokens at {:.1} tokens/s", prompt.len(), generated.len(), decoded as f64 / decode_s.max(1e-9));
-            }
-            Ok(())
-        }
+        Command::Generate(args) => text::generate(args).await,
+        Command::Chat(args) => text::chat(args).await,
+        Command::Tokenize(args) => text::tokenize(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Synth(args) => synth::run(args),
     }

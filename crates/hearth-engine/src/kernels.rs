@@ -44,6 +44,8 @@ pub enum Kernel {
     Attention,
     SiluGate,
     Argmax,
+    Penalize,
+    TopK,
 }
 
 impl Kernel {
@@ -57,6 +59,8 @@ impl Kernel {
             Kernel::Attention => include_str!("../../../shaders/attention.wgsl").into(),
             Kernel::SiluGate => include_str!("../../../shaders/silu_gate.wgsl").into(),
             Kernel::Argmax => include_str!("../../../shaders/argmax.wgsl").into(),
+            Kernel::Penalize => include_str!("../../../shaders/penalize.wgsl").into(),
+            Kernel::TopK => include_str!("../../../shaders/top_k.wgsl").into(),
         })
     }
 }
@@ -69,7 +73,7 @@ pub struct Kernels {
 impl Kernels {
     /// Compiles the generic kernels and the matrix kernels for each weight format in `formats`.
     pub async fn new(gpu: &Gpu, formats: impl IntoIterator<Item = GgmlType>) -> Result<Self, EngineError> {
-        let mut wanted = vec![Kernel::RmsNorm, Kernel::RopeKv, Kernel::Attention, Kernel::SiluGate, Kernel::Argmax];
+        let mut wanted = vec![Kernel::RmsNorm, Kernel::RopeKv, Kernel::Attention, Kernel::SiluGate, Kernel::Argmax, Kernel::Penalize, Kernel::TopK];
         for ty in formats {
             for k in [Kernel::Matvec(ty), Kernel::Matmul(ty), Kernel::Embed(ty)] {
                 if !wanted.contains(&k) {
@@ -119,6 +123,11 @@ impl Params {
 }
 
 const PARAMS_BYTES: u64 = 64;
+
+/// Candidates kept by GPU top-k selection (`K` in shaders/top_k.wgsl).
+pub const TOP_K: u32 = 128;
+/// Values each top-k workgroup sorts (`CHUNK` in shaders/top_k.wgsl).
+pub const TOP_K_CHUNK: u32 = 2048;
 
 struct Dispatch<'a> {
     pipeline: &'a wgpu::ComputePipeline,
@@ -207,6 +216,34 @@ impl<'a> Recorder<'a> {
 
     pub fn argmax(&mut self, logits: &'a wgpu::Buffer, n: u32, result: &'a wgpu::Buffer) {
         self.push(Kernel::Argmax, Params::new(&[n]), vec![logits, result], [1, 1, 1]);
+    }
+
+    /// Applies repetition/frequency/presence penalties and logit bias in place; `entries`
+    /// holds `n_entries` (token, count, bias bits, 0) records, each token once.
+    pub fn penalize(&mut self, logits: &'a wgpu::Buffer, entries: &'a wgpu::Buffer, n_entries: u32, repeat: f32, frequency: f32, presence: f32) {
+        if n_entries == 0 {
+            return;
+        }
+        let params = Params::new(&[n_entries, repeat.to_bits(), frequency.to_bits(), presence.to_bits()]);
+        self.push(Kernel::Penalize, params, vec![logits, entries], [n_entries.div_ceil(64), 1, 1]);
+    }
+
+    /// Reduces `logits[0..n)` to its `TOP_K` largest (value, token) pairs, sorted descending,
+    /// in rounds that ping-pong between the two scratch pairs. Returns the pair holding them.
+    pub fn top_k(&mut self, logits: &'a wgpu::Buffer, n: u32, scratch: &'a [(wgpu::Buffer, wgpu::Buffer); 2]) -> &'a (wgpu::Buffer, wgpu::Buffer) {
+        let mut n = n;
+        let mut round = 0usize;
+        loop {
+            let out = &scratch[round % 2];
+            let (values, indices) = if round == 0 { (logits, logits) } else { (&scratch[(round + 1) % 2].0, &scratch[(round + 1) % 2].1) };
+            let chunks = n.div_ceil(TOP_K_CHUNK);
+            self.push(Kernel::TopK, Params::new(&[n, (round == 0) as u32]), vec![values, indices, &out.0, &out.1], [chunks, 1, 1]);
+            if chunks == 1 {
+                return out;
+            }
+            n = chunks * TOP_K;
+            round += 1;
+        }
     }
 
     /// Encodes every dispatch into one compute pass, lets `after` append copies (read-backs),

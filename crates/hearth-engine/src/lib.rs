@@ -5,14 +5,18 @@
 //! the KV cache of a conversation. Nothing here blocks a thread or touches the file system,
 //! so the same code runs natively and in the browser.
 
+pub mod generate;
 pub mod gpu;
 pub mod kernels;
 pub mod model;
+pub mod sampling;
 pub mod transformer;
 pub mod weights;
 
 pub use gpu::Gpu;
 pub use model::Model;
+pub use generate::{FinishReason, Flow, GenerateOptions, Generated};
+pub use sampling::SamplingParams;
 pub use transformer::{Session, Want};
 
 use hearth_gguf::GgufError;

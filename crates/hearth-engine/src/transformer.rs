@@ -5,7 +5,8 @@
 //! One call of [`Session::forward`] records every dispatch of a micro-batch of tokens into
 //! one command submission; decoding a token is one submission and a 4-byte read-back.
 
-use crate::kernels::{Recorder, RopeShape};
+use crate::kernels::{Recorder, RopeShape, TOP_K, TOP_K_CHUNK};
+use crate::sampling::SamplingParams;
 use crate::model::Model;
 use crate::weights::GpuVector;
 use crate::EngineError;
@@ -17,18 +18,25 @@ const MAX_UBATCH: usize = 512;
 const KV_INITIAL_TOKENS: usize = 256;
 
 /// What a forward pass returns besides filling the KV cache.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Want {
+#[derive(Clone, Copy, Debug)]
+pub enum Want<'p> {
     /// Logits of every position, read back to the host ([n_tokens, n_vocab]).
     AllLogits,
     /// Only the greedy choice after the last position, picked on the GPU.
     Argmax,
+    /// The best candidates after the last position, after the sampler's penalties and logit
+    /// bias were applied on the GPU: `CANDIDATES` (token, logit) pairs, best first.
+    Candidates(&'p SamplingParams),
 }
 
 pub enum Output {
     Logits(Vec<f32>),
     Token(u32),
+    Candidates(Vec<(u32, f32)>),
 }
+
+/// Penalty/bias records the GPU can take per sampled token.
+const MAX_PENALTY_ENTRIES: usize = 8192;
 
 /// Activation buffers for one micro-batch of up to `rows` tokens.
 struct Activations {
@@ -43,6 +51,9 @@ struct Activations {
     logits: wgpu::Buffer,
     logits_rows: usize,
     argmax: wgpu::Buffer,
+    penalties: wgpu::Buffer,
+    /// Ping-pong (values, token ids) buffers of the top-k rounds.
+    top_k: [(wgpu::Buffer, wgpu::Buffer); 2],
     readback: wgpu::Buffer,
 }
 
@@ -110,6 +121,14 @@ impl Session {
             logits: gpu.storage_buffer("logits", f32s(logits_rows * c.n_vocab), none).await?,
             logits_rows,
             argmax: gpu.storage_buffer("argmax", 4, none).await?,
+            penalties: gpu.storage_buffer("penalties", (MAX_PENALTY_ENTRIES * 16) as u64, none).await?,
+            top_k: {
+                let n = (c.n_vocab as u64).div_ceil(TOP_K_CHUNK as u64) * TOP_K as u64 * 4;
+                [
+                    (gpu.storage_buffer("top-k values", n, none).await?, gpu.storage_buffer("top-k ids", n, none).await?),
+                    (gpu.storage_buffer("top-k values", n, none).await?, gpu.storage_buffer("top-k ids", n, none).await?),
+                ]
+            },
             readback: gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("readback"),
                 size: f32s(logits_rows * c.n_vocab).max(16),
@@ -145,7 +164,8 @@ impl Session {
     /// GPU bytes of the activation buffers.
     pub fn activation_bytes(&self) -> u64 {
         let a = &self.act;
-        [&a.tokens, &a.x, &a.normed, &a.qkv, &a.attn, &a.gate_up, &a.ffn_act, &a.logits, &a.argmax, &a.readback].iter().map(|b| b.size()).sum()
+        let top_k = a.top_k.iter().map(|(v, i)| v.size() + i.size()).sum::<u64>();
+        [&a.tokens, &a.x, &a.normed, &a.qkv, &a.attn, &a.gate_up, &a.ffn_act, &a.logits, &a.argmax, &a.penalties, &a.readback].iter().map(|b| b.size()).sum::<u64>() + top_k
     }
 
     /// Grows every layer's cache to hold `tokens` positions, keeping what it holds.
@@ -183,7 +203,7 @@ impl Session {
     }
 
     /// Runs `tokens` through the model after the tokens already in the cache.
-    pub async fn forward(&mut self, tokens: &[u32], want: Want) -> Result<Output, EngineError> {
+    pub async fn forward(&mut self, tokens: &[u32], want: Want<'_>) -> Result<Output, EngineError> {
         let c = &self.model.config;
         if tokens.is_empty() {
             return Err(EngineError::Unsupported("nothing to run: no tokens were given".into()));
@@ -199,27 +219,26 @@ impl Session {
 
         let ubatch = match want {
             Want::AllLogits => self.act.rows.min(self.act.logits_rows),
-            Want::Argmax => self.act.rows,
+            Want::Argmax | Want::Candidates(_) => self.act.rows,
         };
         let mut logits = Vec::new();
-        let mut next = 0;
+        let mut last_output = None;
         for (i, batch) in tokens.chunks(ubatch).enumerate() {
             let last = (i + 1) * ubatch >= tokens.len();
-            let batch_want = if want == Want::Argmax && !last { None } else { Some(want) };
+            let batch_want = if matches!(want, Want::AllLogits) || last { Some(want) } else { None };
             match self.forward_ubatch(batch, batch_want).await? {
                 Some(Output::Logits(l)) => logits.extend(l),
-                Some(Output::Token(t)) => next = t,
-                None => {}
+                other => last_output = other,
             }
         }
-        Ok(match want {
-            Want::AllLogits => Output::Logits(logits),
-            Want::Argmax => Output::Token(next),
-        })
+        match want {
+            Want::AllLogits => Ok(Output::Logits(logits)),
+            _ => last_output.ok_or_else(|| EngineError::Readback("the last micro-batch returned nothing".into())),
+        }
     }
 
     /// One micro-batch: the whole transformer, top to bottom, in one submission.
-    async fn forward_ubatch(&mut self, tokens: &[u32], want: Option<Want>) -> Result<Option<Output>, EngineError> {
+    async fn forward_ubatch(&mut self, tokens: &[u32], want: Option<Want<'_>>) -> Result<Option<Output>, EngineError> {
         let model = self.model.clone();
         let (c, gpu, a) = (&model.config, &model.gpu, &self.act);
         let n = tokens.len() as u32;
@@ -261,24 +280,44 @@ impl Session {
             rec.matmul(&layer.ffn_down, &a.ffn_act, 0, n, &a.x, d, 0, true);
         }
         // Head: final norm and the vocabulary projection, for every position or the last.
+        let mut reads: Vec<(&wgpu::Buffer, u64)> = Vec::new();
         let read_bytes = match want {
             None => 0,
             Some(Want::AllLogits) => {
                 rec.rms_norm(&a.x, 0, n, &model.output_norm, c.rms_eps, &a.normed);
                 rec.matmul(model.output(), &a.normed, 0, n, &a.logits, n_vocab, 0, false);
+                reads.push((&a.logits, (n * n_vocab * 4) as u64));
                 (n * n_vocab * 4) as u64
             }
             Some(Want::Argmax) => {
                 rec.rms_norm(&a.x, n - 1, 1, &model.output_norm, c.rms_eps, &a.normed);
                 rec.matmul(model.output(), &a.normed, 0, 1, &a.logits, n_vocab, 0, false);
                 rec.argmax(&a.logits, n_vocab, &a.argmax);
+                reads.push((&a.argmax, 4));
                 4
             }
+            Some(Want::Candidates(sampling)) => {
+                rec.rms_norm(&a.x, n - 1, 1, &model.output_norm, c.rms_eps, &a.normed);
+                rec.matmul(model.output(), &a.normed, 0, 1, &a.logits, n_vocab, 0, false);
+                // Penalties look at the conversation including the tokens fed now.
+                let window: Vec<u32> = self.history.iter().chain(tokens).copied().collect();
+                let entries = sampling.penalty_entries(&window, c.n_vocab);
+                if entries.len() > MAX_PENALTY_ENTRIES {
+                    return Err(EngineError::Unsupported(format!("{} penalized or biased tokens; at most {MAX_PENALTY_ENTRIES} are supported", entries.len())));
+                }
+                gpu.queue.write_buffer(&a.penalties, 0, bytemuck::cast_slice(&entries));
+                rec.penalize(&a.logits, &a.penalties, entries.len() as u32, sampling.repeat_penalty, sampling.frequency_penalty, sampling.presence_penalty);
+                let (values, ids) = rec.top_k(&a.logits, n_vocab, &a.top_k);
+                reads.push((values, TOP_K as u64 * 4));
+                reads.push((ids, TOP_K as u64 * 4));
+                TOP_K as u64 * 8
+            }
         };
-        let source = if want == Some(Want::Argmax) { &a.argmax } else { &a.logits };
         rec.submit(gpu, &mut self.params, |encoder| {
-            if read_bytes > 0 {
-                encoder.copy_buffer_to_buffer(source, 0, &a.readback, 0, read_bytes);
+            let mut at = 0;
+            for (buffer, bytes) in reads {
+                encoder.copy_buffer_to_buffer(buffer, 0, &a.readback, at, bytes);
+                at += bytes;
             }
         });
         self.history.extend_from_slice(tokens);
@@ -289,6 +328,12 @@ impl Session {
         let bytes = gpu.read_buffer(&a.readback, read_bytes).await?;
         Ok(Some(match want {
             Some(Want::Argmax) => Output::Token(u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes read"))),
+            Some(Want::Candidates(_)) => {
+                let k = TOP_K as usize;
+                let values: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes[..4 * k]);
+                let ids: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes[4 * k..8 * k]);
+                Output::Candidates(ids.into_iter().zip(values).filter(|&(id, _)| (id as usize) < c.n_vocab).collect())
+            }
             _ => Output::Logits(bytemuck::pod_collect_to_vec(&bytes)),
         }))
     }
@@ -297,7 +342,7 @@ impl Session {
     pub async fn logits(&mut self, tokens: &[u32]) -> Result<Vec<f32>, EngineError> {
         match self.forward(tokens, Want::AllLogits).await? {
             Output::Logits(l) => Ok(l),
-            Output::Token(_) => unreachable!("AllLogits returns logits"),
+            _ => unreachable!("AllLogits returns logits"),
         }
     }
 
@@ -305,7 +350,16 @@ impl Session {
     pub async fn next_greedy(&mut self, tokens: &[u32]) -> Result<u32, EngineError> {
         match self.forward(tokens, Want::Argmax).await? {
             Output::Token(t) => Ok(t),
-            Output::Logits(_) => unreachable!("Argmax returns a token"),
+            _ => unreachable!("Argmax returns a token"),
+        }
+    }
+
+    /// Feeds `tokens` and returns the best next-token candidates under `sampling`'s penalties
+    /// and bias, best first.
+    pub async fn next_candidates(&mut self, tokens: &[u32], sampling: &SamplingParams) -> Result<Vec<(u32, f32)>, EngineError> {
+        match self.forward(tokens, Want::Candidates(sampling)).await? {
+            Output::Candidates(c) => Ok(c),
+            _ => unreachable!("Candidates returns candidates"),
         }
     }
 }

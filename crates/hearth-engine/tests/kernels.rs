@@ -326,3 +326,31 @@ fn argmax_picks_the_first_of_equal_maxima() {
         assert_eq!(got[0] as usize, expected, "n = {n}");
     }
 }
+
+#[test]
+fn top_k_keeps_the_best_128_over_several_rounds() {
+    let mut rng = StdRng::seed_from_u64(9);
+    let gpu = pollster::block_on(Gpu::new()).unwrap();
+    let kernels = pollster::block_on(Kernels::new(&gpu, [])).unwrap();
+    for n in [5usize, 2048, 2049, 100_352, 200_064] {
+        // Quantized values make ties common: the lower token id must win them.
+        let logits: Vec<f32> = (0..n).map(|_| (rng.random_range(-1000..1000) as f32) * 0.01).collect();
+        let lb = buffer(&gpu, &logits);
+        let words = (n as u64).div_ceil(2048) * 128;
+        let scratch = [0, 1].map(|_| (buffer(&gpu, &vec![0.0; words as usize]), buffer(&gpu, &vec![0.0; words as usize])));
+        let mut rec = Recorder::new(&gpu, &kernels);
+        let out = rec.top_k(&lb, n as u32, &scratch);
+        rec.submit(&gpu, &mut None, |_| {});
+        let values = read(&gpu, &out.0, 128);
+        let ids: Vec<u32> = bytemuck::pod_collect_to_vec(&pollster::block_on(gpu.read_storage(&out.1, 128 * 4)).unwrap());
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+        for i in 0..128.min(n) {
+            assert_eq!(ids[i] as usize, order[i], "n = {n}, rank {i}");
+            assert_eq!(values[i], logits[order[i]]);
+        }
+        for &id in &ids[n.min(128)..] {
+            assert_eq!(id, u32::MAX, "padding past the vocabulary");
+        }
+    }
+}

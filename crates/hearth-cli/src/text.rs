@@ -1,0 +1,265 @@
+//! Text commands: `tokenize`, `generate` and the interactive `chat`.
+
+use crate::{AnyError, TokenList, emit, load_with_header, open, parse_tokens};
+use hearth_engine::{Flow, GenerateOptions, Generated, SamplingParams, Session};
+use hearth_text::{Message, Tokenizer, chat_template};
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+#[derive(clap::Args)]
+pub struct TokenizeArgs {
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long)]
+    text: String,
+    /// Treat control tokens written in the text (`<|im_start|>`) as text, not as tokens.
+    #[arg(long)]
+    no_special: bool,
+    /// Print `{"tokens": [...]}` as the last line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct SamplingArgs {
+    /// 0 picks the most likely token every time (greedy).
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f32,
+    /// 0: no limit (beyond the 128 candidates the GPU returns).
+    #[arg(long, default_value_t = 40)]
+    top_k: usize,
+    #[arg(long, default_value_t = 0.95)]
+    top_p: f32,
+    #[arg(long, default_value_t = 0.05)]
+    min_p: f32,
+    #[arg(long, default_value_t = 1.0)]
+    repeat_penalty: f32,
+    #[arg(long, default_value_t = 0.0)]
+    presence_penalty: f32,
+    #[arg(long, default_value_t = 0.0)]
+    frequency_penalty: f32,
+    /// Tokens the penalties look back over.
+    #[arg(long, default_value_t = 64)]
+    penalty_last_n: usize,
+    /// TOKEN=BIAS, added to that token's logit (repeatable).
+    #[arg(long, value_parser = parse_bias)]
+    logit_bias: Vec<(u32, f32)>,
+    /// Same seed, same output (default: a fresh one each run).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Stop when the text contains this string (repeatable).
+    #[arg(long)]
+    stop: Vec<String>,
+    #[arg(long, default_value_t = 256)]
+    max_tokens: usize,
+    /// Context window (default: the model's trained context length).
+    #[arg(long)]
+    ctx: Option<usize>,
+}
+
+fn parse_bias(s: &str) -> Result<(u32, f32), String> {
+    let (t, b) = s.split_once('=').ok_or("expected TOKEN=BIAS")?;
+    Ok((t.trim().parse().map_err(|_| format!("'{t}' is not a token id"))?, b.trim().parse().map_err(|_| format!("'{b}' is not a number"))?))
+}
+
+impl SamplingArgs {
+    fn params(&self) -> SamplingParams {
+        let seed = self.seed.unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0));
+        SamplingParams {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repeat_penalty: self.repeat_penalty,
+            presence_penalty: self.presence_penalty,
+            frequency_penalty: self.frequency_penalty,
+            penalty_last_n: self.penalty_last_n,
+            logit_bias: self.logit_bias.clone(),
+            seed,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct GenerateArgs {
+    #[arg(long)]
+    model: PathBuf,
+    /// Prompt text (control tokens such as `<|user|>` are recognised).
+    #[arg(long, conflicts_with = "tokens", required_unless_present = "tokens")]
+    prompt: Option<String>,
+    /// Prompt as comma-separated token ids.
+    #[arg(long, value_parser = parse_tokens)]
+    tokens: Option<TokenList>,
+    /// Keep going past end-of-turn tokens.
+    #[arg(long)]
+    ignore_eos: bool,
+    /// Print a JSON object as the last line: generated `tokens`, `text` and timings.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+}
+
+#[derive(clap::Args)]
+pub struct ChatArgs {
+    #[arg(long)]
+    model: PathBuf,
+    /// System prompt.
+    #[arg(long)]
+    system: Option<String>,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+}
+
+fn tokenizer_of(gguf: &hearth_gguf::Gguf, path: &std::path::Path) -> Result<Tokenizer, AnyError> {
+    Tokenizer::from_gguf(gguf).map_err(|e| format!("{}: {e}", path.display()).into())
+}
+
+pub async fn tokenize(args: TokenizeArgs) -> Result<(), AnyError> {
+    let (_, gguf) = open(&args.model).await?;
+    let tok = tokenizer_of(&gguf, &args.model)?;
+    let ids = tok.encode(&args.text, !args.no_special)?;
+    if args.json {
+        emit(&format!("{}\n", serde_json::json!({ "tokens": ids })))
+    } else {
+        let mut out = String::new();
+        for id in &ids {
+            out.push_str(&format!("{id:>8} {:?}\n", tok.token_text(*id)));
+        }
+        emit(&out)
+    }
+}
+
+fn report(g: &Generated) -> String {
+    let ttft = g.prefill.as_secs_f64();
+    format!(
+        "[{} tokens, {:.1} tokens/s, first token after {:.2} s ({} prompt tokens, {} reused from cache), finish: {}]",
+        g.tokens.len(),
+        g.decode_tokens_per_s(),
+        ttft,
+        g.prompt_tokens,
+        g.reused_tokens,
+        g.finish.as_str()
+    )
+}
+
+pub async fn generate(args: GenerateArgs) -> Result<(), AnyError> {
+    let (model, gguf, load_s) = load_with_header(&args.model).await?;
+    let tok = tokenizer_of(&gguf, &args.model)?;
+    let prompt = match (&args.prompt, &args.tokens) {
+        (Some(text), _) => {
+            let mut ids: Vec<u32> = tok.add_bos.then_some(tok.bos).flatten().into_iter().collect();
+            ids.extend(tok.encode(text, true)?);
+            ids
+        }
+        (None, Some(t)) => t.0.clone(),
+        (None, None) => unreachable!("clap requires one"),
+    };
+    let mut session = Session::new(model, args.sampling.ctx).await?;
+    let options = GenerateOptions {
+        max_tokens: args.sampling.max_tokens,
+        sampling: args.sampling.params(),
+        stop: args.sampling.stop.clone(),
+        stop_tokens: if args.ignore_eos { Vec::new() } else { tok.end_of_turn_ids() },
+    };
+    let json = args.json;
+    let g = session
+        .generate(&tok, &prompt, &options, &mut |text, _| {
+            if !json && emit(text).is_err() {
+                return Flow::Stop;
+            }
+            Flow::Continue
+        })
+        .await?;
+    if json {
+        let out = serde_json::json!({
+            "tokens": g.tokens,
+            "text": g.text,
+            "finish_reason": g.finish.as_str(),
+            "prompt_tokens": g.prompt_tokens,
+            "load_s": load_s,
+            "prefill_s": g.prefill.as_secs_f64(),
+            "decode_s": g.decode.as_secs_f64(),
+            "decode_tokens_per_s": g.decode_tokens_per_s(),
+            "seed": options.sampling.seed,
+        });
+        emit(&format!("{out}\n"))
+    } else {
+        emit("\n")?;
+        eprintln!("{}", report(&g));
+        Ok(())
+    }
+}
+
+/// Set while a reply streams: Ctrl-C then stops the reply instead of the program.
+static GENERATING: AtomicBool = AtomicBool::new(false);
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+pub async fn chat(args: ChatArgs) -> Result<(), AnyError> {
+    let (model, gguf, _) = load_with_header(&args.model).await?;
+    let tok = tokenizer_of(&gguf, &args.model)?;
+    let template = chat_template(&gguf, &tok)?;
+    let name = model.config.name.clone().unwrap_or_else(|| "the model".into());
+    let mut session = Session::new(model, args.sampling.ctx).await?;
+    let _ = ctrlc::set_handler(|| {
+        if GENERATING.load(Ordering::SeqCst) {
+            INTERRUPTED.store(true, Ordering::SeqCst);
+        } else {
+            std::process::exit(130);
+        }
+    });
+    let mut messages: Vec<Message> = args.system.iter().map(|s| Message::new("system", s)).collect();
+    eprintln!("Chatting with {name}. Type a message; /reset starts over, /exit (or Ctrl-D) quits, Ctrl-C stops a reply.");
+    let stdin = std::io::stdin();
+    let mut seed = args.sampling.params().seed;
+    loop {
+        eprint!("\n> ");
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let line = line.trim_end_matches(['\n', '\r']);
+        match line.trim() {
+            "" => continue,
+            "/exit" | "/quit" => return Ok(()),
+            "/reset" => {
+                messages.retain(|m| m.role == "system");
+                eprintln!("(new conversation)");
+                continue;
+            }
+            _ => {}
+        }
+        messages.push(Message::new("user", line));
+        let rendered = template.render(&messages, true)?;
+        let mut prompt: Vec<u32> = tok.add_bos.then_some(tok.bos).flatten().into_iter().collect();
+        prompt.extend(tok.encode(&rendered, true)?);
+        let mut params = args.sampling.params();
+        params.seed = seed;
+        seed = seed.wrapping_add(1);
+        let options = GenerateOptions { max_tokens: args.sampling.max_tokens, sampling: params, stop: args.sampling.stop.clone(), stop_tokens: tok.end_of_turn_ids() };
+        INTERRUPTED.store(false, Ordering::SeqCst);
+        GENERATING.store(true, Ordering::SeqCst);
+        let result = session
+            .generate(&tok, &prompt, &options, &mut |text, _| {
+                if emit(text).is_err() || INTERRUPTED.load(Ordering::SeqCst) {
+                    return Flow::Stop;
+                }
+                Flow::Continue
+            })
+            .await;
+        GENERATING.store(false, Ordering::SeqCst);
+        match result {
+            Ok(g) => {
+                emit("\n")?;
+                eprintln!("{}", report(&g));
+                messages.push(Message::new("assistant", &g.text));
+            }
+            Err(e) => {
+                // The engine stays usable: drop the turn and let the user go on or /reset.
+                messages.pop();
+                eprintln!("error: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Text generation on a session: reuse the cached prefix, prefill the rest, then sample token
+//! by token, streaming text, until an end-of-turn token, a stop string, the token limit, the
+//! context limit, or the caller says stop.
+
+use crate::sampling::{SamplingParams, SplitMix64};
+use crate::transformer::Session;
+use crate::EngineError;
+use hearth_text::{StreamDecoder, Tokenizer};
+use std::time::Duration;
+use web_time::Instant;
+
+#[derive(Clone, Debug, Default)]
+pub struct GenerateOptions {
+    pub max_tokens: usize,
+    pub sampling: SamplingParams,
+    /// Generation ends when the text contains one of these; the text is cut before it.
+    pub stop: Vec<String>,
+    /// Generation ends on these tokens (typically the model's end-of-turn tokens).
+    pub stop_tokens: Vec<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FinishReason {
+    /// An end-of-turn token or a stop string.
+    Stop,
+    /// `max_tokens` reached.
+    Length,
+    /// The context window is full.
+    ContextFull,
+    /// The caller asked to stop.
+    Aborted,
+}
+
+impl FinishReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::ContextFull => "context_full",
+            FinishReason::Aborted => "aborted",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Generated {
+    /// Generated token ids (without the stop token).
+    pub tokens: Vec<u32>,
+    pub text: String,
+    pub finish: FinishReason,
+    pub prompt_tokens: usize,
+    /// Prompt tokens whose keys and values were already cached from an earlier turn.
+    pub reused_tokens: usize,
+    /// Time to the first generated token (prefill of the uncached prompt tokens).
+    pub prefill: Duration,
+    /// Time spent producing the remaining tokens.
+    pub decode: Duration,
+}
+
+impl Generated {
+    pub fn decode_tokens_per_s(&self) -> f64 {
+        self.tokens.len().saturating_sub(1) as f64 / self.decode.as_secs_f64().max(1e-9)
+    }
+}
+
+/// What the streaming callback returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Stop,
+}
+
+/// Length of the longest suffix of `text` that is a proper prefix of some stop string: text
+/// that must be held back because it may still turn into a stop string.
+fn held_back(text: &str, stops: &[String]) -> usize {
+    let mut hold = 0;
+    for stop in stops {
+        for (i, _) in stop.char_indices().skip(1) {
+            if text.ends_with(&stop[..i]) {
+                hold = hold.max(i);
+            }
+        }
+    }
+    hold
+}
+
+impl Session {
+    /// Generates a continuation of `prompt` (the whole conversation so far, as tokens).
+    /// Cached tokens the prompt starts with are reused; `on_text` receives text as it is
+    /// produced (never half a character, never part of a stop string) and may stop early.
+    pub async fn generate(&mut self, tokenizer: &Tokenizer, prompt: &[u32], options: &GenerateOptions, on_text: &mut dyn FnMut(&str, u32) -> Flow) -> Result<Generated, EngineError> {
+        if prompt.is_empty() {
+            return Err(EngineError::Unsupported("the prompt is empty".into()));
+        }
+        if prompt.len() >= self.context_window() {
+            return Err(EngineError::ContextFull { needed: prompt.len() + 1, ctx: self.context_window() });
+        }
+        // Reuse the cached prefix, but always feed at least one token to get fresh logits.
+        let common = self.history().iter().zip(prompt).take_while(|(a, b)| a == b).count().min(prompt.len() - 1);
+        self.truncate(common);
+
+        let sampling = &options.sampling;
+        let mut rng = SplitMix64(sampling.seed);
+        let mut stream = StreamDecoder::new();
+        let mut text = String::new();
+        let mut emitted = 0usize;
+        let mut tokens = Vec::new();
+        let start = Instant::now();
+        let mut first_token_at = start;
+        let mut feed: Vec<u32> = prompt[common..].to_vec();
+        let mut finish = FinishReason::Length;
+
+        while tokens.len() < options.max_tokens {
+            if self.history().len() + feed.len() > self.context_window() {
+                finish = FinishReason::ContextFull;
+                break;
+            }
+            let next = if sampling.is_greedy() && sampling.logit_bias.is_empty() && sampling.repeat_penalty == 1.0 && sampling.presence_penalty == 0.0 && sampling.frequency_penalty == 0.0 {
+                self.next_greedy(&feed).await?
+            } else {
+                let candidates = self.next_candidates(&feed, sampling).await?;
+                sampling.pick(&candidates, &mut rng).ok_or_else(|| EngineError::Readback("no candidates came back".into()))?
+            };
+            if tokens.is_empty() {
+                first_token_at = Instant::now();
+            }
+            if options.stop_tokens.contains(&next) {
+                finish = FinishReason::Stop;
+                break;
+            }
+            tokens.push(next);
+            feed = vec![next];
+            text.push_str(&stream.push(tokenizer, next));
+
+            if let Some(at) = options.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
+                text.truncate(at);
+                finish = FinishReason::Stop;
+                break;
+            }
+            let ready = text.len() - held_back(&text, &options.stop);
+            if ready > emitted {
+                let flow = on_text(&text[emitted..ready], next);
+                emitted = ready;
+                if flow == Flow::Stop {
+                    finish = FinishReason::Aborted;
+                    break;
+                }
+            }
+        }
+        if finish != FinishReason::Stop {
+            text.push_str(&stream.finish());
+        }
+        if text.len() > emitted {
+            on_text(&text[emitted..], tokens.last().copied().unwrap_or(0));
+        }
+        // The last sampled token has not been fed yet; it will be if the conversation goes on
+        // (the next prompt repeats it and prefix reuse picks it up).
+        Ok(Generated {
+            tokens,
+            text,
+            finish,
+            prompt_tokens: prompt.len(),
+            reused_tokens: common,
+            prefill: first_token_at - start,
+            decode: first_token_at.elapsed(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::held_back;
+
+    #[test]
+    fn holds_back_what_may_become_a_stop_string() {
+        let stops = vec!["</answer>".to_string(), "\n\n".to_string()];
+        assert_eq!(held_back("the end </ans", &stops), 5);
+        assert_eq!(held_back("line\n", &stops), 1);
+        assert_eq!(held_back("nothing here", &stops), 0);
+    }
+}
