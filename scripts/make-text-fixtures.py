@@ -117,6 +117,92 @@ def write_vocab_gguf(path, pre):
     w.close()
 
 
+def build_spm_vocab(text, n_merges=600):
+    """A SentencePiece-style vocabulary like Phi-3's: <unk>, <s>, </s>, 256 byte tokens, then
+    pieces ("▁" marks a space) whose scores order the merges, then chat markers."""
+    words = {}
+    for line in text.split("\n"):
+        for w in line.split(" "):
+            if w:
+                key = tuple("\u2581" + w)
+                words[key] = words.get(key, 0) + 1
+    chars = sorted({c for w in words for c in w})
+    pieces, scores = [], []
+    for _ in range(n_merges):
+        pairs = {}
+        for word, count in words.items():
+            for a, b in zip(word, word[1:]):
+                pairs[(a, b)] = pairs.get((a, b), 0) + count
+        if not pairs:
+            break
+        best = max(sorted(pairs), key=lambda p: pairs[p])
+        pieces.append(best[0] + best[1])
+        scores.append(-float(len(pieces)))
+        new_words = {}
+        for word, count in words.items():
+            out, i = [], 0
+            while i < len(word):
+                if i + 1 < len(word) and (word[i], word[i + 1]) == best:
+                    out.append(word[i] + word[i + 1])
+                    i += 2
+                else:
+                    out.append(word[i])
+                    i += 1
+            new_words[tuple(out)] = new_words.get(tuple(out), 0) + count
+        words = new_words
+    tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
+    types = [2, 3, 3] + [6] * 256
+    tok_scores = [0.0] * len(tokens)
+    for i, c in enumerate(chars):
+        tokens.append(c)
+        types.append(1)
+        tok_scores.append(-1e5 - i)
+    for p, sc in zip(pieces, scores):
+        if p not in tokens:
+            tokens.append(p)
+            types.append(1)
+            tok_scores.append(sc)
+    for marker, ty in [("<|system|>", 4), ("<|user|>", 4), ("<|assistant|>", 4), ("<|end|>", 3), ("<|endoftext|>", 3)]:
+        tokens.append(marker)
+        types.append(ty)
+        tok_scores.append(0.0)
+    return tokens, types, tok_scores
+
+
+def write_spm_gguf(path):
+    tokens, types, scores = build_spm_vocab(TRAIN.replace("\t", " "))
+    w = gguf.GGUFWriter(str(path), "phi3")
+    w.add_tokenizer_model("llama")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_scores(scores)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(tokens.index("<|endoftext|>"))
+    w.add_add_bos_token(False)
+    w.add_chat_template(TEMPLATES["phi-4-mini"])
+    w.add_context_length(256)
+    w.add_embedding_length(64)
+    w.add_block_count(1)
+    w.add_feed_forward_length(128)
+    w.add_head_count(1)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def record_tokenizations(llm, path, name):
+    cases = []
+    for text in HARD:
+        for special in (False, True):
+            ids = llm.tokenize(text.encode(), add_bos=False, special=special)
+            cases.append({"text": text, "special": special, "ids": ids})
+    (OUT / f"{name}.json").write_text(json.dumps({"model": path.name, "cases": cases}, ensure_ascii=False, indent=1) + "\n")
+    print(f"{name}: {len(cases)} tokenizations", file=sys.stderr)
+
+
 def main():
     from llama_cpp import Llama
 
@@ -124,14 +210,10 @@ def main():
     for pre in PRE_TYPES:
         path = OUT / f"vocab-{pre}.gguf"
         write_vocab_gguf(path, pre)
-        llm = Llama(model_path=str(path), vocab_only=True, verbose=False)
-        cases = []
-        for text in HARD:
-            for special in (False, True):
-                ids = llm.tokenize(text.encode(), add_bos=False, special=special)
-                cases.append({"text": text, "special": special, "ids": ids})
-        (OUT / f"vocab-{pre}.json").write_text(json.dumps({"model": path.name, "cases": cases}, ensure_ascii=False, indent=1) + "\n")
-        print(f"{pre}: {len(cases)} tokenizations", file=sys.stderr)
+        record_tokenizations(Llama(model_path=str(path), vocab_only=True, verbose=False), path, f"vocab-{pre}")
+    path = OUT / "vocab-spm.gguf"
+    write_spm_gguf(path)
+    record_tokenizations(Llama(model_path=str(path), vocab_only=True, verbose=False), path, "vocab-spm")
 
     env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)  # as transformers renders
     renders = []

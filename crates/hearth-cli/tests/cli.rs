@@ -43,7 +43,7 @@ fn generate_json_reports_llama_cpp_greedy_tokens() {
     let g = &meta["greedy"];
     let model = fixtures().join("tiny-f16-gqa-tied.gguf");
     let n = g["tokens"].as_array().unwrap().len().to_string();
-    let r = hearth(&["generate", "--model", model.to_str().unwrap(), "--tokens", &joined(&g["prompt"]), "--max-tokens", &n, "--temperature", "0", "--json"]);
+    let r = hearth(&["generate", "--model", model.to_str().unwrap(), "--tokens", &joined(&g["prompt"]), "--max-tokens", &n, "--temperature", "0", "--ignore-eos", "--json"]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let stdout = String::from_utf8(r.stdout).unwrap();
     let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
@@ -109,4 +109,65 @@ fn bad_files_fail_with_one_clear_message() {
     expect_clean_failure(&["generate", "--model", model, "--tokens", "1,99999"], "outside the model's vocabulary");
     expect_clean_failure(&["generate", "--model", model, "--tokens", "1,2,3", "--ctx", "2"], "context window holds 2");
     std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn tokenize_json_matches_llama_cpp_without_a_gpu_load() {
+    let dir = fixtures().join("text");
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("vocab-gpt-4o.json")).unwrap()).unwrap();
+    let case = meta["cases"].as_array().unwrap().iter().find(|c| c["special"] == true && c["text"].as_str().unwrap().contains("<|im_start|>")).unwrap();
+    // The vocabulary-only file has no weights: tokenize must not need them.
+    let r = hearth(&["tokenize", "--model", dir.join("vocab-gpt-4o.gguf").to_str().unwrap(), "--text", case["text"].as_str().unwrap(), "--json"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let last: serde_json::Value = serde_json::from_str(String::from_utf8(r.stdout).unwrap().lines().last().unwrap()).unwrap();
+    assert_eq!(last["tokens"], case["ids"]);
+}
+
+#[test]
+fn generate_prompt_text_equals_generate_tokens() {
+    let model = fixtures().join("tiny-q6_k.gguf");
+    let model = model.to_str().unwrap();
+    let prompt = "<|im_start|>user<|im_sep|>Hello there<|im_end|><|im_start|>assistant<|im_sep|>";
+    let tok = hearth(&["tokenize", "--model", model, "--text", prompt, "--json"]);
+    let ids: serde_json::Value = serde_json::from_str(String::from_utf8(tok.stdout).unwrap().lines().last().unwrap()).unwrap();
+    let run = |args: &[&str]| {
+        let mut all = vec!["generate", "--model", model, "--temperature", "0", "--max-tokens", "12", "--ignore-eos", "--json"];
+        all.extend_from_slice(args);
+        let r = hearth(&all);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        serde_json::from_str::<serde_json::Value>(String::from_utf8(r.stdout).unwrap().lines().last().unwrap()).unwrap()
+    };
+    let by_text = run(&["--prompt", prompt]);
+    let by_ids = run(&["--tokens", &joined(&ids["tokens"])]);
+    assert_eq!(by_text["tokens"], by_ids["tokens"]);
+    assert_eq!(by_text["tokens"].as_array().unwrap().len(), 12);
+    assert!(by_text["text"].is_string());
+    // Without --json the text streams to stdout and the statistics go to stderr.
+    let r = hearth(&["generate", "--model", model, "--prompt", prompt, "--temperature", "0", "--max-tokens", "12", "--ignore-eos"]);
+    assert!(r.status.success());
+    assert_eq!(String::from_utf8(r.stdout).unwrap().trim_end_matches('\n'), by_text["text"].as_str().unwrap());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("tokens/s"));
+}
+
+#[test]
+fn chat_keeps_the_conversation_cached_between_turns() {
+    use std::io::Write;
+    let model = fixtures().join("tiny-q4_k_m.gguf");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["chat", "--model", model.to_str().unwrap(), "--system", "Be brief.", "--max-tokens", "8", "--seed", "5"])
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"Hello there\nTell me more\n/reset\nAgain\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let reports: Vec<&str> = stderr.lines().filter(|l| l.contains("tokens/s")).collect();
+    assert_eq!(reports.len(), 3, "{stderr}");
+    assert!(reports[0].contains(" 0 reused"), "{}", reports[0]);
+    assert!(!reports[1].contains(" 0 reused"), "the second turn reuses the first: {}", reports[1]);
+    assert!(stderr.contains("(new conversation)"));
 }

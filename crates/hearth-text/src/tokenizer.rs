@@ -1,7 +1,12 @@
 //! A tokenizer built from GGUF metadata alone, producing llama.cpp's token ids.
 //!
-//! Byte-level BPE vocabularies (`tokenizer.ggml.model = "gpt2"`) run on the `tokenizers`
-//! crate with the pre-tokenizer regexes llama.cpp uses for each `tokenizer.ggml.pre` value.
+//! Two vocabulary families, both on the `tokenizers` crate's BPE model:
+//! * byte-level BPE (`tokenizer.ggml.model = "gpt2"`: Phi-4, Phi-4-mini, Llama 3, Qwen), with
+//!   the pre-tokenizer regexes llama.cpp uses for each `tokenizer.ggml.pre` value;
+//! * SentencePiece BPE (`"llama"`: Phi-3, Phi-3.5-mini), where spaces become `▁`, merges
+//!   follow the pieces' scores, and characters outside the vocabulary fall back to
+//!   `<0xXX>` byte tokens.
+//!
 //! Special tokens (control, user-defined) are split out first, longest first, exactly as
 //! llama.cpp partitions text; the pieces between them are encoded separately.
 
@@ -63,8 +68,17 @@ fn pre_tokenizer_rules(pre: &str) -> Option<(Vec<&'static str>, bool)> {
     })
 }
 
+/// How text between special tokens is turned into tokens.
+enum Family {
+    ByteLevel,
+    /// SentencePiece: a space is prefixed to the first piece and to pieces after a special
+    /// token when `add_space_prefix` (llama.cpp's rule), then spaces become `▁`.
+    SentencePiece { add_space_prefix: bool },
+}
+
 pub struct Tokenizer {
     bpe: tokenizers::Tokenizer,
+    family: Family,
     /// Bytes each token stands for (byte-level characters mapped back to bytes).
     token_bytes: Vec<Vec<u8>>,
     types: Vec<TokenType>,
@@ -107,34 +121,56 @@ fn token_id(gguf: &Gguf, key: &str, n: usize) -> Option<u32> {
 impl Tokenizer {
     pub fn from_gguf(gguf: &Gguf) -> Result<Self, TextError> {
         let model = gguf.get("tokenizer.ggml.model").and_then(MetadataValue::as_str).ok_or_else(|| TextError::Missing("tokenizer.ggml.model".into()))?;
-        if model != "gpt2" {
-            return Err(TextError::Unsupported(format!("tokenizer model '{model}' (supported: gpt2 byte-level BPE)")));
+        if model != "gpt2" && model != "llama" {
+            return Err(TextError::Unsupported(format!("tokenizer model '{model}' (supported: gpt2 byte-level BPE, llama SentencePiece BPE)")));
         }
         let tokens = strings(gguf, "tokenizer.ggml.tokens")?;
+        if tokens.is_empty() {
+            return Err(TextError::Bad("the vocabulary is empty".into()));
+        }
         let n = tokens.len();
         let types: Vec<TokenType> = match gguf.get("tokenizer.ggml.token_type").and_then(MetadataValue::as_array) {
             Some(t) if t.len() == n => t.iter().map(|v| TokenType::from_id(v.as_i64().unwrap_or(1))).collect(),
             Some(t) => return Err(TextError::Bad(format!("{} token types for {n} tokens", t.len()))),
             None => vec![TokenType::Normal; n],
         };
+        let mut vocab = tokenizers::models::bpe::Vocab::default();
+        for (i, t) in tokens.iter().enumerate() {
+            vocab.entry(t.clone()).or_insert(i as u32);
+        }
+        let (tk, family, token_bytes) = if model == "gpt2" { Self::byte_level(gguf, &tokens, &types, vocab)? } else { Self::sentence_piece(gguf, &tokens, &types, vocab)? };
+
+        let mut specials: Vec<(String, u32)> = tokens.iter().enumerate().filter(|(i, t)| types[*i].is_special() && !t.is_empty()).map(|(i, t)| (t.clone(), i as u32)).collect();
+        specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
+
+        let eos = token_id(gguf, "tokenizer.ggml.eos_token_id", n);
+        let eot = token_id(gguf, "tokenizer.ggml.eot_token_id", n);
+        Ok(Tokenizer {
+            bpe: tk,
+            family,
+            token_bytes,
+            types,
+            specials,
+            bos: token_id(gguf, "tokenizer.ggml.bos_token_id", n),
+            eos,
+            eot,
+            add_bos: gguf.get("tokenizer.ggml.add_bos_token").and_then(MetadataValue::as_bool).unwrap_or(false),
+        })
+    }
+
+    fn byte_level(gguf: &Gguf, tokens: &[String], types: &[TokenType], vocab: tokenizers::models::bpe::Vocab) -> Result<(tokenizers::Tokenizer, Family, Vec<Vec<u8>>), TextError> {
         let merges = match gguf.get("tokenizer.ggml.merges") {
             Some(_) => strings(gguf, "tokenizer.ggml.merges")?,
             None => Vec::new(),
         };
         let pre = gguf.get("tokenizer.ggml.pre").and_then(MetadataValue::as_str).unwrap_or("default");
         let (regexes, ignore_merges) = pre_tokenizer_rules(pre).ok_or_else(|| TextError::Unsupported(format!("pre-tokenizer '{pre}' (supported: default, gpt-2, llama3, dbrx, qwen2, gpt-4o)")))?;
-
         let (_, from_char) = byte_level_maps();
-        let token_bytes: Vec<Vec<u8>> = tokens
+        let token_bytes = tokens
             .iter()
-            .zip(&types)
+            .zip(types)
             .map(|(t, ty)| if ty.is_special() { t.as_bytes().to_vec() } else { t.chars().map(|c| from_char.get(&c).copied().unwrap_or(b'?')).collect() })
             .collect();
-
-        let mut vocab = tokenizers::models::bpe::Vocab::default();
-        for (i, t) in tokens.iter().enumerate() {
-            vocab.entry(t.clone()).or_insert(i as u32);
-        }
         let merges = merges
             .iter()
             .map(|m| m.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())).ok_or_else(|| TextError::Bad(format!("merge '{m}' is not two tokens"))))
@@ -148,22 +184,47 @@ impl Tokenizer {
         steps.push(ByteLevel::default().add_prefix_space(false).use_regex(false).into());
         let mut tk = tokenizers::Tokenizer::new(bpe);
         tk.with_pre_tokenizer(Some(Sequence::new(steps)));
+        Ok((tk, Family::ByteLevel, token_bytes))
+    }
 
-        let mut specials: Vec<(String, u32)> = tokens.iter().enumerate().filter(|(i, t)| types[*i].is_special() && !t.is_empty()).map(|(i, t)| (t.clone(), i as u32)).collect();
-        specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
-
-        let eos = token_id(gguf, "tokenizer.ggml.eos_token_id", n);
-        let eot = token_id(gguf, "tokenizer.ggml.eot_token_id", n);
-        Ok(Tokenizer {
-            bpe: tk,
-            token_bytes,
-            types,
-            specials,
-            bos: token_id(gguf, "tokenizer.ggml.bos_token_id", n),
-            eos,
-            eot,
-            add_bos: gguf.get("tokenizer.ggml.add_bos_token").and_then(MetadataValue::as_bool).unwrap_or(false),
-        })
+    /// SentencePiece BPE as llama.cpp runs it: adjacent pieces merge when their concatenation
+    /// is a token, highest score first. Expressed as BPE merges ranked by that score.
+    fn sentence_piece(gguf: &Gguf, tokens: &[String], types: &[TokenType], vocab: tokenizers::models::bpe::Vocab) -> Result<(tokenizers::Tokenizer, Family, Vec<Vec<u8>>), TextError> {
+        let scores: Vec<f32> = match gguf.get("tokenizer.ggml.scores").and_then(MetadataValue::as_array) {
+            Some(s) if s.len() == tokens.len() => s.iter().map(|v| v.as_f64().unwrap_or(0.0) as f32).collect(),
+            _ => return Err(TextError::Missing("tokenizer.ggml.scores".into())),
+        };
+        let mut ranked: Vec<(f32, usize, usize, (String, String))> = Vec::new();
+        for (id, t) in tokens.iter().enumerate() {
+            if types[id] == TokenType::Byte {
+                continue;
+            }
+            for (split, _) in t.char_indices().skip(1) {
+                let (a, b) = t.split_at(split);
+                if vocab.contains_key(a) && vocab.contains_key(b) {
+                    ranked.push((scores[id], id, split, (a.to_string(), b.to_string())));
+                }
+            }
+        }
+        ranked.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
+        let merges = ranked.into_iter().map(|r| r.3).collect();
+        let has_bytes = types.iter().any(|&t| t == TokenType::Byte);
+        let mut builder = BPE::builder().vocab_and_merges(vocab, merges).byte_fallback(has_bytes);
+        if let Some(unk) = tokens.iter().zip(types).find(|(_, t)| **t == TokenType::Unknown).map(|(s, _)| s.clone()) {
+            builder = builder.unk_token(unk);
+        }
+        let bpe = builder.build().map_err(|e| TextError::Bad(format!("BPE: {e}")))?;
+        let token_bytes = tokens
+            .iter()
+            .zip(types)
+            .map(|(t, ty)| match ty {
+                TokenType::Byte => u8::from_str_radix(t.trim_start_matches("<0x").trim_end_matches('>'), 16).map(|b| vec![b]).unwrap_or_default(),
+                _ if ty.is_special() => t.as_bytes().to_vec(),
+                _ => t.replace('\u{2581}', " ").into_bytes(),
+            })
+            .collect();
+        let add_space_prefix = gguf.get("tokenizer.ggml.add_space_prefix").and_then(MetadataValue::as_bool).unwrap_or(true);
+        Ok((tokenizers::Tokenizer::new(bpe), Family::SentencePiece { add_space_prefix }, token_bytes))
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -203,11 +264,26 @@ impl Tokenizer {
             pieces = next;
         }
         let mut ids = Vec::new();
+        let mut after_special = true;
         for piece in pieces {
             match piece {
-                Piece::Token(id) => ids.push(id),
-                Piece::Text(t) if t.is_empty() => {}
-                Piece::Text(t) => ids.extend_from_slice(self.bpe.encode(t, false).map_err(|e| TextError::Bad(format!("tokenizing: {e}")))?.get_ids()),
+                Piece::Token(id) => {
+                    ids.push(id);
+                    after_special = true;
+                }
+                Piece::Text(t) => {
+                    let text = match self.family {
+                        Family::ByteLevel => std::borrow::Cow::Borrowed(t),
+                        Family::SentencePiece { add_space_prefix } => {
+                            let prefix = if add_space_prefix && after_special { " " } else { "" };
+                            std::borrow::Cow::Owned(format!("{prefix}{t}").replace(' ', "\u{2581}"))
+                        }
+                    };
+                    if !text.is_empty() {
+                        ids.extend_from_slice(self.bpe.encode(text.as_ref(), false).map_err(|e| TextError::Bad(format!("tokenizing: {e}")))?.get_ids());
+                    }
+                    after_special = false;
+                }
             }
         }
         Ok(ids)
@@ -248,9 +324,14 @@ impl Tokenizer {
         ids
     }
 
-    /// Decodes tokens to text (invalid UTF-8 replaced), control tokens omitted.
+    /// Decodes a whole text (invalid UTF-8 replaced, control tokens omitted). SentencePiece
+    /// vocabularies lose the space their encoder put in front, as llama.cpp's detokenizer does.
     pub fn decode(&self, ids: &[u32]) -> String {
         let bytes: Vec<u8> = ids.iter().flat_map(|&id| self.token_bytes(id).iter().copied()).collect();
-        String::from_utf8_lossy(&bytes).into_owned()
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        match self.family {
+            Family::SentencePiece { add_space_prefix: true } => text.strip_prefix(' ').map(str::to_string).unwrap_or(text),
+            _ => text,
+        }
     }
 }
