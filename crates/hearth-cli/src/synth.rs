@@ -3,6 +3,7 @@
 //! byte-level vocabulary of the right size) for llama.cpp to load the same file.
 
 use crate::AnyError;
+use hearth_engine::sampling::SplitMix64;
 use hearth_gguf::writer::{GgufWriter, TensorSpec};
 use hearth_gguf::{GgmlType, MetadataValue as V};
 use std::io::BufWriter;
@@ -91,23 +92,11 @@ fn type_for(quant: Quant, name: &str, layer: Option<usize>, n_layer: usize) -> G
     }
 }
 
-/// SplitMix64: fast, seedable, good enough for random weights.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            let v = self.next().to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
+/// Fills `buf` with seeded random bytes.
+fn fill(rng: &mut SplitMix64, buf: &mut [u8]) {
+    for chunk in buf.chunks_mut(8) {
+        let v = rng.next_u64().to_le_bytes();
+        chunk.copy_from_slice(&v[..chunk.len()]);
     }
 }
 
@@ -122,22 +111,22 @@ fn f16_bits(v: f32) -> [u8; 2] {
 }
 
 /// Random blocks whose values stay small (|w| ≲ 0.05) so activations stay finite.
-fn random_tensor(rng: &mut Rng, t: &TensorSpec, buf: &mut [u8]) {
+fn random_tensor(rng: &mut SplitMix64, t: &TensorSpec, buf: &mut [u8]) {
     match t.ty {
         GgmlType::F32 => {
             for v in buf.chunks_exact_mut(4) {
-                v.copy_from_slice(&(1.0f32 + (rng.next() % 1000) as f32 * 1e-4).to_le_bytes());
+                v.copy_from_slice(&(1.0f32 + (rng.next_u64() % 1000) as f32 * 1e-4).to_le_bytes());
             }
         }
         GgmlType::F16 => {
             for v in buf.chunks_exact_mut(2) {
-                let r = rng.next();
+                let r = rng.next_u64();
                 let x = ((r % 2001) as f32 - 1000.0) * 5e-5;
                 v.copy_from_slice(&f16_bits(x));
             }
         }
         ty => {
-            rng.fill(buf);
+            fill(rng, buf);
             let size = ty.type_size();
             // (offset of each f16 scale, its value): value ≈ 0.05 / the largest code.
             let scales: &[(usize, f32)] = match ty {
@@ -210,7 +199,7 @@ pub fn run(args: SynthArgs) -> Result<(), AnyError> {
         w.tensor("rope_factors_short.weight", &[d.n_rot / 2], GgmlType::F32);
     }
     let file = std::fs::File::create(&args.out).map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
-    let mut rng = Rng(args.seed);
+    let mut rng = SplitMix64(args.seed);
     w.write(&mut BufWriter::with_capacity(8 << 20, file), |t, buf| random_tensor(&mut rng, t, buf)).map_err(|e| format!("writing {}: {e}", args.out.display()))?;
     eprintln!("wrote {} ({:.2} GiB)", args.out.display(), w.file_len() as f64 / (1u64 << 30) as f64);
     Ok(())
