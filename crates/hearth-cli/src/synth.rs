@@ -170,7 +170,15 @@ pub fn run(args: SynthArgs) -> Result<(), AnyError> {
         w.meta("phi3.rope.scaling.original_context_length", u32v(orig)).meta("phi3.rope.scaling.attn_factor", V::F32(attn_factor as f32));
     }
     // A byte-level vocabulary of the real size: 256 byte tokens, then filler tokens.
-    let tokens: Vec<V> = (0..d.n_vocab).map(|i| V::String(if i < 256 { byte_token(i as u8) } else { format!("<|synthetic_{i}|>") })).collect();
+    let tokens: Vec<V> = (0..d.n_vocab)
+        .map(|i| {
+            V::String(match i {
+                0..256 => byte_token(i as u8),
+                256 => "Ġt".into(), // the result of the one merge below
+                _ => format!("<|synthetic_{i}|>"),
+            })
+        })
+        .collect();
     w.meta("tokenizer.ggml.model", V::String("gpt2".into()))
         .meta("tokenizer.ggml.pre", V::String("default".into()))
         .meta("tokenizer.ggml.tokens", V::Array(tokens))

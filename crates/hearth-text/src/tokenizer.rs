@@ -171,10 +171,16 @@ impl Tokenizer {
             .zip(types)
             .map(|(t, ty)| if ty.is_special() { t.as_bytes().to_vec() } else { t.chars().map(|c| from_char.get(&c).copied().unwrap_or(b'?')).collect() })
             .collect();
-        let merges = merges
-            .iter()
-            .map(|m| m.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())).ok_or_else(|| TextError::Bad(format!("merge '{m}' is not two tokens"))))
-            .collect::<Result<Vec<_>, _>>()?;
+        // A merge that joins or yields tokens the vocabulary lacks can never apply; llama.cpp
+        // skips such entries and so does Hearth (the BPE builder would reject the file).
+        let mut kept = Vec::with_capacity(merges.len());
+        for m in &merges {
+            let (a, b) = m.split_once(' ').ok_or_else(|| TextError::Bad(format!("merge '{m}' is not two tokens")))?;
+            if vocab.contains_key(a) && vocab.contains_key(b) && vocab.contains_key(&format!("{a}{b}")) {
+                kept.push((a.to_string(), b.to_string()));
+            }
+        }
+        let merges = kept;
         let bpe = BPE::builder().vocab_and_merges(vocab, merges).ignore_merges(ignore_merges).build().map_err(|e| TextError::Bad(format!("BPE: {e}")))?;
         let mut steps: Vec<PreTokenizerWrapper> = Vec::new();
         for re in regexes {

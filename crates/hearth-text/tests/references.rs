@@ -123,3 +123,24 @@ fn fallback_templates_for_files_without_one() {
     let raising = ChatTemplate::new("{{ raise_exception('roles must alternate') }}", "", "").unwrap();
     assert!(raising.render(&[], true).unwrap_err().to_string().contains("roles must alternate"));
 }
+
+/// Merges that cannot apply (a part or the result missing from the vocabulary) are skipped as
+/// llama.cpp skips them, instead of making the whole file unusable.
+#[test]
+fn unusable_merges_are_skipped() {
+    use hearth_gguf::MetadataValue as V;
+    use hearth_gguf::writer::GgufWriter;
+    let mut w = GgufWriter::default();
+    let tokens = ["a", "b", "ab", "c"].map(|t| V::String(t.into())).to_vec();
+    let merges = ["a b", "b c", "x y"].map(|t| V::String(t.into())).to_vec();
+    w.meta("general.architecture", V::String("phi3".into()))
+        .meta("tokenizer.ggml.model", V::String("gpt2".into()))
+        .meta("tokenizer.ggml.pre", V::String("gpt-2".into()))
+        .meta("tokenizer.ggml.tokens", V::Array(tokens))
+        .meta("tokenizer.ggml.merges", V::Array(merges));
+    let mut bytes = Vec::new();
+    w.write(&mut bytes, |_, _| {}).unwrap();
+    let gguf = pollster::block_on(read_header(&SliceSource(&bytes))).unwrap();
+    let tok = Tokenizer::from_gguf(&gguf).unwrap();
+    assert_eq!(tok.encode("abc", false).unwrap(), vec![2, 3]);
+}
