@@ -83,8 +83,9 @@ impl SamplingArgs {
 
 #[derive(clap::Args)]
 pub struct GenerateArgs {
+    /// A GGUF model (default: the built-in SmolLM2-135M-Instruct from scripts/fetch-default-model.sh).
     #[arg(long)]
-    model: PathBuf,
+    model: Option<PathBuf>,
     /// Prompt text (control tokens such as `<|user|>` are recognised).
     #[arg(long, conflicts_with = "tokens", required_unless_present = "tokens")]
     prompt: Option<String>,
@@ -103,13 +104,31 @@ pub struct GenerateArgs {
 
 #[derive(clap::Args)]
 pub struct ChatArgs {
+    /// A GGUF model (default: the built-in SmolLM2-135M-Instruct from scripts/fetch-default-model.sh).
     #[arg(long)]
-    model: PathBuf,
+    model: Option<PathBuf>,
     /// System prompt.
     #[arg(long)]
     system: Option<String>,
     #[command(flatten)]
     sampling: SamplingArgs,
+}
+
+const DEFAULT_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// The given model, or the built-in default one (looked for in ./models, then in the
+/// checkout the binary was built from), announced as the tiny demo model it is.
+fn model_or_default(model: Option<PathBuf>) -> Result<PathBuf, AnyError> {
+    if let Some(m) = model {
+        return Ok(m);
+    }
+    let candidates = [PathBuf::from("models").join(DEFAULT_MODEL), PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models").join(DEFAULT_MODEL)];
+    let found = candidates.into_iter().find(|p| p.is_file()).ok_or("no --model given and the built-in default model is not downloaded: run scripts/fetch-default-model.sh, or pass --model PATH to a GGUF (e.g. Phi-4-mini-instruct-Q4_K_M.gguf)")?;
+    eprintln!(
+        "Using the built-in default model, SmolLM2-135M-Instruct: a tiny 135M-parameter model for trying Hearth, not for real answers.\n\
+         For those, pass --model with a Phi-4-family GGUF (Phi-4-mini-instruct Q4_K_M ~2.5 GB, Phi-4 Q4_K_M ~9 GB)."
+    );
+    Ok(found)
 }
 
 fn tokenizer_of(gguf: &hearth_gguf::Gguf, path: &std::path::Path) -> Result<Tokenizer, AnyError> {
@@ -145,8 +164,9 @@ fn report(g: &Generated) -> String {
 }
 
 pub async fn generate(args: GenerateArgs) -> Result<(), AnyError> {
-    let (model, gguf, load_s) = load_with_header(&args.model).await?;
-    let tok = tokenizer_of(&gguf, &args.model)?;
+    let path = model_or_default(args.model.clone())?;
+    let (model, gguf, load_s) = load_with_header(&path).await?;
+    let tok = tokenizer_of(&gguf, &path)?;
     let prompt = match (&args.prompt, &args.tokens) {
         (Some(text), _) => {
             let mut ids: Vec<u32> = tok.add_bos.then_some(tok.bos).flatten().into_iter().collect();
@@ -197,8 +217,9 @@ static GENERATING: AtomicBool = AtomicBool::new(false);
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 pub async fn chat(args: ChatArgs) -> Result<(), AnyError> {
-    let (model, gguf, _) = load_with_header(&args.model).await?;
-    let tok = tokenizer_of(&gguf, &args.model)?;
+    let path = model_or_default(args.model.clone())?;
+    let (model, gguf, _) = load_with_header(&path).await?;
+    let tok = tokenizer_of(&gguf, &path)?;
     let template = chat_template(&gguf, &tok)?;
     let name = model.config.name.clone().unwrap_or_else(|| "the model".into());
     let mut session = Session::new(model, args.sampling.ctx).await?;

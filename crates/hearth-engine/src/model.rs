@@ -37,8 +37,8 @@ pub struct Model {
     pub output: Option<GpuMatrix>,
     pub rope_factors_long: Option<GpuVector>,
     pub rope_factors_short: Option<GpuVector>,
-    /// All-ones frequency divisors for models without LongRoPE.
-    pub rope_factors_none: GpuVector,
+    /// Frequency divisors when LongRoPE does not apply: the file's `rope_freqs`, or ones.
+    pub rope_factors_default: GpuVector,
 }
 
 /// Upload progress: bytes of the file read so far, out of the bytes the weights take.
@@ -98,9 +98,12 @@ impl Model {
             Some(n) => Some(vector(n).await?),
             None => None,
         };
-        let rope_factors_none = GpuVector::from_values(&gpu, "rope factors (none)", &vec![1.0; config.n_rot / 2]).await?;
+        let rope_factors_default = match &w.rope_freqs {
+            Some(n) => vector(n).await?,
+            None => GpuVector::from_values(&gpu, "rope factors (none)", &vec![1.0; config.n_rot / 2]).await?,
+        };
         gpu.check()?;
-        Ok(Model { gpu, config, kernels, token_embd, layers, output_norm, output, rope_factors_long, rope_factors_short, rope_factors_none })
+        Ok(Model { gpu, config, kernels, token_embd, layers, output_norm, output, rope_factors_long, rope_factors_short, rope_factors_default })
     }
 
     /// The output projection (the embedding itself when tied).

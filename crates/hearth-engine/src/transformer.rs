@@ -199,7 +199,7 @@ impl Session {
     /// LongRoPE's frequency factors for this session (all ones without LongRoPE).
     fn rope_factors(model: &Model, long: bool) -> &GpuVector {
         let chosen = if long { &model.rope_factors_long } else { &model.rope_factors_short };
-        chosen.as_ref().unwrap_or(&model.rope_factors_none)
+        chosen.as_ref().unwrap_or(&model.rope_factors_default)
     }
 
     /// Runs `tokens` through the model after the tokens already in the cache.

@@ -5,7 +5,7 @@ use hearth_gguf::{GgmlType, Gguf, MetadataValue, TensorInfo};
 pub enum ModelError {
     #[error("the file has no 'general.architecture' key; it is not a model GGUF")]
     NoArchitecture,
-    #[error("architecture '{0}' is not supported (supported: phi3)")]
+    #[error("architecture '{0}' is not supported (supported: phi3, llama)")]
     UnsupportedArchitecture(String),
     #[error("metadata key '{0}' is missing")]
     MissingKey(String),
@@ -34,12 +34,14 @@ pub enum RopeStyle {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Architecture {
     Phi3,
+    Llama,
 }
 
 impl Architecture {
     pub fn from_name(name: &str) -> Result<Self, ModelError> {
         match name {
             "phi3" => Ok(Architecture::Phi3),
+            "llama" => Ok(Architecture::Llama),
             other => Err(ModelError::UnsupportedArchitecture(other.to_string())),
         }
     }
@@ -47,12 +49,16 @@ impl Architecture {
     pub fn name(self) -> &'static str {
         match self {
             Architecture::Phi3 => "phi3",
+            Architecture::Llama => "llama",
         }
     }
 
+    /// llama.cpp's converter permutes llama's Q/K rows so that adjacent dimensions pair up;
+    /// phi3 keeps Hugging Face's halves.
     pub fn rope_style(self) -> RopeStyle {
         match self {
             Architecture::Phi3 => RopeStyle::Neox,
+            Architecture::Llama => RopeStyle::Normal,
         }
     }
 }
@@ -91,6 +97,8 @@ pub struct WeightNames {
     pub output: String,
     pub rope_factors_long: Option<String>,
     pub rope_factors_short: Option<String>,
+    /// Frequency factors used at every context length (llama 3.1's `rope_freqs`).
+    pub rope_freqs: Option<String>,
 }
 
 /// Hyper-parameters of a decoder-only transformer, read from GGUF metadata and checked
@@ -225,18 +233,14 @@ impl Config {
         let layers = (0..n_layer)
             .map(|i| {
                 let t = |s: &str| format!("blk.{i}.{s}.weight");
-                let qkv = match arch {
-                    Architecture::Phi3 if has(&t("attn_qkv")) => QkvWeights::Fused(t("attn_qkv")),
-                    Architecture::Phi3 => QkvWeights::Separate { q: t("attn_q"), k: t("attn_k"), v: t("attn_v") },
+                // Fusions are what the file holds: phi3 files fuse Q/K/V and gate/up, llama
+                // files keep them apart; either way they fill the same activation columns.
+                let qkv = if has(&t("attn_qkv")) { QkvWeights::Fused(t("attn_qkv")) } else { QkvWeights::Separate { q: t("attn_q"), k: t("attn_k"), v: t("attn_v") } };
+                let ffn_in = match arch {
+                    Architecture::Phi3 => FfnWeights::FusedGateUp(t("ffn_up")),
+                    Architecture::Llama => FfnWeights::Separate { gate: t("ffn_gate"), up: t("ffn_up") },
                 };
-                LayerWeights {
-                    attn_norm: t("attn_norm"),
-                    qkv,
-                    attn_output: t("attn_output"),
-                    ffn_norm: t("ffn_norm"),
-                    ffn_in: FfnWeights::FusedGateUp(t("ffn_up")),
-                    ffn_down: t("ffn_down"),
-                }
+                LayerWeights { attn_norm: t("attn_norm"), qkv, attn_output: t("attn_output"), ffn_norm: t("ffn_norm"), ffn_in, ffn_down: t("ffn_down") }
             })
             .collect();
         let opt = |n: &str| has(n).then(|| n.to_string());
@@ -247,6 +251,7 @@ impl Config {
             output: opt("output.weight").unwrap_or_else(|| "token_embd.weight".into()),
             rope_factors_long: opt("rope_factors_long.weight"),
             rope_factors_short: opt("rope_factors_short.weight"),
+            rope_freqs: opt("rope_freqs.weight"),
         }
     }
 
@@ -258,7 +263,7 @@ impl Config {
         if !self.tied_output() {
             out.push((w.output.clone(), vec![d, v], true));
         }
-        for f in [&w.rope_factors_long, &w.rope_factors_short].into_iter().flatten() {
+        for f in [&w.rope_factors_long, &w.rope_factors_short, &w.rope_freqs].into_iter().flatten() {
             out.push((f.clone(), vec![self.n_rot as u64 / 2], false));
         }
         for l in &w.layers {

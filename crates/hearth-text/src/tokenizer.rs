@@ -64,6 +64,7 @@ fn pre_tokenizer_rules(pre: &str) -> Option<(Vec<&'static str>, bool)> {
         "gpt-2" | "phi-2" | "gpt2" => (vec![GPT2], false),
         "qwen2" | "deepseek-r1-qwen" | "megrez" | "stablelm2" => (vec![QWEN2], false),
         "gpt-4o" | "llama4" => (vec![GPT4O], false),
+        "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" => (vec![r"\p{N}", GPT2], false),
         _ => return None,
     })
 }
@@ -164,7 +165,7 @@ impl Tokenizer {
             None => Vec::new(),
         };
         let pre = gguf.get("tokenizer.ggml.pre").and_then(MetadataValue::as_str).unwrap_or("default");
-        let (regexes, ignore_merges) = pre_tokenizer_rules(pre).ok_or_else(|| TextError::Unsupported(format!("pre-tokenizer '{pre}' (supported: default, gpt-2, llama3, dbrx, qwen2, gpt-4o)")))?;
+        let (regexes, ignore_merges) = pre_tokenizer_rules(pre).ok_or_else(|| TextError::Unsupported(format!("pre-tokenizer '{pre}' (supported: default, gpt-2, llama3, dbrx, qwen2, gpt-4o, smollm)")))?;
         let (_, from_char) = byte_level_maps();
         let token_bytes = tokens
             .iter()
