@@ -115,11 +115,11 @@ impl Session {
                 finish = FinishReason::ContextFull;
                 break;
             }
-            let next = if sampling.is_greedy() && sampling.logit_bias.is_empty() && sampling.repeat_penalty == 1.0 && sampling.presence_penalty == 0.0 && sampling.frequency_penalty == 0.0 {
-                self.next_greedy(&feed).await?
-            } else {
+            let next = if sampling.needs_candidates() {
                 let candidates = self.next_candidates(&feed, sampling).await?;
                 sampling.pick(&candidates, &mut rng).ok_or_else(|| EngineError::Readback("no candidates came back".into()))?
+            } else {
+                self.next_greedy(&feed).await?
             };
             if tokens.is_empty() {
                 first_token_at = Instant::now();

@@ -47,6 +47,12 @@ impl SamplingParams {
         self.repeat_penalty != 1.0 || self.presence_penalty != 0.0 || self.frequency_penalty != 0.0
     }
 
+    /// Whether the next token depends on more than the plain argmax, so the GPU must return
+    /// penalized candidates rather than one id.
+    pub fn needs_candidates(&self) -> bool {
+        !self.is_greedy() || self.has_penalties() || !self.logit_bias.is_empty()
+    }
+
     /// The per-token records the penalize kernel applies: (token, count in window, bias, 0).
     pub fn penalty_entries(&self, history: &[u32], n_vocab: usize) -> Vec<[u32; 4]> {
         let mut entries: HashMap<u32, (u32, f32)> = HashMap::new();

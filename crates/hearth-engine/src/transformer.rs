@@ -281,20 +281,18 @@ impl Session {
         }
         // Head: final norm and the vocabulary projection, for every position or the last.
         let mut reads: Vec<(&wgpu::Buffer, u64)> = Vec::new();
-        let read_bytes = match want {
-            None => 0,
+        match want {
+            None => {}
             Some(Want::AllLogits) => {
                 rec.rms_norm(&a.x, 0, n, &model.output_norm, c.rms_eps, &a.normed);
                 rec.matmul(model.output(), &a.normed, 0, n, &a.logits, n_vocab, 0, false);
                 reads.push((&a.logits, (n * n_vocab * 4) as u64));
-                (n * n_vocab * 4) as u64
             }
             Some(Want::Argmax) => {
                 rec.rms_norm(&a.x, n - 1, 1, &model.output_norm, c.rms_eps, &a.normed);
                 rec.matmul(model.output(), &a.normed, 0, 1, &a.logits, n_vocab, 0, false);
                 rec.argmax(&a.logits, n_vocab, &a.argmax);
                 reads.push((&a.argmax, 4));
-                4
             }
             Some(Want::Candidates(sampling)) => {
                 rec.rms_norm(&a.x, n - 1, 1, &model.output_norm, c.rms_eps, &a.normed);
@@ -310,9 +308,9 @@ impl Session {
                 let (values, ids) = rec.top_k(&a.logits, n_vocab, &a.top_k);
                 reads.push((values, TOP_K as u64 * 4));
                 reads.push((ids, TOP_K as u64 * 4));
-                TOP_K as u64 * 8
             }
-        };
+        }
+        let read_bytes: u64 = reads.iter().map(|r| r.1).sum();
         rec.submit(gpu, &mut self.params, |encoder| {
             let mut at = 0;
             for (buffer, bytes) in reads {
