@@ -5,7 +5,7 @@
 set -euo pipefail
 
 need_apt=()
-if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 && ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then
+if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
   need_apt+=(mesa-vulkan-drivers)
 fi
 if ! ldconfig -p 2>/dev/null | grep -q libvulkan.so.1; then
