@@ -46,6 +46,7 @@ pub enum Kernel {
     Argmax,
     Penalize,
     TopK,
+    AttentionCombine,
 }
 
 impl Kernel {
@@ -61,6 +62,7 @@ impl Kernel {
             Kernel::Argmax => include_str!("../../../shaders/argmax.wgsl").into(),
             Kernel::Penalize => include_str!("../../../shaders/penalize.wgsl").into(),
             Kernel::TopK => include_str!("../../../shaders/top_k.wgsl").into(),
+            Kernel::AttentionCombine => include_str!("../../../shaders/attention_combine.wgsl").into(),
         })
     }
 }
@@ -73,7 +75,7 @@ pub struct Kernels {
 impl Kernels {
     /// Compiles the generic kernels and the matrix kernels for each weight format in `formats`.
     pub async fn new(gpu: &Gpu, formats: impl IntoIterator<Item = GgmlType>) -> Result<Self, EngineError> {
-        let mut wanted = vec![Kernel::RmsNorm, Kernel::RopeKv, Kernel::Attention, Kernel::SiluGate, Kernel::Argmax, Kernel::Penalize, Kernel::TopK];
+        let mut wanted = vec![Kernel::RmsNorm, Kernel::RopeKv, Kernel::Attention, Kernel::SiluGate, Kernel::Argmax, Kernel::Penalize, Kernel::TopK, Kernel::AttentionCombine];
         for ty in formats {
             for k in [Kernel::Matvec(ty), Kernel::Matmul(ty), Kernel::Embed(ty)] {
                 if !wanted.contains(&k) {
@@ -123,6 +125,9 @@ impl Params {
 }
 
 const PARAMS_BYTES: u64 = 64;
+
+/// Keys per workgroup when decoding splits attention over the context.
+pub const ATTENTION_SPLIT: u32 = 256;
 
 /// Candidates kept by GPU top-k selection (`K` in shaders/top_k.wgsl).
 pub const TOP_K: u32 = 128;
@@ -203,11 +208,21 @@ impl<'a> Recorder<'a> {
         self.push(Kernel::RopeKv, params, vec![qkv, &freq.buffer, k_cache, v_cache], [n_tokens, rope.n_head + 2 * rope.n_head_kv, 1]);
     }
 
+    /// Causal attention of `n_tokens` queries at positions `pos0..` over the cache. A single
+    /// query with a long history is split over key ranges of `ATTENTION_SPLIT` keys (one
+    /// workgroup each, merged by a second kernel) so that decoding stays parallel at long
+    /// context; `partials` holds `n_head * ceil(ctx / ATTENTION_SPLIT) * (head_dim + 2)` f32.
     #[allow(clippy::too_many_arguments)]
-    pub fn attention(&mut self, rope: &RopeShape, pos0: u32, n_tokens: u32, qkv: &'a wgpu::Buffer, k_cache: &'a wgpu::Buffer, v_cache: &'a wgpu::Buffer, out: &'a wgpu::Buffer) {
+    pub fn attention(&mut self, rope: &RopeShape, pos0: u32, n_tokens: u32, qkv: &'a wgpu::Buffer, k_cache: &'a wgpu::Buffer, v_cache: &'a wgpu::Buffer, out: &'a wgpu::Buffer, partials: &'a wgpu::Buffer) {
         let scale = 1.0 / (rope.head_dim as f32).sqrt();
-        let params = Params::new(&[pos0, rope.n_head, rope.n_head_kv, rope.head_dim, rope.qkv_stride, scale.to_bits()]);
-        self.push(Kernel::Attention, params, vec![qkv, k_cache, v_cache, out], [rope.n_head, n_tokens, 1]);
+        let n_keys = pos0 + n_tokens;
+        let n_splits = if n_tokens == 1 { n_keys.div_ceil(ATTENTION_SPLIT) } else { 1 };
+        let split_len = if n_splits > 1 { ATTENTION_SPLIT } else { 0 };
+        let params = Params::new(&[pos0, rope.n_head, rope.n_head_kv, rope.head_dim, rope.qkv_stride, scale.to_bits(), split_len, n_splits]);
+        self.push(Kernel::Attention, params, vec![qkv, k_cache, v_cache, out, partials], [rope.n_head, n_tokens, n_splits]);
+        if n_splits > 1 {
+            self.push(Kernel::AttentionCombine, Params::new(&[rope.head_dim, n_splits]), vec![partials, out], [rope.n_head, 1, 1]);
+        }
     }
 
     pub fn silu_gate(&mut self, n_ff: u32, n_tokens: u32, gate_up: &'a wgpu::Buffer, out: &'a wgpu::Buffer) {

@@ -5,7 +5,7 @@
 //! One call of [`Session::forward`] records every dispatch of a micro-batch of tokens into
 //! one command submission; decoding a token is one submission and a 4-byte read-back.
 
-use crate::kernels::{Recorder, RopeShape, TOP_K, TOP_K_CHUNK};
+use crate::kernels::{ATTENTION_SPLIT, Recorder, RopeShape, TOP_K, TOP_K_CHUNK};
 use crate::sampling::SamplingParams;
 use crate::model::Model;
 use crate::weights::GpuVector;
@@ -46,6 +46,8 @@ struct Activations {
     normed: wgpu::Buffer,
     qkv: wgpu::Buffer,
     attn: wgpu::Buffer,
+    /// Split-decoding partial results of attention (see `Recorder::attention`).
+    attn_partials: wgpu::Buffer,
     gate_up: wgpu::Buffer,
     ffn_act: wgpu::Buffer,
     logits: wgpu::Buffer,
@@ -98,14 +100,14 @@ impl Session {
         let widest = [c.qkv_dim(), 2 * c.n_ff, c.n_embd].into_iter().max().unwrap_or(1) as u64 * 4;
         let rows = (limit / widest).min(MAX_UBATCH as u64).min(ctx as u64) as usize;
         let logits_rows = (limit / (c.n_vocab as u64 * 4)).min(rows as u64).max(1) as usize;
-        let act = Self::activations(&model, rows, logits_rows).await?;
+        let act = Self::activations(&model, rows, logits_rows, ctx).await?;
         let use_long_factors = c.uses_long_rope_factors(ctx);
         let mut session = Session { model, ctx, history: Vec::new(), kv: Vec::new(), kv_capacity: 0, act, params: None, use_long_factors };
         session.grow_kv(KV_INITIAL_TOKENS.min(ctx)).await?;
         Ok(session)
     }
 
-    async fn activations(model: &Model, rows: usize, logits_rows: usize) -> Result<Activations, EngineError> {
+    async fn activations(model: &Model, rows: usize, logits_rows: usize, ctx: usize) -> Result<Activations, EngineError> {
         let (c, gpu) = (&model.config, &model.gpu);
         let f32s = |n: usize| (n * 4) as u64;
         let none = wgpu::BufferUsages::empty();
@@ -116,6 +118,7 @@ impl Session {
             normed: gpu.storage_buffer("normed", f32s(rows * c.n_embd), none).await?,
             qkv: gpu.storage_buffer("qkv", f32s(rows * c.qkv_dim()), none).await?,
             attn: gpu.storage_buffer("attention out", f32s(rows * c.n_embd), none).await?,
+            attn_partials: gpu.storage_buffer("attention partials", f32s(c.n_head * ctx.div_ceil(ATTENTION_SPLIT as usize) * (c.head_dim + 2)), none).await?,
             gate_up: gpu.storage_buffer("gate|up", f32s(rows * 2 * c.n_ff), none).await?,
             ffn_act: gpu.storage_buffer("ffn act", f32s(rows * c.n_ff), none).await?,
             logits: gpu.storage_buffer("logits", f32s(logits_rows * c.n_vocab), none).await?,
@@ -165,7 +168,7 @@ impl Session {
     pub fn activation_bytes(&self) -> u64 {
         let a = &self.act;
         let top_k = a.top_k.iter().map(|(v, i)| v.size() + i.size()).sum::<u64>();
-        [&a.tokens, &a.x, &a.normed, &a.qkv, &a.attn, &a.gate_up, &a.ffn_act, &a.logits, &a.argmax, &a.penalties, &a.readback].iter().map(|b| b.size()).sum::<u64>() + top_k
+        [&a.tokens, &a.x, &a.normed, &a.qkv, &a.attn, &a.attn_partials, &a.gate_up, &a.ffn_act, &a.logits, &a.argmax, &a.penalties, &a.readback].iter().map(|b| b.size()).sum::<u64>() + top_k
     }
 
     /// Grows every layer's cache to hold `tokens` positions, keeping what it holds.
@@ -268,7 +271,7 @@ impl Session {
                 rec.matmul(&p.weight, &a.normed, 0, n, &a.qkv, qkv_dim, p.out_offset, false);
             }
             rec.rope_kv(&rope, pos0, n, &a.qkv, rope_factors, &cache.k, &cache.v);
-            rec.attention(&rope, pos0, n, &a.qkv, &cache.k, &cache.v, &a.attn);
+            rec.attention(&rope, pos0, n, &a.qkv, &cache.k, &cache.v, &a.attn, &a.attn_partials);
             rec.matmul(&layer.attn_output, &a.attn, 0, n, &a.x, d, 0, true);
 
             // Feed-forward block: x += Wdown · (silu(gate) * up), [gate | up] = Wgate_up · norm(x)

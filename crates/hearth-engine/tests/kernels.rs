@@ -246,12 +246,11 @@ fn rope_rotates_queries_and_stores_keys_and_values() {
     }
 }
 
-#[test]
-fn causal_attention_over_several_key_tiles() {
+fn check_attention(tokens: usize, pos0: usize) {
     let mut rng = StdRng::seed_from_u64(6);
     let gpu = pollster::block_on(Gpu::new()).unwrap();
     let kernels = pollster::block_on(Kernels::new(&gpu, [])).unwrap();
-    let (n_head, n_kv, hd, tokens, pos0) = (4, 2, 80, 3, 140);
+    let (n_head, n_kv, hd) = (4, 2, 80);
     let stride = (n_head + 2 * n_kv) * hd;
     let kv_dim = n_kv * hd;
     let shape = RopeShape { n_head: n_head as u32, n_head_kv: n_kv as u32, head_dim: hd as u32, n_rot: 0, qkv_stride: stride as u32, neox: true, base: 1.0, freq_scale: 1.0, attn_factor: 1.0 };
@@ -261,8 +260,9 @@ fn causal_attention_over_several_key_tiles() {
     let v = random_vec(&mut rng, cap * kv_dim);
     let (qkv_b, k_b, v_b) = (buffer(&gpu, &qkv), buffer(&gpu, &k), buffer(&gpu, &v));
     let out = buffer(&gpu, &vec![0.0; tokens * n_head * hd]);
+    let partials = buffer(&gpu, &vec![0.0; n_head * cap.div_ceil(256) * (hd + 2)]);
     let mut rec = Recorder::new(&gpu, &kernels);
-    rec.attention(&shape, pos0 as u32, tokens as u32, &qkv_b, &k_b, &v_b, &out);
+    rec.attention(&shape, pos0 as u32, tokens as u32, &qkv_b, &k_b, &v_b, &out, &partials);
     rec.submit(&gpu, &mut None, |_| {});
     let got = read(&gpu, &out, tokens * n_head * hd);
     let mut want = Vec::new();
@@ -279,7 +279,20 @@ fn causal_attention_over_several_key_tiles() {
             }
         }
     }
-    assert_close(&got, &want, 1e-4, "attention");
+    assert_close(&got, &want, 1e-4, &format!("attention, {tokens} queries after {pos0}"));
+}
+
+#[test]
+fn causal_attention_prefill_over_several_key_tiles() {
+    check_attention(3, 140);
+}
+
+#[test]
+fn decode_attention_split_over_the_context() {
+    // One query: 1 split (≤ 256 keys), exactly 2, and an uneven 4.
+    for pos0 in [100, 511, 900] {
+        check_attention(1, pos0);
+    }
 }
 
 #[test]
