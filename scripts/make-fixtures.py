@@ -58,6 +58,34 @@ What is the capital of France? The capital of France is Paris. I think therefore
 CONTROL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_sep|>", "<|im_end|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
 
 
+def train_merges(words, n_merges):
+    """Greedy BPE training: `words` maps symbol tuples to counts; returns the merged pairs in
+    order, most frequent first (ties by sorted order, so the result is deterministic)."""
+    merges = []
+    for _ in range(n_merges):
+        pairs = {}
+        for word, count in words.items():
+            for a, b in zip(word, word[1:]):
+                pairs[(a, b)] = pairs.get((a, b), 0) + count
+        if not pairs:
+            break
+        best = max(sorted(pairs), key=lambda p: pairs[p])
+        merges.append(best)
+        new_words = {}
+        for word, count in words.items():
+            out, i = [], 0
+            while i < len(word):
+                if i + 1 < len(word) and (word[i], word[i + 1]) == best:
+                    out.append(word[i] + word[i + 1])
+                    i += 2
+                else:
+                    out.append(word[i])
+                    i += 1
+            new_words[tuple(out)] = new_words.get(tuple(out), 0) + count
+        words = new_words
+    return merges
+
+
 def build_vocab(n_merges=48):
     return build_vocab_from(TRAIN_TEXT, n_merges)
 
@@ -75,29 +103,9 @@ def build_vocab_from(text, n_merges, across_words=False, extra_tokens=()):
         if w:
             key = tuple(b2u[b] for b in w.encode())
             words[key] = words.get(key, 0) + 1
-    merges = []
-    for _ in range(n_merges):
-        pairs = {}
-        for word, count in words.items():
-            for a, b in zip(word, word[1:]):
-                pairs[(a, b)] = pairs.get((a, b), 0) + count
-        if not pairs:
-            break
-        best = max(sorted(pairs), key=lambda p: pairs[p])
-        merges.append(f"{best[0]} {best[1]}")
-        tokens.append(best[0] + best[1])
-        new_words = {}
-        for word, count in words.items():
-            out, i = [], 0
-            while i < len(word):
-                if i + 1 < len(word) and (word[i], word[i + 1]) == best:
-                    out.append(word[i] + word[i + 1])
-                    i += 2
-                else:
-                    out.append(word[i])
-                    i += 1
-            new_words[tuple(out)] = new_words.get(tuple(out), 0) + count
-        words = new_words
+    pairs = train_merges(words, n_merges)
+    merges = [f"{a} {b}" for a, b in pairs]
+    tokens += [a + b for a, b in pairs]
     for t in extra_tokens:
         t = "".join(b2u[b] for b in t.encode())
         if t not in tokens:

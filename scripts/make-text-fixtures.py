@@ -92,19 +92,11 @@ CONVERSATIONS = [
 ]
 
 
-def write_vocab_gguf(path, pre):
-    tokens, types, merges = fixtures.build_vocab_from(TRAIN, n_merges=600, across_words=True, extra_tokens=[" Hello", "world", "camelCase", " 12345", "HELLO"])
+def write_vocab_only(path, describe):
+    """A GGUF with a vocabulary and no tensors; `describe(writer)` adds the tokenizer keys.
+    The minimal hyper-parameters make llama.cpp accept it (vocab_only loads no tensors)."""
     w = gguf.GGUFWriter(str(path), "phi3")
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre(pre)
-    w.add_token_list(tokens)
-    w.add_token_types(types)
-    w.add_token_merges(merges)
-    w.add_bos_token_id(tokens.index("<|endoftext|>"))
-    w.add_eos_token_id(tokens.index("<|im_end|>"))
-    w.add_add_bos_token(False)
-    w.add_chat_template(TEMPLATES["phi-4"])
-    # Minimal hyper-parameters so llama.cpp accepts the file (vocab_only loads no tensors).
+    describe(w)
     w.add_context_length(256)
     w.add_embedding_length(64)
     w.add_block_count(1)
@@ -117,6 +109,23 @@ def write_vocab_gguf(path, pre):
     w.close()
 
 
+def write_vocab_gguf(path, pre):
+    tokens, types, merges = fixtures.build_vocab_from(TRAIN, n_merges=600, across_words=True, extra_tokens=[" Hello", "world", "camelCase", " 12345", "HELLO"])
+
+    def describe(w):
+        w.add_tokenizer_model("gpt2")
+        w.add_tokenizer_pre(pre)
+        w.add_token_list(tokens)
+        w.add_token_types(types)
+        w.add_token_merges(merges)
+        w.add_bos_token_id(tokens.index("<|endoftext|>"))
+        w.add_eos_token_id(tokens.index("<|im_end|>"))
+        w.add_add_bos_token(False)
+        w.add_chat_template(TEMPLATES["phi-4"])
+
+    write_vocab_only(path, describe)
+
+
 def build_spm_vocab(text, n_merges=600):
     """A SentencePiece-style vocabulary like Phi-3's: <unk>, <s>, </s>, 256 byte tokens, then
     pieces ("▁" marks a space) whose scores order the merges, then chat markers."""
@@ -127,29 +136,8 @@ def build_spm_vocab(text, n_merges=600):
                 key = tuple("\u2581" + w)
                 words[key] = words.get(key, 0) + 1
     chars = sorted({c for w in words for c in w})
-    pieces, scores = [], []
-    for _ in range(n_merges):
-        pairs = {}
-        for word, count in words.items():
-            for a, b in zip(word, word[1:]):
-                pairs[(a, b)] = pairs.get((a, b), 0) + count
-        if not pairs:
-            break
-        best = max(sorted(pairs), key=lambda p: pairs[p])
-        pieces.append(best[0] + best[1])
-        scores.append(-float(len(pieces)))
-        new_words = {}
-        for word, count in words.items():
-            out, i = [], 0
-            while i < len(word):
-                if i + 1 < len(word) and (word[i], word[i + 1]) == best:
-                    out.append(word[i] + word[i + 1])
-                    i += 2
-                else:
-                    out.append(word[i])
-                    i += 1
-            new_words[tuple(out)] = new_words.get(tuple(out), 0) + count
-        words = new_words
+    pieces = [a + b for a, b in fixtures.train_merges(words, n_merges)]
+    scores = [-float(i + 1) for i in range(len(pieces))]
     tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
     types = [2, 3, 3] + [6] * 256
     tok_scores = [0.0] * len(tokens)
@@ -171,26 +159,19 @@ def build_spm_vocab(text, n_merges=600):
 
 def write_spm_gguf(path):
     tokens, types, scores = build_spm_vocab(TRAIN.replace("\t", " "))
-    w = gguf.GGUFWriter(str(path), "phi3")
-    w.add_tokenizer_model("llama")
-    w.add_tokenizer_pre("default")
-    w.add_token_list(tokens)
-    w.add_token_types(types)
-    w.add_token_scores(scores)
-    w.add_bos_token_id(1)
-    w.add_eos_token_id(tokens.index("<|endoftext|>"))
-    w.add_add_bos_token(False)
-    w.add_chat_template(TEMPLATES["phi-4-mini"])
-    w.add_context_length(256)
-    w.add_embedding_length(64)
-    w.add_block_count(1)
-    w.add_feed_forward_length(128)
-    w.add_head_count(1)
-    w.add_layer_norm_rms_eps(1e-5)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+
+    def describe(w):
+        w.add_tokenizer_model("llama")
+        w.add_tokenizer_pre("default")
+        w.add_token_list(tokens)
+        w.add_token_types(types)
+        w.add_token_scores(scores)
+        w.add_bos_token_id(1)
+        w.add_eos_token_id(tokens.index("<|endoftext|>"))
+        w.add_add_bos_token(False)
+        w.add_chat_template(TEMPLATES["phi-4-mini"])
+
+    write_vocab_only(path, describe)
 
 
 def record_tokenizations(llm, path, name):
