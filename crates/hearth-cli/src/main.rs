@@ -8,7 +8,7 @@ mod text;
 use clap::{Parser, Subcommand};
 use file::FileSource;
 use hearth_engine::{Gpu, Model, Session};
-use hearth_gguf::{Gguf, read_header};
+use hearth_gguf::{Gguf, read_split_header};
 use hearth_model::Config;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -107,7 +107,7 @@ pub(crate) fn emit(text: &str) -> Result<(), AnyError> {
 /// Opens a model file and parses its header.
 pub(crate) async fn open(path: &Path) -> Result<(FileSource, Gguf), AnyError> {
     let source = FileSource::open(path)?;
-    let gguf = read_header(&source).await.map_err(|e| format!("{}: {e}", path.display()))?;
+    let gguf = read_split_header(&source, &source.part_lens()).await.map_err(|e| format!("{}: {e}", path.display()))?;
     Ok((source, gguf))
 }
 

@@ -52,6 +52,31 @@ fn generate_json_reports_llama_cpp_greedy_tokens() {
 }
 
 #[test]
+fn split_model_generates_llama_cpps_greedy_tokens_from_its_first_part() {
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixtures().join("split/split.json")).unwrap()).unwrap();
+    let first = fixtures().join("split").join(meta["parts"][0].as_str().unwrap());
+    let n = meta["tokens"].as_array().unwrap().len().to_string();
+    let r = hearth(&["generate", "--model", first.to_str().unwrap(), "--tokens", &joined(&meta["prompt"]), "--max-tokens", &n, "--temperature", "0", "--ignore-eos", "--json"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let last: serde_json::Value = serde_json::from_str(String::from_utf8(r.stdout).unwrap().lines().last().unwrap()).unwrap();
+    assert_eq!(last["tokens"], meta["tokens"]);
+    // The same tokens as the unsplit model's llama.cpp reference.
+    assert_eq!(last["tokens"], reference("tiny-q8_0")["greedy"]["tokens"]);
+}
+
+#[test]
+fn split_model_with_a_missing_part_names_it() {
+    let dir = std::env::temp_dir().join(format!("hearth-split-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for part in ["tiny-q8_0-00001-of-00003.gguf", "tiny-q8_0-00003-of-00003.gguf"] {
+        std::fs::copy(fixtures().join("split").join(part), dir.join(part)).unwrap();
+    }
+    let first = dir.join("tiny-q8_0-00001-of-00003.gguf");
+    expect_clean_failure(&["inspect", "--model", first.to_str().unwrap()], "tiny-q8_0-00002-of-00003.gguf");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
 fn inspect_describes_the_model() {
     let model = fixtures().join("tiny-longrope.gguf");
     let r = hearth(&["inspect", "--model", model.to_str().unwrap()]);

@@ -4,6 +4,7 @@
 //!   every count, length, dimension and offset is checked against the bytes that exist.
 //! * [`source`] abstracts "a file" as an async random-access byte source, so the same reader
 //!   works on a local file, an HTTP range server or IndexedDB chunks in the browser.
+//! * [`split`] merges the parts of a split model (`…-00001-of-00003.gguf`) into one.
 //! * [`types`] describes ggml tensor types (block sizes and byte sizes).
 //! * [`quant`] dequantizes blocks on the CPU (the reference for the GPU kernels) and repacks
 //!   them into the 4-byte-aligned layout the WGSL kernels read.
@@ -12,11 +13,13 @@
 pub mod header;
 pub mod quant;
 pub mod source;
+pub mod split;
 pub mod types;
 pub mod writer;
 
 pub use header::{Gguf, MetadataValue, TensorInfo, parse_header};
 pub use source::{ByteSource, SliceSource, SourceError, read_header};
+pub use split::read_split_header;
 pub use types::GgmlType;
 
 /// Everything that can be wrong with a GGUF file, in words a user can act on.
