@@ -168,11 +168,7 @@ pub async fn generate(args: GenerateArgs) -> Result<(), AnyError> {
     let (model, gguf, load_s) = load_with_header(&path).await?;
     let tok = tokenizer_of(&gguf, &path)?;
     let prompt = match (&args.prompt, &args.tokens) {
-        (Some(text), _) => {
-            let mut ids: Vec<u32> = tok.add_bos.then_some(tok.bos).flatten().into_iter().collect();
-            ids.extend(tok.encode(text, true)?);
-            ids
-        }
+        (Some(text), _) => tok.encode_prompt(text)?,
         (None, Some(t)) => t.0.clone(),
         (None, None) => unreachable!("clap requires one"),
     };
@@ -253,8 +249,7 @@ pub async fn chat(args: ChatArgs) -> Result<(), AnyError> {
         }
         messages.push(Message::new("user", line));
         let rendered = template.render(&messages, true)?;
-        let mut prompt: Vec<u32> = tok.add_bos.then_some(tok.bos).flatten().into_iter().collect();
-        prompt.extend(tok.encode(&rendered, true)?);
+        let prompt = tok.encode_prompt(&rendered)?;
         let mut params = args.sampling.params();
         params.seed = seed;
         seed = seed.wrapping_add(1);

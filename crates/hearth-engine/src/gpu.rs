@@ -7,6 +7,10 @@
 use crate::EngineError;
 use std::sync::{Arc, Mutex};
 
+/// Some drivers (SwiftShader in Chromium) refuse a buffer of exactly the 1 GiB they
+/// advertise; staying a MiB below costs nothing.
+const LARGEST_BUFFER: u64 = (1 << 30) - (1 << 20);
+
 /// An opened GPU device with the limits Hearth plans around.
 pub struct Gpu {
     pub device: wgpu::Device,
@@ -61,7 +65,7 @@ impl Gpu {
     /// The largest buffer one shader binding may see; tensors larger than this are split.
     pub fn max_binding_bytes(&self) -> u64 {
         let binding = self.limits.max_storage_buffer_binding_size as u64;
-        let limit = binding.min(self.limits.max_buffer_size).min(self.binding_limit.unwrap_or(u64::MAX));
+        let limit = binding.min(self.limits.max_buffer_size).min(self.binding_limit.unwrap_or(u64::MAX)).min(LARGEST_BUFFER);
         limit & !255
     }
 

@@ -14,6 +14,11 @@ use std::collections::HashMap;
 const COMMON: &str = include_str!("../../../shaders/weights/common.wgsl");
 const KQUANT_SCALES: &str = include_str!("../../../shaders/weights/kquant_scales.wgsl");
 
+/// Whether a weight matrix stored as `ty` has a GPU kernel.
+pub fn weight_format_supported(ty: GgmlType) -> bool {
+    weight_format_source(ty).is_ok()
+}
+
 fn weight_format_source(ty: GgmlType) -> Result<String, EngineError> {
     let body = match ty {
         GgmlType::F32 => include_str!("../../../shaders/weights/f32.wgsl"),

@@ -9,12 +9,14 @@ pub mod generate;
 pub mod gpu;
 pub mod kernels;
 pub mod model;
+pub mod plan;
 pub mod sampling;
 pub mod transformer;
 pub mod weights;
 
 pub use gpu::Gpu;
 pub use model::Model;
+pub use plan::{MemoryPlan, plan};
 pub use generate::{FinishReason, Flow, GenerateOptions, Generated};
 pub use sampling::SamplingParams;
 pub use transformer::{Session, Want};

@@ -88,15 +88,7 @@ impl Session {
         }
         let gpu = &model.gpu;
         let limit = gpu.max_binding_bytes();
-        let kv_row = (c.kv_dim() * 4) as u64;
-        if ctx as u64 * kv_row > limit {
-            return Err(EngineError::Unsupported(format!(
-                "a context window of {ctx} tokens needs {} MiB per KV-cache buffer, more than this GPU's {} MiB binding limit; use a window of at most {} tokens",
-                ctx as u64 * kv_row >> 20,
-                limit >> 20,
-                limit / kv_row
-            )));
-        }
+        crate::plan::check_context(c, ctx, limit)?;
         let widest = [c.qkv_dim(), 2 * c.n_ff, c.n_embd].into_iter().max().unwrap_or(1) as u64 * 4;
         let rows = (limit / widest).min(MAX_UBATCH as u64).min(ctx as u64) as usize;
         let logits_rows = (limit / (c.n_vocab as u64 * 4)).min(rows as u64).max(1) as usize;

@@ -297,6 +297,14 @@ impl Tokenizer {
     }
 
     /// The bytes a token stands for; control tokens render as nothing.
+    /// Tokens of a prompt as llama.cpp builds them: BOS when the vocabulary asks for one, then
+    /// the text with control tokens recognised.
+    pub fn encode_prompt(&self, text: &str) -> Result<Vec<u32>, TextError> {
+        let mut ids: Vec<u32> = self.add_bos.then_some(self.bos).flatten().into_iter().collect();
+        ids.extend(self.encode(text, true)?);
+        Ok(ids)
+    }
+
     pub fn token_bytes(&self, id: u32) -> &[u8] {
         match self.types.get(id as usize) {
             Some(TokenType::Control) | None => &[],

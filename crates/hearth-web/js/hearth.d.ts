@@ -1,0 +1,215 @@
+// Types of Hearth's JS API (hearth.js).
+
+/** An error Hearth explains: `code` says what kind, `message` what to do. */
+export declare class HearthError extends Error {
+  readonly name: 'HearthError';
+  readonly code: string;
+  constructor(message: string, code: string);
+}
+
+export type LoadPhase = 'download' | 'verify' | 'upload';
+
+export interface LoadProgress {
+  phase: LoadPhase;
+  /** Bytes done in this phase. */
+  loaded: number;
+  /** Bytes this phase will take (0 while unknown). */
+  total: number;
+  /** Recent speed in bytes per second. */
+  bytesPerSecond: number;
+}
+
+export interface LoadOptions {
+  onProgress?: (progress: LoadProgress) => void;
+  signal?: AbortSignal;
+  /** Context window in tokens (default: the model's, at most 4096). */
+  contextLength?: number;
+  /** GPU memory the model may take; a model needing more is refused before download. */
+  gpuMemoryBytes?: number;
+  /** Bytes per cached chunk and per Range request (default 32 MiB). */
+  chunkSize?: number;
+  /** Where worker.js is (default: next to hearth.js). */
+  workerUrl?: string | URL;
+  /** Called when the GPU device is lost; load into a new engine to go on. */
+  onDeviceLost?: (error: HearthError) => void;
+}
+
+/** Model source: http(s) URL, `hf://owner/repo/file.gguf`, a split model's first part, or files. */
+export type ModelSource = string | URL | Blob | File | Blob[] | File[];
+
+export interface ModelInfo {
+  architecture: string;
+  name: string | null;
+  nLayer: number;
+  nEmbd: number;
+  nHead: number;
+  nHeadKv: number;
+  nVocab: number;
+  trainedContextLength: number;
+  contextLength: number;
+  fileBytes: number;
+  weightBytes: number;
+  kvCacheBytes: number;
+  activationBytes: number;
+  gpuBytesNeeded: number;
+}
+
+export interface AdapterInfo {
+  name: string;
+  backend: string;
+  maxBufferSize: number;
+  maxStorageBufferBindingSize: number;
+}
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant' | string;
+  content: string;
+}
+
+export interface SamplingOptions {
+  /** Tokens to generate at most (default 256). */
+  maxTokens?: number;
+  /** 0 is greedy (default 0.8). */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  repeatPenalty?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  penaltyLastN?: number;
+  /** Token id → bias added to its logit. */
+  logitBias?: Record<number, number>;
+  /** Same seed, same output. */
+  seed?: number;
+  /** Generation ends at these strings (not included in the text). */
+  stop?: string | string[];
+  /** Keep going past end-of-turn tokens. */
+  ignoreEos?: boolean;
+}
+
+export type GenerateOptions = SamplingOptions & {
+  signal?: AbortSignal;
+  onToken?: (piece: GeneratedPiece) => void;
+} & ({ prompt: string } | { tokens: number[] } | { messages: ChatMessage[] });
+
+export interface GeneratedPiece {
+  /** Text this token completed (may be empty mid-character or while a stop string may form). */
+  text: string;
+  token: number;
+}
+
+export type FinishReason = 'stop' | 'length' | 'context_full' | 'abort';
+
+export interface GenerateStats {
+  promptTokens: number;
+  reusedTokens: number;
+  generatedTokens: number;
+  timeToFirstTokenMs: number;
+  decodeMs: number;
+  prefillTokensPerS: number;
+  decodeTokensPerS: number;
+}
+
+export interface GenerateResult {
+  text: string;
+  /** The generated token ids only. */
+  tokens: number[];
+  finishReason: FinishReason;
+  stats: GenerateStats | null;
+}
+
+export interface GenerateStream extends AsyncIterableIterator<GeneratedPiece> {
+  result: Promise<GenerateResult>;
+}
+
+// OpenAI-shaped chat completions.
+export interface ChatCompletionRequest {
+  messages: Array<{ role: string; content: string | Array<{ type: 'text'; text: string }> }>;
+  stream?: boolean;
+  max_tokens?: number;
+  max_completion_tokens?: number;
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  min_p?: number;
+  repetition_penalty?: number;
+  frequency_penalty?: number;
+  presence_penalty?: number;
+  seed?: number;
+  stop?: string | string[];
+  signal?: AbortSignal;
+}
+
+export type ChatFinishReason = 'stop' | 'length' | 'abort';
+
+export interface ChatCompletionUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+export interface ChatCompletion {
+  id: string;
+  object: 'chat.completion';
+  created: number;
+  model: string;
+  choices: Array<{ index: number; message: { role: 'assistant'; content: string }; finish_reason: ChatFinishReason }>;
+  usage: ChatCompletionUsage;
+  hearth: GenerateStats | null;
+}
+
+export interface ChatCompletionChunk {
+  id: string;
+  object: 'chat.completion.chunk';
+  created: number;
+  model: string;
+  choices: Array<{ index: number; delta: { role?: 'assistant'; content?: string }; finish_reason: ChatFinishReason | null }>;
+  usage?: ChatCompletionUsage;
+  hearth?: GenerateStats | null;
+}
+
+export interface ChatCompletions {
+  create(request: ChatCompletionRequest & { stream: true }): Promise<AsyncIterableIterator<ChatCompletionChunk>>;
+  create(request: ChatCompletionRequest & { stream?: false }): Promise<ChatCompletion>;
+}
+
+export declare class Engine {
+  static load(source: ModelSource, options?: LoadOptions): Promise<Engine>;
+  readonly info: ModelInfo;
+  readonly adapter: AdapterInfo;
+  /** Bytes this load fetched from the network (0 when everything came from the cache). */
+  readonly networkBytes: number;
+  onDeviceLost: ((error: HearthError) => void) | null;
+  readonly chat: { completions: ChatCompletions };
+  generate(options: GenerateOptions): Promise<GenerateResult>;
+  generateStream(options: GenerateOptions): GenerateStream;
+  tokenize(text: string, options?: { special?: boolean }): Promise<number[]>;
+  detokenize(tokens: ArrayLike<number>): Promise<string>;
+  applyChatTemplate(messages: ChatMessage[], options?: { addGenerationPrompt?: boolean }): Promise<string>;
+  resetChat(): Promise<void>;
+  stats(): Promise<{ wasmMemoryBytes: number; modelBytesOnGpu: number }>;
+  unload(): Promise<void>;
+}
+
+export interface CachedModel {
+  url: string;
+  size: number;
+  storedBytes: number;
+  complete: boolean;
+  chunks: number;
+  storedChunks: number;
+  updatedAt: number;
+}
+
+export declare const cache: {
+  list(): Promise<CachedModel[]>;
+  has(source: string | URL): Promise<boolean>;
+  delete(source: string | URL): Promise<void>;
+  estimate(): Promise<{ usage: number | null; quota: number | null; persisted: boolean }>;
+  persist(): Promise<boolean>;
+};
+
+export declare function resolveModelUrl(source: string): string;
+export declare function modelPartUrls(url: string): string[];
+export declare function hasWebGPU(): boolean;

@@ -1,0 +1,290 @@
+// Hearth: a private LLM engine in the browser, on WebGPU. This module is the public API; the
+// engine itself runs in a module worker (worker.js), so the page never blocks.
+//
+//   import { Engine } from './hearth.js';
+//   const engine = await Engine.load('hf://owner/repo/Phi-4-mini-instruct-Q4_K_M.gguf', { onProgress: console.log });
+//   for await (const chunk of await engine.chat.completions.create({ messages, stream: true }))
+//     output.textContent += chunk.choices[0].delta.content ?? '';
+//
+// Nothing is fetched at import time; the worker fetches its wasm relative to this file.
+
+import { HearthError, listModels, deleteModel, storageEstimate, requestPersistentStorage, getManifest } from './store.js';
+
+export { HearthError };
+
+const abortError = () => new DOMException('The operation was aborted.', 'AbortError');
+
+/** `hf://owner/repo/path/file.gguf` (optionally `hf://owner/repo@revision/…`) → its download URL. */
+export function resolveModelUrl(source) {
+  const hf = /^hf:\/\/([^/]+)\/([^/@]+)(?:@([^/]+))?\/(.+)$/.exec(source);
+  if (hf) {
+    const [, owner, repo, revision, path] = hf;
+    return `https://huggingface.co/${owner}/${repo}/resolve/${encodeURIComponent(revision ?? 'main')}/${path.split('/').map(encodeURIComponent).join('/')}`;
+  }
+  let url;
+  try {
+    url = new URL(source, globalThis.location?.href);
+  } catch {
+    throw new HearthError(`'${source}' is not a model address; give an http(s) URL or hf://owner/repo/file.gguf`, 'bad-url');
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new HearthError(`'${source}' is not a model address; give an http(s) URL or hf://owner/repo/file.gguf`, 'bad-url');
+  }
+  return url.href;
+}
+
+/** Every part's URL for a split model (`…-00001-of-00003.gguf`), else just the URL. */
+export function modelPartUrls(url) {
+  const m = /^(.*)-(\d{5})-of-(\d{5})\.gguf(\?.*)?$/.exec(url);
+  if (!m) return [url];
+  const count = Number(m[3]);
+  return Array.from({ length: count }, (_, i) => `${m[1]}-${String(i + 1).padStart(5, '0')}-of-${m[3]}.gguf${m[4] ?? ''}`);
+}
+
+function describeSource(source) {
+  if (typeof Blob !== 'undefined' && source instanceof Blob) return { kind: 'files', files: [source] };
+  if (Array.isArray(source) && source.length && source.every((s) => s instanceof Blob)) {
+    // Parts of a split model picked together: order them by name.
+    return { kind: 'files', files: [...source].sort((a, b) => (a.name ?? '').localeCompare(b.name ?? '')) };
+  }
+  if (typeof source === 'string' || source instanceof URL) return { kind: 'url', urls: modelPartUrls(resolveModelUrl(String(source))) };
+  throw new HearthError('Engine.load needs a model URL, an hf:// address, or a File/Blob (or the Files of a split model)', 'bad-source');
+}
+
+/** A push-driven async iterator: the worker's events in, `for await` out. */
+class Channel {
+  constructor() { this.items = []; this.waiters = []; this.closed = false; this.error = null; }
+  push(item) { const w = this.waiters.shift(); if (w) w.resolve({ value: item, done: false }); else this.items.push(item); }
+  close(error = null) {
+    this.closed = true; this.error = error;
+    for (const w of this.waiters.splice(0)) (error ? w.reject(error) : w.resolve({ value: undefined, done: true }));
+  }
+  next() {
+    if (this.items.length) return Promise.resolve({ value: this.items.shift(), done: false });
+    if (this.closed) return this.error ? Promise.reject(this.error) : Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+  [Symbol.asyncIterator]() { return this; }
+}
+
+class Rpc {
+  constructor(worker) {
+    this.worker = worker;
+    this.nextId = 1;
+    this.pending = new Map();
+    this.onDeviceLost = null;
+    this.lost = null;
+    worker.onmessage = (e) => this.receive(e.data);
+    worker.onerror = (e) => {
+      e.preventDefault?.();
+      this.failAll(new HearthError(`the Hearth worker failed: ${e.message ?? 'it could not start (is hearth_wasm.js served next to hearth.js?)'}`, 'worker'));
+    };
+  }
+
+  call(op, args = {}, { signal, onEvent } = {}) {
+    if (this.lost) return Promise.reject(new HearthError(`the GPU device was lost (${this.lost}); load the model into a new engine`, 'device-lost'));
+    if (!this.worker) return Promise.reject(new HearthError('this engine was unloaded; load a model into a new engine', 'unloaded'));
+    if (signal?.aborted) return Promise.reject(abortError());
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const onAbort = () => this.worker?.postMessage({ op: 'abort', target: id });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.pending.set(id, { resolve, reject, onEvent, cleanup: () => signal?.removeEventListener('abort', onAbort) });
+      this.worker.postMessage({ id, op, ...args });
+    });
+  }
+
+  receive(msg) {
+    if (msg.type === 'device-lost') {
+      this.lost = msg.message;
+      this.onDeviceLost?.(msg.message);
+      return;
+    }
+    const p = this.pending.get(msg.id);
+    if (!p) return;
+    if (msg.type === 'event') { p.onEvent?.(msg.event); return; }
+    this.pending.delete(msg.id);
+    p.cleanup();
+    if (msg.type === 'result') p.resolve(msg.value);
+    else p.reject(msg.error.name === 'AbortError' ? abortError() : new HearthError(msg.error.message, msg.error.code));
+  }
+
+  failAll(error) {
+    for (const p of this.pending.values()) { p.cleanup(); p.reject(error); }
+    this.pending.clear();
+  }
+
+  terminate() {
+    this.failAll(new HearthError('the engine was unloaded', 'unloaded'));
+    this.worker?.terminate();
+    this.worker = null;
+  }
+}
+
+/** Generation options in the engine's own (camelCase) terms. */
+function generateRequest(o) {
+  const request = {};
+  for (const key of ['prompt', 'tokens', 'messages', 'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'presencePenalty', 'frequencyPenalty', 'penaltyLastN', 'logitBias', 'seed', 'stop', 'ignoreEos']) {
+    if (o[key] !== undefined && o[key] !== null) request[key] = o[key];
+  }
+  if (typeof request.stop === 'string') request.stop = [request.stop];
+  return request;
+}
+
+let completionCount = 0;
+
+export class Engine {
+  constructor(rpc, loaded, options) {
+    this.rpc = rpc;
+    /** What was loaded: architecture, sizes, context length, GPU memory planned. */
+    this.info = loaded.info;
+    /** The GPU adapter the engine runs on, with its limits. */
+    this.adapter = loaded.adapter;
+    /** Bytes this load fetched from the network (0 when everything came from the cache). */
+    this.networkBytes = loaded.networkBytes;
+    this.onDeviceLost = options.onDeviceLost ?? null;
+    rpc.onDeviceLost = (message) => this.onDeviceLost?.(new HearthError(`the GPU device was lost (${message}); load the model into a new engine`, 'device-lost'));
+    const engine = this;
+    this.chat = { completions: { create: (request) => engine.#createCompletion(request) } };
+  }
+
+  /**
+   * Loads a GGUF model: a URL, `hf://owner/repo/file.gguf`, a split model's first part, or a
+   * File/Blob. URLs are cached in IndexedDB (chunked, verified, resumable); a second load
+   * makes no network request. `onProgress({ phase, loaded, total, bytesPerSecond })` reports
+   * the phases 'download', 'verify' and 'upload' (to the GPU).
+   */
+  static async load(source, options = {}) {
+    const described = describeSource(source);
+    const workerUrl = options.workerUrl ?? new URL('./worker.js', import.meta.url);
+    let worker;
+    try {
+      worker = new Worker(workerUrl, { type: 'module', name: 'hearth' });
+    } catch (e) {
+      throw new HearthError(`cannot start the Hearth worker (${e?.message ?? e}); module workers need a recent browser`, 'worker');
+    }
+    const rpc = new Rpc(worker);
+    try {
+      const loaded = await rpc.call('load', {
+        source: described,
+        options: { chunkSize: options.chunkSize, contextLength: options.contextLength, gpuMemoryBytes: options.gpuMemoryBytes },
+      }, {
+        signal: options.signal,
+        onEvent: (event) => options.onProgress?.({ phase: event.phase, loaded: event.loaded, total: event.total, bytesPerSecond: event.bytesPerSecond }),
+      });
+      return new Engine(rpc, loaded, options);
+    } catch (e) {
+      rpc.terminate();
+      throw e;
+    }
+  }
+
+  /**
+   * Generates a continuation. Give `prompt` (text; control tokens recognised), `tokens`, or
+   * `messages` (rendered with the model's chat template). Resolves to
+   * `{ text, tokens, finishReason, stats }`; `onToken({ text, token })` sees each piece.
+   * The KV cache keeps the conversation: a follow-up that extends it skips its prefill.
+   */
+  async generate(options = {}) {
+    return this.rpc.call('generate', { request: generateRequest(options) }, {
+      signal: options.signal,
+      onEvent: (event) => options.onToken?.({ text: event.text, token: event.token }),
+    });
+  }
+
+  /**
+   * Like `generate`, as an async iterator of `{ text, token }`; `.result` resolves to what
+   * `generate` would. Breaking out of the loop stops generation.
+   */
+  generateStream(options = {}) {
+    const channel = new Channel();
+    const controller = new AbortController();
+    options.signal?.addEventListener('abort', () => controller.abort(), { once: true });
+    const result = this.generate({ ...options, signal: controller.signal, onToken: (piece) => channel.push(piece) });
+    result.then(() => channel.close(), (e) => channel.close(e));
+    return {
+      result,
+      next: () => channel.next(),
+      return: async () => { controller.abort(); await result.catch(() => {}); return { value: undefined, done: true }; },
+      [Symbol.asyncIterator]() { return this; },
+    };
+  }
+
+  /** OpenAI-style chat completion; `stream: true` gives an async iterator of chunks. */
+  async #createCompletion(request) {
+    const { messages, stream = false, max_tokens, max_completion_tokens, temperature, top_p, seed, stop, frequency_penalty, presence_penalty, signal } = request;
+    if (!Array.isArray(messages) || messages.length === 0) throw new HearthError('chat.completions.create needs a non-empty messages array', 'bad-request');
+    const flat = messages.map((m) => ({ role: m.role, content: typeof m.content === 'string' ? m.content : (m.content ?? []).map((p) => p.text ?? '').join('') }));
+    const options = {
+      messages: flat,
+      maxTokens: max_completion_tokens ?? max_tokens ?? this.info.contextLength,
+      temperature, topP: top_p, seed, stop, frequencyPenalty: frequency_penalty, presencePenalty: presence_penalty,
+      topK: request.top_k, minP: request.min_p, repeatPenalty: request.repetition_penalty, signal,
+    };
+    const id = `chatcmpl-hearth-${Date.now().toString(36)}-${completionCount++}`;
+    const created = Math.floor(Date.now() / 1000);
+    const model = this.info.name ?? this.info.architecture;
+    const finish = (r) => (r === 'context_full' ? 'length' : r);
+    const usage = (g) => ({ prompt_tokens: g.stats?.promptTokens ?? 0, completion_tokens: g.tokens.length, total_tokens: (g.stats?.promptTokens ?? 0) + g.tokens.length });
+    if (!stream) {
+      const g = await this.generate(options);
+      return { id, object: 'chat.completion', created, model, choices: [{ index: 0, message: { role: 'assistant', content: g.text }, finish_reason: finish(g.finishReason) }], usage: usage(g), hearth: g.stats };
+    }
+    const pieces = this.generateStream(options);
+    const chunk = (delta, finish_reason = null, extra = {}) => ({ id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta, finish_reason }], ...extra });
+    async function* chunks() {
+      yield chunk({ role: 'assistant', content: '' });
+      for await (const piece of pieces) {
+        if (piece.text) yield chunk({ content: piece.text });
+      }
+      const g = await pieces.result;
+      yield chunk({}, finish(g.finishReason), { usage: usage(g), hearth: g.stats });
+    }
+    const iterator = chunks();
+    const originalReturn = iterator.return.bind(iterator);
+    iterator.return = async (v) => { await pieces.return(); return originalReturn(v); };
+    return iterator;
+  }
+
+  /** Token ids of `text` (control tokens such as `<|user|>` recognised unless `special: false`). */
+  tokenize(text, { special = true } = {}) { return this.rpc.call('tokenize', { text, special }); }
+  detokenize(tokens) { return this.rpc.call('detokenize', { tokens: Array.from(tokens) }); }
+  /** The prompt text the model's chat template makes of `messages`. */
+  applyChatTemplate(messages, { addGenerationPrompt = true } = {}) { return this.rpc.call('applyChatTemplate', { messages, addGenerationPrompt }); }
+  /** Forgets the cached conversation. */
+  resetChat() { return this.rpc.call('reset'); }
+  /** Memory figures: wasm linear memory and GPU bytes of the weights. */
+  stats() { return this.rpc.call('stats'); }
+
+  /** Frees the GPU memory and stops the worker. The engine cannot be used afterwards. */
+  async unload() {
+    if (!this.rpc.worker) return;
+    await this.rpc.call('unload').catch(() => {});
+    this.rpc.terminate();
+  }
+}
+
+/** The model cache in IndexedDB. */
+export const cache = {
+  /** Cached models: `{ url, size, storedBytes, complete, chunks, storedChunks, updatedAt }`. */
+  list: listModels,
+  /** Whether a model (URL or hf:// address) is fully cached. */
+  async has(source) {
+    const urls = modelPartUrls(resolveModelUrl(String(source)));
+    const manifests = await Promise.all(urls.map(getManifest));
+    return manifests.every((m) => m?.complete);
+  },
+  /** Deletes a cached model (all parts of a split model). */
+  async delete(source) {
+    for (const url of modelPartUrls(resolveModelUrl(String(source)))) await deleteModel(url);
+  },
+  /** `{ usage, quota, persisted }` of this origin's storage, in bytes. */
+  estimate: storageEstimate,
+  /** Asks the browser not to evict the cache under storage pressure; resolves to whether it agreed. */
+  persist: requestPersistentStorage,
+};
+
+/** Whether this browser exposes WebGPU at all (a GPU may still be missing). */
+export function hasWebGPU() {
+  return typeof navigator !== 'undefined' && !!navigator.gpu;
+}

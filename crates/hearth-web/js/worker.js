@@ -1,0 +1,182 @@
+// Hearth's worker: owns the wasm engine and the GPU device, downloads into the cache, and
+// answers the main thread's requests one at a time (so the page never blocks and two
+// generations never interleave). Protocol, main → worker: { id, op, ...args } and
+// { op: 'abort', target: id }; worker → main: { id, type: 'event' | 'result' | 'error', ... }
+// and { type: 'device-lost', message }.
+
+import init, { WasmEngine, wasmMemoryBytes } from './hearth_wasm.js';
+import { BlobFile, CachedFile, Concatenation, HearthError, DEFAULT_CHUNK_BYTES } from './store.js';
+
+let wasmReady = null;
+let engine = null;
+let queue = Promise.resolve();
+const controllers = new Map();
+
+const abortError = () => new DOMException('The operation was aborted.', 'AbortError');
+
+function post(message) {
+  self.postMessage(message);
+}
+
+async function getEngine() {
+  wasmReady ??= init();
+  await wasmReady;
+  if (!engine) {
+    if (!self.navigator?.gpu) {
+      throw new HearthError('this browser does not offer WebGPU. Use a recent Chrome, Edge or Safari (or Firefox with WebGPU enabled) on a device with a supported GPU', 'no-webgpu');
+    }
+    try {
+      engine = await WasmEngine.create();
+    } catch (e) {
+      throw new HearthError(`WebGPU is present but no GPU could be opened: ${e?.message ?? e}`, 'no-webgpu');
+    }
+  }
+  return engine;
+}
+
+/** Progress in phases, with speed over the last couple of seconds; throttled. */
+class Progress {
+  constructor(id) {
+    this.id = id;
+    this.phase = null;
+    this.lastPost = 0;
+  }
+
+  start(phase, total, loaded = 0) {
+    this.phase = phase;
+    this.total = total;
+    this.loaded = loaded;
+    this.samples = [[performance.now(), loaded]];
+    this.emit(true);
+  }
+
+  add(n) {
+    this.set(this.loaded + n);
+  }
+
+  set(loaded) {
+    this.loaded = loaded;
+    const now = performance.now();
+    this.samples.push([now, loaded]);
+    while (this.samples.length > 2 && now - this.samples[0][0] > 2000) this.samples.shift();
+    this.emit(loaded >= this.total);
+  }
+
+  emit(force) {
+    const now = performance.now();
+    if (!force && now - this.lastPost < 100) return;
+    this.lastPost = now;
+    const [t0, b0] = this.samples[0];
+    const seconds = (now - t0) / 1000;
+    const bytesPerSecond = seconds > 0.05 ? (this.loaded - b0) / seconds : 0;
+    post({ id: this.id, type: 'event', event: { kind: 'progress', phase: this.phase, loaded: this.loaded, total: this.total, bytesPerSecond, wasmMemoryBytes: wasmMemoryBytes() } });
+  }
+}
+
+async function load(msg, signal) {
+  const wasm = await getEngine();
+  const progress = new Progress(msg.id);
+  const options = { contextLength: msg.options?.contextLength, gpuMemoryBytes: msg.options?.gpuMemoryBytes };
+  let whole;
+  let networkBytes = 0;
+  if (msg.source.kind === 'url') {
+    const chunkSize = msg.options?.chunkSize ?? DEFAULT_CHUNK_BYTES;
+    const files = msg.source.urls.map((url) => new CachedFile(url, { chunkSize, signal, onDownload: (n) => { networkBytes += n; progress.add(n); } }));
+    whole = new Concatenation(files);
+    progress.start('download', 0);
+    for (const f of files) {
+      await f.open();
+      f.rangeProbed = true;
+    }
+    const stored = files.reduce((n, f) => n + f.manifest.digests.reduce((m, d, i) => m + (d ? f.chunkLength(i) : 0), 0), 0);
+    progress.start('download', whole.size, stored);
+    options.partLens = whole.partLens;
+    if (files.every((f) => f.rangeSupported)) {
+      // Reading the header fetches only the chunks it spans; a model that cannot run on this
+      // device is refused here, before its weights are downloaded.
+      await wasm.inspect(whole.size, (offset, length) => whole.read(offset, length), options);
+    }
+    for (const f of files) await f.download();
+    const toVerify = files.reduce((n, f) => n + f.downloadedNow.reduce((m, i) => m + f.chunkLength(i), 0), 0);
+    progress.start('verify', toVerify);
+    for (const f of files) await f.verify((n) => progress.add(n));
+  } else {
+    whole = new Concatenation(msg.source.files.map((file) => new BlobFile(file)));
+    options.partLens = whole.partLens;
+  }
+  if (signal.aborted) throw abortError();
+  progress.start('upload', 0);
+  const read = (offset, length) => {
+    if (signal.aborted) return Promise.reject(abortError());
+    return whole.read(offset, length);
+  };
+  const info = await wasm.load(whole.size, read, options, (done, total) => {
+    progress.total = total;
+    progress.set(done);
+  });
+  return { info, adapter: wasm.adapter(), networkBytes, wasmMemoryBytes: wasmMemoryBytes() };
+}
+
+async function generate(msg, signal) {
+  const wasm = await getEngine();
+  if (signal.aborted) {
+    return { text: '', tokens: [], finishReason: 'abort', stats: null };
+  }
+  return wasm.generate(msg.request, (text, token) => {
+    if (signal.aborted) return false;
+    post({ id: msg.id, type: 'event', event: { kind: 'token', text, token } });
+    return true;
+  });
+}
+
+const ops = {
+  load,
+  generate,
+  async tokenize(msg) { return Array.from((await getEngine()).tokenize(msg.text, msg.special ?? true)); },
+  async detokenize(msg) { return (await getEngine()).detokenize(Uint32Array.from(msg.tokens)); },
+  async applyChatTemplate(msg) { return (await getEngine()).applyChatTemplate(msg.messages, msg.addGenerationPrompt ?? true); },
+  async reset() { (await getEngine()).reset(); },
+  async unload() { engine?.unload(); },
+  async stats() { return { wasmMemoryBytes: wasmMemoryBytes(), modelBytesOnGpu: engine?.modelBytesOnGpu() ?? 0 }; },
+};
+
+function describeError(e) {
+  if (e?.name === 'AbortError') return { name: 'AbortError', message: e.message };
+  return { name: 'HearthError', message: e?.message ?? String(e), code: e?.code ?? 'engine' };
+}
+
+async function run(msg) {
+  const controller = controllers.get(msg.id);
+  try {
+    const value = await ops[msg.op](msg, controller.signal);
+    post({ id: msg.id, type: 'result', value });
+  } catch (e) {
+    // Errors from inside wasm lose their JS type; an aborted load surfaces as its message.
+    const error = controller.signal.aborted && msg.op === 'load' ? abortError() : e;
+    post({ id: msg.id, type: 'error', error: describeError(error) });
+    try {
+      engine?.checkDevice();
+    } catch (lost) {
+      if (/lost/i.test(lost?.message ?? '')) {
+        engine = null;
+        post({ type: 'device-lost', message: lost.message });
+      }
+    }
+  } finally {
+    controllers.delete(msg.id);
+  }
+}
+
+self.onmessage = (event) => {
+  const msg = event.data;
+  if (msg.op === 'abort') {
+    controllers.get(msg.target)?.abort();
+    return;
+  }
+  if (!ops[msg.op]) {
+    post({ id: msg.id, type: 'error', error: { name: 'HearthError', message: `unknown operation '${msg.op}'`, code: 'protocol' } });
+    return;
+  }
+  controllers.set(msg.id, new AbortController());
+  queue = queue.then(() => run(msg));
+};

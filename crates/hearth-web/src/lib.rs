@@ -1,0 +1,387 @@
+//! Hearth in the browser: the engine behind a small wasm-bindgen surface that `js/worker.js`
+//! drives. Bytes come in through a JS function `read(offset, length) → Promise<Uint8Array>`
+//! (IndexedDB chunks, a `File`, …), so the model never sits whole in wasm memory: weights
+//! stream from that function straight into GPU buffers a few MiB at a time.
+//!
+//! This is an internal interface; applications use the JS API in `js/hearth.js`.
+
+#![cfg(target_arch = "wasm32")]
+
+mod source;
+
+use hearth_engine::{FinishReason, Flow, GenerateOptions, Generated, Gpu, Model, SamplingParams, Session};
+use hearth_gguf::{Gguf, read_split_header};
+use hearth_text::{ChatTemplate, Message, Tokenizer, chat_template};
+use serde::{Deserialize, Serialize};
+use source::JsSource;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// Bytes of wasm linear memory in use (it only grows): what tests assert stays bounded.
+#[wasm_bindgen(js_name = wasmMemoryBytes)]
+pub fn wasm_memory_bytes() -> f64 {
+    (core::arch::wasm32::memory_size::<0>() * 65536) as f64
+}
+
+fn js_error(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+/// A loaded model and its one conversation.
+struct Loaded {
+    model: Arc<Model>,
+    tokenizer: Rc<Tokenizer>,
+    template: Rc<ChatTemplate>,
+    /// Taken out while a generation runs (JS queues calls; a second one finds it gone).
+    session: Option<Session>,
+}
+
+struct State {
+    gpu: Arc<Gpu>,
+    loaded: Option<Loaded>,
+}
+
+/// The engine inside the worker: one GPU device, at most one model.
+#[wasm_bindgen]
+pub struct WasmEngine {
+    state: Rc<RefCell<State>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct LoadOptions {
+    /// Context window in tokens (default: the model's trained window, capped by `max_context`).
+    context_length: Option<usize>,
+    /// GPU memory the caller allows the model, when it knows (WebGPU does not tell).
+    gpu_memory_bytes: Option<f64>,
+    /// Byte length of each part of a split model, in order; absent for one file.
+    part_lens: Option<Vec<f64>>,
+}
+
+/// The default window when the caller gives none: long enough for real chats, short enough
+/// that the KV cache of a 128K-context model does not claim gigabytes on a phone.
+const DEFAULT_MAX_CONTEXT: usize = 4096;
+
+impl LoadOptions {
+    fn context(&self, config: &hearth_model::Config) -> usize {
+        self.context_length.unwrap_or(config.context_length.min(DEFAULT_MAX_CONTEXT))
+    }
+
+    fn part_lens(&self, size: u64) -> Vec<u64> {
+        match &self.part_lens {
+            Some(lens) => lens.iter().map(|&l| l as u64).collect(),
+            None => vec![size],
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ModelInfo {
+    architecture: String,
+    name: Option<String>,
+    n_layer: usize,
+    n_embd: usize,
+    n_head: usize,
+    n_head_kv: usize,
+    n_vocab: usize,
+    trained_context_length: usize,
+    context_length: usize,
+    file_bytes: f64,
+    weight_bytes: f64,
+    kv_cache_bytes: f64,
+    activation_bytes: f64,
+    gpu_bytes_needed: f64,
+}
+
+fn describe(gpu: &Gpu, gguf: &Gguf, options: &LoadOptions) -> Result<ModelInfo, JsError> {
+    let config = hearth_model::Config::from_gguf(gguf).map_err(js_error)?;
+    let ctx = options.context(&config);
+    let plan = hearth_engine::plan(gpu, gguf, Some(ctx), options.gpu_memory_bytes.map(|b| b as u64)).map_err(js_error)?;
+    Ok(ModelInfo {
+        architecture: config.arch.name().to_string(),
+        name: config.name.clone(),
+        n_layer: config.n_layer,
+        n_embd: config.n_embd,
+        n_head: config.n_head,
+        n_head_kv: config.n_head_kv,
+        n_vocab: config.n_vocab,
+        trained_context_length: config.context_length,
+        context_length: ctx,
+        file_bytes: gguf.file_len as f64,
+        weight_bytes: plan.weights as f64,
+        kv_cache_bytes: plan.kv_cache as f64,
+        activation_bytes: plan.activations as f64,
+        gpu_bytes_needed: plan.total() as f64,
+    })
+}
+
+#[derive(Deserialize)]
+struct ChatMessage {
+    role: String,
+    content: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct GenerateRequest {
+    prompt: Option<String>,
+    tokens: Option<Vec<u32>>,
+    /// A conversation, rendered with the model's chat template.
+    messages: Option<Vec<ChatMessage>>,
+    max_tokens: Option<usize>,
+    temperature: Option<f32>,
+    top_k: Option<usize>,
+    top_p: Option<f32>,
+    min_p: Option<f32>,
+    repeat_penalty: Option<f32>,
+    presence_penalty: Option<f32>,
+    frequency_penalty: Option<f32>,
+    penalty_last_n: Option<usize>,
+    /// Token id (as a string key, JSON-style) → bias.
+    logit_bias: Option<std::collections::BTreeMap<String, f32>>,
+    seed: Option<f64>,
+    stop: Option<Vec<String>>,
+    /// Keep going past end-of-turn tokens.
+    ignore_eos: bool,
+}
+
+impl GenerateRequest {
+    fn sampling(&self) -> Result<SamplingParams, JsError> {
+        let d = SamplingParams::default();
+        let mut logit_bias = Vec::new();
+        for (id, bias) in self.logit_bias.iter().flatten() {
+            logit_bias.push((id.parse().map_err(|_| JsError::new(&format!("logitBias key '{id}' is not a token id")))?, *bias));
+        }
+        Ok(SamplingParams {
+            temperature: self.temperature.unwrap_or(d.temperature),
+            top_k: self.top_k.unwrap_or(d.top_k),
+            top_p: self.top_p.unwrap_or(d.top_p),
+            min_p: self.min_p.unwrap_or(d.min_p),
+            repeat_penalty: self.repeat_penalty.unwrap_or(d.repeat_penalty),
+            presence_penalty: self.presence_penalty.unwrap_or(d.presence_penalty),
+            frequency_penalty: self.frequency_penalty.unwrap_or(d.frequency_penalty),
+            penalty_last_n: self.penalty_last_n.unwrap_or(d.penalty_last_n),
+            logit_bias,
+            seed: self.seed.map(|s| s as u64).unwrap_or_else(|| (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64),
+        })
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GenerateStats {
+    prompt_tokens: usize,
+    reused_tokens: usize,
+    generated_tokens: usize,
+    time_to_first_token_ms: f64,
+    decode_ms: f64,
+    prefill_tokens_per_s: f64,
+    decode_tokens_per_s: f64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GenerateResult {
+    text: String,
+    tokens: Vec<u32>,
+    finish_reason: &'static str,
+    stats: GenerateStats,
+}
+
+impl From<Generated> for GenerateResult {
+    fn from(g: Generated) -> Self {
+        let prefilled = g.prompt_tokens - g.reused_tokens;
+        GenerateResult {
+            stats: GenerateStats {
+                prompt_tokens: g.prompt_tokens,
+                reused_tokens: g.reused_tokens,
+                generated_tokens: g.tokens.len(),
+                time_to_first_token_ms: g.prefill.as_secs_f64() * 1e3,
+                decode_ms: g.decode.as_secs_f64() * 1e3,
+                prefill_tokens_per_s: prefilled as f64 / g.prefill.as_secs_f64().max(1e-9),
+                decode_tokens_per_s: g.decode_tokens_per_s(),
+            },
+            finish_reason: match g.finish {
+                FinishReason::Stop => "stop",
+                FinishReason::Length => "length",
+                FinishReason::ContextFull => "context_full",
+                FinishReason::Aborted => "abort",
+            },
+            text: g.text,
+            tokens: g.tokens,
+        }
+    }
+}
+
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsError> {
+    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_error)
+}
+
+fn options_from<T: for<'de> Deserialize<'de> + Default>(value: JsValue) -> Result<T, JsError> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(T::default());
+    }
+    serde_wasm_bindgen::from_value(value).map_err(|e| JsError::new(&format!("invalid options: {e}")))
+}
+
+impl WasmEngine {
+    fn loaded<T>(&self, f: impl FnOnce(&Loaded) -> Result<T, JsError>) -> Result<T, JsError> {
+        let state = self.state.borrow();
+        let loaded = state.loaded.as_ref().ok_or_else(|| JsError::new("no model is loaded"))?;
+        f(loaded)
+    }
+
+    async fn generate_on(&self, session: &mut Session, tokenizer: &Tokenizer, template: &ChatTemplate, request: &GenerateRequest, on_text: &js_sys::Function) -> Result<JsValue, JsError> {
+        let prompt = match (&request.prompt, &request.tokens, &request.messages) {
+            (Some(text), None, None) => tokenizer.encode_prompt(text).map_err(js_error)?,
+            (None, Some(tokens), None) => tokens.clone(),
+            (None, None, Some(messages)) => {
+                let messages: Vec<Message> = messages.iter().map(|m| Message::new(&m.role, &m.content)).collect();
+                tokenizer.encode_prompt(&template.render(&messages, true).map_err(js_error)?).map_err(js_error)?
+            }
+            _ => return Err(JsError::new("give exactly one of prompt, tokens or messages")),
+        };
+        let options = GenerateOptions {
+            max_tokens: request.max_tokens.unwrap_or(256),
+            sampling: request.sampling()?,
+            stop: request.stop.clone().unwrap_or_default(),
+            stop_tokens: if request.ignore_eos { Vec::new() } else { tokenizer.end_of_turn_ids() },
+        };
+        let generated = session
+            .generate(tokenizer, &prompt, &options, &mut |text, id| match on_text.call2(&JsValue::NULL, &text.into(), &id.into()) {
+                Ok(v) if v.as_bool() == Some(false) => Flow::Stop,
+                Ok(_) => Flow::Continue,
+                Err(_) => Flow::Stop,
+            })
+            .await
+            .map_err(js_error)?;
+        to_js(&GenerateResult::from(generated))
+    }
+}
+
+#[wasm_bindgen]
+impl WasmEngine {
+    /// Opens the browser's GPU. Fails with a clear message when WebGPU is unavailable.
+    pub async fn create() -> Result<WasmEngine, JsError> {
+        let gpu = Gpu::new().await.map_err(js_error)?;
+        Ok(WasmEngine { state: Rc::new(RefCell::new(State { gpu: Arc::new(gpu), loaded: None })) })
+    }
+
+    /// The adapter and the limits that bound what can load.
+    pub fn adapter(&self) -> Result<JsValue, JsError> {
+        let state = self.state.borrow();
+        let gpu = &state.gpu;
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Adapter {
+            name: String,
+            backend: String,
+            max_buffer_size: f64,
+            max_storage_buffer_binding_size: f64,
+        }
+        to_js(&Adapter {
+            name: gpu.info.name.clone(),
+            backend: format!("{:?}", gpu.info.backend),
+            max_buffer_size: gpu.limits.max_buffer_size as f64,
+            max_storage_buffer_binding_size: gpu.limits.max_storage_buffer_binding_size as f64,
+        })
+    }
+
+    /// Reads the header through `read` and checks the model fits this device, without
+    /// touching the weights: the caller downloads only the header's bytes before this.
+    pub async fn inspect(&self, size: f64, read: js_sys::Function, options: JsValue) -> Result<JsValue, JsError> {
+        let options: LoadOptions = options_from(options)?;
+        let source = JsSource::new(read, size as u64);
+        let gguf = read_split_header(&source, &options.part_lens(size as u64)).await.map_err(js_error)?;
+        let gpu = self.state.borrow().gpu.clone();
+        to_js(&describe(&gpu, &gguf, &options)?)
+    }
+
+    /// Loads the model (replacing any loaded one), streaming weights from `read` to the GPU.
+    /// `on_progress(done, total)` reports bytes uploaded.
+    pub async fn load(&self, size: f64, read: js_sys::Function, options: JsValue, on_progress: js_sys::Function) -> Result<JsValue, JsError> {
+        let options: LoadOptions = options_from(options)?;
+        let source = JsSource::new(read, size as u64);
+        let gguf = read_split_header(&source, &options.part_lens(size as u64)).await.map_err(js_error)?;
+        let gpu = self.state.borrow().gpu.clone();
+        let info = describe(&gpu, &gguf, &options)?;
+        let tokenizer = Tokenizer::from_gguf(&gguf).map_err(js_error)?;
+        let template = chat_template(&gguf, &tokenizer).map_err(js_error)?;
+        self.state.borrow_mut().loaded = None; // free the old model's GPU memory first
+        let model = Model::load(gpu, &gguf, &source, &mut |done, total| {
+            let _ = on_progress.call2(&JsValue::NULL, &(done as f64).into(), &(total as f64).into());
+        })
+        .await
+        .map_err(js_error)?;
+        let model = Arc::new(model);
+        let session = Session::new(model.clone(), Some(info.context_length)).await.map_err(js_error)?;
+        self.state.borrow_mut().loaded = Some(Loaded { model, tokenizer: Rc::new(tokenizer), template: Rc::new(template), session: Some(session) });
+        to_js(&info)
+    }
+
+    /// Token ids of `text` (control tokens recognised when `special`).
+    pub fn tokenize(&self, text: &str, special: bool) -> Result<Vec<u32>, JsError> {
+        self.loaded(|l| l.tokenizer.encode(text, special).map_err(js_error))
+    }
+
+    pub fn detokenize(&self, ids: Vec<u32>) -> Result<String, JsError> {
+        self.loaded(|l| Ok(l.tokenizer.decode(&ids)))
+    }
+
+    /// The prompt text the model's chat template makes of `messages`.
+    #[wasm_bindgen(js_name = applyChatTemplate)]
+    pub fn apply_chat_template(&self, messages: JsValue, add_generation_prompt: bool) -> Result<String, JsError> {
+        let messages: Vec<ChatMessage> = serde_wasm_bindgen::from_value(messages).map_err(|e| JsError::new(&format!("invalid messages: {e}")))?;
+        let messages: Vec<Message> = messages.iter().map(|m| Message::new(&m.role, &m.content)).collect();
+        self.loaded(|l| l.template.render(&messages, add_generation_prompt).map_err(js_error))
+    }
+
+    /// Generates from `request` (see `GenerateRequest`), calling `on_text(text, tokenId)` as
+    /// text is produced; `on_text` returning `false` stops generation (abort). The KV cache
+    /// keeps the conversation, so a follow-up that extends the same tokens skips their prefill.
+    pub async fn generate(&self, request: JsValue, on_text: js_sys::Function) -> Result<JsValue, JsError> {
+        let request: GenerateRequest = options_from(request)?;
+        let (tokenizer, template, mut session) = {
+            let mut state = self.state.borrow_mut();
+            let loaded = state.loaded.as_mut().ok_or_else(|| JsError::new("no model is loaded"))?;
+            let session = loaded.session.take().ok_or_else(|| JsError::new("a generation is already running on this engine"))?;
+            (loaded.tokenizer.clone(), loaded.template.clone(), session)
+        };
+        let result = self.generate_on(&mut session, &tokenizer, &template, &request, &on_text).await;
+        if let Some(loaded) = self.state.borrow_mut().loaded.as_mut() {
+            loaded.session = Some(session);
+        }
+        result
+    }
+
+    /// Forgets the conversation (the next generation prefills from scratch).
+    pub fn reset(&self) {
+        if let Some(session) = self.state.borrow_mut().loaded.as_mut().and_then(|l| l.session.as_mut()) {
+            session.truncate(0);
+        }
+    }
+
+    /// Frees the model's GPU memory; the engine can load another.
+    pub fn unload(&self) {
+        self.state.borrow_mut().loaded = None;
+    }
+
+    /// Whether the GPU device still works (it reports loss and errors here).
+    #[wasm_bindgen(js_name = checkDevice)]
+    pub fn check_device(&self) -> Result<(), JsError> {
+        self.state.borrow().gpu.check().map_err(js_error)
+    }
+
+    #[wasm_bindgen(js_name = modelBytesOnGpu)]
+    pub fn model_bytes_on_gpu(&self) -> f64 {
+        self.state.borrow().loaded.as_ref().map_or(0.0, |l| l.model.weight_gpu_bytes() as f64)
+    }
+}
