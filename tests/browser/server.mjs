@@ -8,8 +8,8 @@
 // Fault rule fields (per path): status (answer with this HTTP status), noRange (ignore Range
 // headers, send the whole file), dropAfterBytes (cut the connection after this many body
 // bytes), contentLength (announce this length instead of the real one), etag (a different
-// validator), servePath (serve another file's bytes under this path), times (apply this many
-// times, then forget the rule; default: forever).
+// validator), servePath (serve another file's bytes under this path), skip (let this many
+// requests through first), times (apply this many times, then forget the rule; default: forever).
 
 import http from 'node:http';
 import fs from 'node:fs';
@@ -37,8 +37,14 @@ export async function startServer({ root = ROOT, port = 0, headers = {} } = {}) 
     const url = new URL(req.url, 'http://127.0.0.1');
     const entry = { method: req.method, path: decodeURIComponent(url.pathname), range: req.headers.range ?? null, status: 0, bytes: 0 };
     log.push(entry);
-    const rule = faults.get(entry.path);
-    if (rule && rule.times !== undefined && --rule.times <= 0) faults.delete(entry.path);
+    let rule = faults.get(entry.path);
+    if (rule?.skip > 0) {
+      rule.skip -= 1;
+      rule = { servePath: rule.servePath, etag: rule.etag }; // what the file is, without the fault
+    } else if (rule && rule.times !== undefined && --rule.times <= 0) {
+      faults.delete(entry.path);
+    }
+    if (rule) entry.fault = { ...rule };
 
     for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
     if (rule?.status) {

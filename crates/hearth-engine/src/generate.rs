@@ -87,8 +87,10 @@ fn held_back(text: &str, stops: &[String]) -> usize {
 impl Session {
     /// Generates a continuation of `prompt` (the whole conversation so far, as tokens).
     /// Cached tokens the prompt starts with are reused; `on_text` receives text as it is
-    /// produced (never half a character, never part of a stop string) and may stop early.
-    pub async fn generate(&mut self, tokenizer: &Tokenizer, prompt: &[u32], options: &GenerateOptions, on_text: &mut dyn FnMut(&str, u32) -> Flow) -> Result<Generated, EngineError> {
+    /// produced (never half a character, never part of a stop string) and may stop early. It is
+    /// called once per generated token (`Some(id)`, text possibly empty) and once more with
+    /// `None` if held-back text remains at the end.
+    pub async fn generate(&mut self, tokenizer: &Tokenizer, prompt: &[u32], options: &GenerateOptions, on_text: &mut dyn FnMut(&str, Option<u32>) -> Flow) -> Result<Generated, EngineError> {
         if prompt.is_empty() {
             return Err(EngineError::Unsupported("the prompt is empty".into()));
         }
@@ -137,21 +139,21 @@ impl Session {
                 finish = FinishReason::Stop;
                 break;
             }
-            let ready = text.len() - held_back(&text, &options.stop);
-            if ready > emitted {
-                let flow = on_text(&text[emitted..ready], next);
-                emitted = ready;
-                if flow == Flow::Stop {
-                    finish = FinishReason::Aborted;
-                    break;
-                }
+            // Called for every token, with empty text while a character or a possible stop
+            // string is incomplete, so callers see each token and can stop at any of them.
+            let ready = (text.len() - held_back(&text, &options.stop)).max(emitted);
+            let flow = on_text(&text[emitted..ready], Some(next));
+            emitted = ready;
+            if flow == Flow::Stop {
+                finish = FinishReason::Aborted;
+                break;
             }
         }
         if finish != FinishReason::Stop {
             text.push_str(&stream.finish());
         }
         if text.len() > emitted {
-            on_text(&text[emitted..], tokens.last().copied().unwrap_or(0));
+            on_text(&text[emitted..], None);
         }
         // The last sampled token has not been fed yet; it will be if the conversation goes on
         // (the next prompt repeats it and prefix reuse picks it up).

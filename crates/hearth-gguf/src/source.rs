@@ -43,18 +43,22 @@ impl ByteSource for SliceSource<'_> {
 }
 
 /// The first read covers typical headers of small models; larger vocabularies take a few
-/// doublings (Phi-4-mini's header is ~8 MB).
-const FIRST_READ: u64 = 1 << 20;
+/// doublings (Phi-4-mini's header is ~8 MB). Small, because in the browser every byte read
+/// before the model is accepted may be a byte downloaded for nothing.
+const FIRST_READ: u64 = 256 << 10;
 /// No real header comes near this; a file claiming one is refused rather than read.
 pub const MAX_HEADER_BYTES: u64 = 256 << 20;
 
-/// Reads and parses the header, fetching a growing prefix until the header fits.
+/// Reads and parses the header, fetching a growing prefix until the header fits. Each step
+/// reads only the bytes it adds.
 pub async fn read_header<S: ByteSource>(source: &S) -> Result<Gguf> {
     let file_len = source.len();
+    let mut prefix = Vec::new();
     let mut want = FIRST_READ.min(file_len);
     loop {
-        let mut prefix = vec![0u8; want as usize];
-        source.read_at(0, &mut prefix).await?;
+        let have = prefix.len();
+        prefix.resize(want as usize, 0);
+        source.read_at(have as u64, &mut prefix[have..]).await?;
         match parse_header(&prefix, file_len) {
             Err(GgufError::NeedMore { .. }) => {
                 if want >= MAX_HEADER_BYTES {

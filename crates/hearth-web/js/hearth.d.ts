@@ -96,7 +96,8 @@ export type GenerateOptions = SamplingOptions & {
 export interface GeneratedPiece {
   /** Text this token completed (may be empty mid-character or while a stop string may form). */
   text: string;
-  token: number;
+  /** The token generated; absent on a last piece that flushes held-back text. */
+  token?: number;
 }
 
 export type FinishReason = 'stop' | 'length' | 'context_full' | 'abort';

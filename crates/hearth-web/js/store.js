@@ -223,6 +223,7 @@ export class CachedFile {
     // Resuming with chunk 0 stored: one byte is enough to learn whether the file changed.
     const probeEnd = existing?.digests[0] ? 0 : chunkSize - 1;
     const resp = await fetchOrExplain(this.url, { headers: { Range: `bytes=0-${probeEnd}` }, signal: this.signal, cache: 'no-store' });
+    this.rangeProbed = true;
     if (resp.status !== 206 && resp.status !== 200) throw httpError(this.url, resp.status, resp.statusText);
     const validator = validatorOf(resp);
     let size;

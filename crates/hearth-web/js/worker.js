@@ -73,6 +73,22 @@ class Progress {
   }
 }
 
+/** Runs a wasm call that reads the model through `read`; a failed read is rethrown as itself
+ *  (with its code: network, quota, abort…), not as the message wasm wrapped it in. */
+async function withReader(whole, signal, call) {
+  let readError = null;
+  const read = (offset, length) => {
+    if (signal.aborted) readError = abortError();
+    const result = readError ? Promise.reject(readError) : whole.read(offset, length);
+    return result.catch((e) => { readError ??= e; throw e; });
+  };
+  try {
+    return await call(read);
+  } catch (e) {
+    throw readError ?? e;
+  }
+}
+
 async function load(msg, signal) {
   const wasm = await getEngine();
   const progress = new Progress(msg.id);
@@ -81,39 +97,42 @@ async function load(msg, signal) {
   let networkBytes = 0;
   if (msg.source.kind === 'url') {
     const chunkSize = msg.options?.chunkSize ?? DEFAULT_CHUNK_BYTES;
-    const files = msg.source.urls.map((url) => new CachedFile(url, { chunkSize, signal, onDownload: (n) => { networkBytes += n; progress.add(n); } }));
+    const files = msg.source.urls.map((url) => new CachedFile(url, {
+      chunkSize,
+      signal,
+      onDownload: (n) => {
+        networkBytes += n;
+        if (progress.phase === 'download') progress.add(n);
+      },
+    }));
     whole = new Concatenation(files);
-    progress.start('download', 0);
     for (const f of files) {
-      await f.open();
-      f.rangeProbed = true;
+      await f.open(); // no network when the part is cached whole
     }
-    const stored = files.reduce((n, f) => n + f.manifest.digests.reduce((m, d, i) => m + (d ? f.chunkLength(i) : 0), 0), 0);
-    progress.start('download', whole.size, stored);
     options.partLens = whole.partLens;
-    if (files.every((f) => f.rangeSupported)) {
-      // Reading the header fetches only the chunks it spans; a model that cannot run on this
-      // device is refused here, before its weights are downloaded.
-      await wasm.inspect(whole.size, (offset, length) => whole.read(offset, length), options);
+    if (files.some((f) => !f.complete)) {
+      const stored = files.reduce((n, f) => n + f.manifest.digests.reduce((m, d, i) => m + (d ? f.chunkLength(i) : 0), 0), 0);
+      progress.start('download', whole.size, stored);
+      if (files.every((f) => f.rangeSupported)) {
+        // Reading the header fetches only the chunks it spans; a model that cannot run on
+        // this device is refused here, before its weights are downloaded.
+        await withReader(whole, signal, (read) => wasm.inspect(whole.size, read, options));
+      }
+      for (const f of files) await f.download();
+      const toVerify = files.reduce((n, f) => n + f.downloadedNow.reduce((m, i) => m + f.chunkLength(i), 0), 0);
+      progress.start('verify', toVerify);
+      for (const f of files) await f.verify((n) => progress.add(n));
     }
-    for (const f of files) await f.download();
-    const toVerify = files.reduce((n, f) => n + f.downloadedNow.reduce((m, i) => m + f.chunkLength(i), 0), 0);
-    progress.start('verify', toVerify);
-    for (const f of files) await f.verify((n) => progress.add(n));
   } else {
     whole = new Concatenation(msg.source.files.map((file) => new BlobFile(file)));
     options.partLens = whole.partLens;
   }
   if (signal.aborted) throw abortError();
   progress.start('upload', 0);
-  const read = (offset, length) => {
-    if (signal.aborted) return Promise.reject(abortError());
-    return whole.read(offset, length);
-  };
-  const info = await wasm.load(whole.size, read, options, (done, total) => {
+  const info = await withReader(whole, signal, (read) => wasm.load(whole.size, read, options, (done, total) => {
     progress.total = total;
     progress.set(done);
-  });
+  }));
   return { info, adapter: wasm.adapter(), networkBytes, wasmMemoryBytes: wasmMemoryBytes() };
 }
 

@@ -256,7 +256,7 @@ impl WasmEngine {
             stop_tokens: if request.ignore_eos { Vec::new() } else { tokenizer.end_of_turn_ids() },
         };
         let generated = session
-            .generate(tokenizer, &prompt, &options, &mut |text, id| match on_text.call2(&JsValue::NULL, &text.into(), &id.into()) {
+            .generate(tokenizer, &prompt, &options, &mut |text, id| match on_text.call2(&JsValue::NULL, &text.into(), &id.map_or(JsValue::UNDEFINED, JsValue::from)) {
                 Ok(v) if v.as_bool() == Some(false) => Flow::Stop,
                 Ok(_) => Flow::Continue,
                 Err(_) => Flow::Stop,

@@ -1,0 +1,308 @@
+// The JS API in headless Chromium on WebGPU (SwiftShader): results against llama.cpp's
+// references and the native CLI, and the IndexedDB cache: chunked Range downloads, resume,
+// corruption, changed files, servers without Range support, zero network on a cached load,
+// refusal before download, bounded wasm memory.
+//
+// Run: node --test tests/browser/  (after scripts/build-web.sh; scripts/test.sh does both)
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startServer, ROOT } from './server.mjs';
+import { launch, harness, fixture } from './browser.mjs';
+
+const CHUNK = 256 * 1024; // fixture models are ~1 MB: several chunks each
+const Q8 = '/tests/fixtures/tiny-q8_0.gguf';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+/** A fresh browser profile (empty IndexedDB) with the harness page open. */
+async function freshPage() {
+  const context = await browser.newContext();
+  return harness(context, server);
+}
+
+/** Loads `modelPath` in the page and generates greedily from a token prompt. */
+function loadAndGreedy(page, modelPath, prompt, n, options = {}) {
+  return page.evaluate(async ({ url, prompt, n, options }) => {
+    const { Engine } = window.hearth;
+    const phases = [];
+    try {
+      const engine = await Engine.load(url, { ...options, onProgress: (p) => phases.includes(p.phase) || phases.push(p.phase) });
+      const g = await engine.generate({ tokens: prompt, maxTokens: n, temperature: 0, ignoreEos: true });
+      const result = { tokens: g.tokens, finishReason: g.finishReason, networkBytes: engine.networkBytes, info: engine.info, phases };
+      await engine.unload();
+      return result;
+    } catch (e) {
+      return { error: e.message, code: e.code, name: e.name, phases };
+    }
+  }, { url: server.url + modelPath, prompt, n, options });
+}
+
+const modelRequests = (p) => server.requests(p).map((e) => e.range);
+const chunkRange = (i, size) => `bytes=${i * CHUNK}-${Math.min((i + 1) * CHUNK, size) - 1}`;
+
+function nativeGreedy(model, prompt, n) {
+  const bin = ['target/debug/hearth', 'target/release/hearth'].map((p) => path.join(ROOT, p)).find((p) => fs.existsSync(p));
+  assert.ok(bin, 'the native CLI is built by `cargo test` (scripts/test.sh runs it first)');
+  const out = execFileSync(bin, ['generate', '--model', path.join(ROOT, model), '--tokens', prompt.join(','), '--max-tokens', String(n), '--temperature', '0', '--ignore-eos', '--json'], { env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
+  return JSON.parse(out.toString().trim().split('\n').at(-1)).tokens;
+}
+
+test('greedy tokens in the browser equal llama.cpp\'s and the native CLI\'s', async () => {
+  const page = await freshPage();
+  for (const name of ['tiny-q8_0', 'tiny-q4_k_m', 'tiny-f16-gqa-tied']) {
+    const ref = fixture(`${name}.json`).greedy;
+    const got = await loadAndGreedy(page, `/tests/fixtures/${name}.gguf`, ref.prompt, ref.tokens.length, { chunkSize: CHUNK });
+    assert.equal(got.error, undefined, `${name}: ${got.error}`);
+    assert.deepEqual(got.tokens, ref.tokens, `${name}: browser vs llama.cpp`);
+    assert.deepEqual(got.tokens, nativeGreedy(`tests/fixtures/${name}.gguf`, ref.prompt, ref.tokens.length), `${name}: browser vs native CLI`);
+    assert.deepEqual(got.phases, ['download', 'verify', 'upload']);
+  }
+  await page.context().close();
+});
+
+test('a second load comes from the cache with zero network requests', async () => {
+  const page = await freshPage();
+  const ref = fixture('tiny-q8_0.json').greedy;
+  const first = await loadAndGreedy(page, Q8, ref.prompt, 4, { chunkSize: CHUNK });
+  assert.equal(first.networkBytes, fs.statSync(path.join(ROOT, Q8.slice(1))).size);
+  server.clearLog();
+  const second = await loadAndGreedy(page, Q8, ref.prompt, ref.tokens.length, { chunkSize: CHUNK });
+  assert.equal(second.error, undefined, second.error);
+  assert.deepEqual(second.tokens, ref.tokens);
+  assert.equal(second.networkBytes, 0);
+  assert.deepEqual(modelRequests(Q8), [], 'no request for the model at all');
+  assert.deepEqual(second.phases, ['upload'], 'nothing to download or verify');
+  const listed = await page.evaluate(() => window.hearth.cache.list());
+  assert.equal(listed.length, 1);
+  assert.equal(listed[0].complete, true);
+  assert.equal(listed[0].storedBytes, listed[0].size);
+  await page.context().close();
+});
+
+test('a download cut in the middle resumes without fetching finished chunks again', async () => {
+  const page = await freshPage();
+  const size = fs.statSync(path.join(ROOT, Q8.slice(1))).size;
+  const ref = fixture('tiny-q8_0.json').greedy;
+  // Chunks 0 and 1 arrive; the connection drops 100 kB into chunk 2.
+  server.faults.set(Q8, { skip: 2, dropAfterBytes: 100_000, times: 1 });
+  server.clearLog();
+  const cut = await loadAndGreedy(page, Q8, ref.prompt, 4, { chunkSize: CHUNK });
+  assert.equal(cut.code, 'network', `expected a dropped connection, got ${JSON.stringify(cut)}`);
+  assert.match(cut.error, /resume/);
+  const partial = await page.evaluate(() => window.hearth.cache.list());
+  assert.equal(partial[0].complete, false);
+  assert.equal(partial[0].storedChunks, 2);
+
+  server.clearLog();
+  const resumed = await loadAndGreedy(page, Q8, ref.prompt, ref.tokens.length, { chunkSize: CHUNK });
+  assert.equal(resumed.error, undefined, resumed.error);
+  assert.deepEqual(resumed.tokens, ref.tokens);
+  const chunks = Math.ceil(size / CHUNK);
+  // One byte to check the file is unchanged, then only the missing chunks.
+  assert.deepEqual(modelRequests(Q8), ['bytes=0-0', ...Array.from({ length: chunks - 2 }, (_, i) => chunkRange(i + 2, size))]);
+  assert.equal(resumed.networkBytes, size - 2 * CHUNK);
+  await page.context().close();
+});
+
+test('a corrupted IndexedDB record is detected and fetched again', async () => {
+  const page = await freshPage();
+  const size = fs.statSync(path.join(ROOT, Q8.slice(1))).size;
+  const ref = fixture('tiny-q8_0.json').greedy;
+  assert.equal((await loadAndGreedy(page, Q8, ref.prompt, 2, { chunkSize: CHUNK })).error, undefined);
+  // Flip bytes inside chunk 3's stored data, as a disk or browser bug might.
+  await page.evaluate(async (key) => {
+    const db = await new Promise((resolve, reject) => { const r = indexedDB.open('hearth-models'); r.onsuccess = () => resolve(r.result); r.onerror = () => reject(r.error); });
+    const tx = db.transaction('chunks', 'readwrite');
+    const store = tx.objectStore('chunks');
+    const record = await new Promise((resolve) => { const r = store.get(key); r.onsuccess = () => resolve(r.result); });
+    const bytes = new Uint8Array(record.data);
+    for (let i = 1000; i < 1100; i++) bytes[i] ^= 0x5a;
+    store.put(record, key);
+    await new Promise((resolve) => { tx.oncomplete = resolve; });
+    db.close();
+  }, `${server.url}${Q8}#3`);
+  server.clearLog();
+  const again = await loadAndGreedy(page, Q8, ref.prompt, ref.tokens.length, { chunkSize: CHUNK });
+  assert.equal(again.error, undefined, again.error);
+  assert.deepEqual(again.tokens, ref.tokens);
+  assert.deepEqual(modelRequests(Q8), ['bytes=0-0', chunkRange(3, size)], 'only the damaged chunk is fetched');
+  server.clearLog();
+  const third = await loadAndGreedy(page, Q8, ref.prompt, 2, { chunkSize: CHUNK });
+  assert.equal(third.networkBytes, 0, 'the repaired cache serves the next load alone');
+  await page.context().close();
+});
+
+test('a file that changed on the server between sessions is downloaded anew', async () => {
+  const page = await freshPage();
+  const served = '/models-test/changing.gguf';
+  server.faults.set(served, { servePath: Q8, skip: 1, dropAfterBytes: 1000, times: 1 });
+  const cut = await loadAndGreedy(page, served, [1, 2, 3], 2, { chunkSize: CHUNK });
+  assert.equal(cut.code, 'network');
+  // The file is replaced: other bytes, other validator.
+  server.faults.set(served, { servePath: '/tests/fixtures/tiny-q4_0.gguf', etag: '"new-version"' });
+  server.clearLog();
+  const ref = fixture('tiny-q4_0.json').greedy;
+  const got = await loadAndGreedy(page, served, ref.prompt, ref.tokens.length, { chunkSize: CHUNK });
+  assert.equal(got.error, undefined, got.error);
+  assert.deepEqual(got.tokens, ref.tokens, 'the new file\'s output, not a mix of both');
+  const size = fs.statSync(path.join(ROOT, 'tests/fixtures/tiny-q4_0.gguf')).size;
+  assert.deepEqual(modelRequests(served), ['bytes=0-0', ...Array.from({ length: Math.ceil(size / CHUNK) }, (_, i) => chunkRange(i, size))]);
+  server.faults.delete(served);
+  await page.context().close();
+});
+
+test('a server without Range support still works', async () => {
+  const page = await freshPage();
+  const ref = fixture('tiny-q4_k_m.json').greedy;
+  const p = '/tests/fixtures/tiny-q4_k_m.gguf';
+  server.faults.set(p, { noRange: true });
+  server.clearLog();
+  const got = await loadAndGreedy(page, p, ref.prompt, ref.tokens.length, { chunkSize: CHUNK });
+  server.faults.delete(p);
+  assert.equal(got.error, undefined, got.error);
+  assert.deepEqual(got.tokens, ref.tokens);
+  assert.equal(server.requests(p).length, 1, 'one whole-file response, cut into chunks as it streamed');
+  server.clearLog();
+  assert.equal((await loadAndGreedy(page, p, ref.prompt, 2, { chunkSize: CHUNK })).networkBytes, 0);
+  await page.context().close();
+});
+
+test('a split model loads from its first part\'s URL and from its files', async () => {
+  const page = await freshPage();
+  const meta = fixture('split/split.json');
+  const first = `/tests/fixtures/split/${meta.parts[0]}`;
+  const got = await loadAndGreedy(page, first, meta.prompt, meta.tokens.length, { chunkSize: CHUNK });
+  assert.equal(got.error, undefined, got.error);
+  assert.deepEqual(got.tokens, meta.tokens);
+  for (const part of meta.parts) assert.ok(server.requests(`/tests/fixtures/split/${part}`).length > 0, `${part} was fetched`);
+  const fromFiles = await page.evaluate(async ({ base, parts, prompt, n }) => {
+    // The parts as Files, as a file picker would give them (in any order).
+    const files = await Promise.all(parts.reverse().map(async (name) => new File([await (await fetch(`${base}/${name}`)).blob()], name)));
+    const engine = await window.hearth.Engine.load(files);
+    const g = await engine.generate({ tokens: prompt, maxTokens: n, temperature: 0, ignoreEos: true });
+    await engine.unload();
+    return g.tokens;
+  }, { base: `${server.url}/tests/fixtures/split`, parts: [...meta.parts], prompt: meta.prompt, n: meta.tokens.length });
+  assert.deepEqual(fromFiles, meta.tokens);
+  await page.context().close();
+});
+
+test('a model that cannot fit is refused after one request for its header', async () => {
+  const page = await freshPage();
+  server.clearLog();
+  const got = await loadAndGreedy(page, Q8, [1], 1, { chunkSize: CHUNK, gpuMemoryBytes: 4 << 20 });
+  assert.match(got.error ?? '', /needs about \d+ MiB of GPU memory .* only 4 MiB/);
+  assert.deepEqual(modelRequests(Q8), [chunkRange(0, fs.statSync(path.join(ROOT, Q8.slice(1))).size)]);
+  const huge = await loadAndGreedy(page, Q8, [1], 1, { chunkSize: CHUNK, contextLength: 1 << 28 });
+  assert.match(huge.error ?? '', /context window of \d+ tokens needs \d+ MiB per KV-cache buffer/);
+  await page.context().close();
+});
+
+test('bad addresses fail with clear messages', async () => {
+  const page = await freshPage();
+  const missing = await loadAndGreedy(page, '/tests/fixtures/no-such-model.gguf', [1], 1);
+  assert.equal(missing.code, 'http-404');
+  assert.match(missing.error, /was not found/);
+  const notGguf = await loadAndGreedy(page, '/tests/browser/harness.html', [1], 1);
+  assert.match(notGguf.error, /not a GGUF file/);
+  const badScheme = await page.evaluate(() => window.hearth.Engine.load('ftp://example.invalid/x.gguf').catch((e) => e.message));
+  assert.match(badScheme, /not a model address/);
+  await page.context().close();
+});
+
+test('streaming, abort, queued calls and the OpenAI-style API', async () => {
+  const page = await freshPage();
+  const ref = fixture('tiny-q8_0.json').greedy;
+  const out = await page.evaluate(async ({ url, ref }) => {
+    const { Engine } = window.hearth;
+    const engine = await Engine.load(url, { chunkSize: 256 * 1024 });
+    const n = ref.tokens.length;
+    // Streaming yields the same tokens as the plain call.
+    const streamed = [];
+    const stream = engine.generateStream({ tokens: ref.prompt, maxTokens: n, temperature: 0, ignoreEos: true });
+    for await (const piece of stream) if (piece.token !== undefined) streamed.push(piece.token);
+    const streamResult = await stream.result;
+    // Abort after three tokens; the engine stays usable.
+    const controller = new AbortController();
+    let seen = 0;
+    const aborted = await engine.generate({ tokens: ref.prompt, maxTokens: n, temperature: 0, ignoreEos: true, signal: controller.signal, onToken: (p) => { if (p.token !== undefined && ++seen === 3) controller.abort(); } });
+    // Two calls at once run one after the other, each with its own full answer.
+    const [a, b] = await Promise.all([
+      engine.generate({ tokens: ref.prompt, maxTokens: n, temperature: 0, ignoreEos: true }),
+      engine.generate({ tokens: ref.prompt, maxTokens: n, temperature: 0, ignoreEos: true }),
+    ]);
+    // Seeded sampling is reproducible.
+    const s1 = await engine.generate({ tokens: ref.prompt, maxTokens: 8, temperature: 1, seed: 7, ignoreEos: true });
+    const s2 = await engine.generate({ tokens: ref.prompt, maxTokens: 8, temperature: 1, seed: 7, ignoreEos: true });
+    // OpenAI shape, streamed and not.
+    const chunks = [];
+    for await (const c of await engine.chat.completions.create({ messages: [{ role: 'user', content: 'hi' }], stream: true, max_tokens: 5, temperature: 0 })) chunks.push(c);
+    const whole = await engine.chat.completions.create({ messages: [{ role: 'user', content: 'hi' }], max_tokens: 5, temperature: 0 });
+    const tokens = await engine.tokenize('hello world');
+    const text = await engine.detokenize(tokens);
+    await engine.unload();
+    const afterUnload = await engine.generate({ prompt: 'x' }).catch((e) => e.message);
+    return { streamed, streamResult: streamResult.tokens, aborted, a: a.tokens, b: b.tokens, s1: s1.tokens, s2: s2.tokens, chunks, whole, text, afterUnload };
+  }, { url: server.url + Q8, ref });
+  assert.deepEqual(out.streamed, ref.tokens);
+  assert.deepEqual(out.streamResult, ref.tokens);
+  assert.equal(out.aborted.finishReason, 'abort');
+  assert.ok(out.aborted.tokens.length >= 3 && out.aborted.tokens.length < ref.tokens.length, `stopped early: ${out.aborted.tokens.length}`);
+  assert.deepEqual(out.a, ref.tokens);
+  assert.deepEqual(out.b, ref.tokens);
+  assert.deepEqual(out.s1, out.s2);
+  assert.equal(out.chunks[0].object, 'chat.completion.chunk');
+  assert.equal(out.chunks[0].choices[0].delta.role, 'assistant');
+  const last = out.chunks.at(-1);
+  assert.ok(['stop', 'length'].includes(last.choices[0].finish_reason));
+  assert.equal(last.usage.completion_tokens, out.whole.usage.completion_tokens);
+  const streamedText = out.chunks.map((c) => c.choices[0].delta.content ?? '').join('');
+  assert.equal(streamedText, out.whole.choices[0].message.content);
+  assert.equal(out.whole.object, 'chat.completion');
+  assert.equal(out.text, 'hello world');
+  assert.match(out.afterUnload, /unloaded/);
+  await page.context().close();
+});
+
+test('SmolLM2 answers like llama.cpp, with wasm memory far below the model size', async () => {
+  const ref = fixture('smollm2/reference.json');
+  const modelPath = `/models/${ref.model}`;
+  assert.ok(fs.existsSync(path.join(ROOT, modelPath.slice(1))), 'run scripts/fetch-default-model.sh');
+  const page = await freshPage();
+  // Few tokens: SwiftShader runs this 135M model at well under a token per second.
+  const n = 6;
+  const out = await page.evaluate(async ({ url, question, n }) => {
+    const { Engine } = window.hearth;
+    let peak = 0;
+    const engine = await Engine.load(url, { contextLength: 256, onProgress: () => {} });
+    const memory = await engine.stats();
+    const messages = [{ role: 'user', content: question }];
+    const prompt = await engine.applyChatTemplate(messages);
+    const promptTokens = await engine.tokenize(prompt);
+    const g = await engine.generate({ messages, maxTokens: n, temperature: 0, ignoreEos: true });
+    await engine.unload();
+    return { memory, prompt, promptTokens, tokens: g.tokens, size: engine.info.fileBytes };
+  }, { url: server.url + modelPath, question: ref.question, n });
+  assert.equal(out.prompt, ref.prompt);
+  assert.deepEqual(out.promptTokens, ref.prompt_tokens);
+  assert.deepEqual(out.tokens, ref.greedy_answer.slice(0, n));
+  assert.ok(ref.greedy_margins.slice(0, n).every((m) => m > 1), 'the compared tokens are clear choices for llama.cpp');
+  // 98 MB of weights passed through 32 MiB chunks; wasm memory never held the model.
+  assert.ok(out.memory.wasmMemoryBytes < out.size / 2, `wasm memory ${out.memory.wasmMemoryBytes} bytes for a ${out.size}-byte model`);
+  await page.context().close();
+});
