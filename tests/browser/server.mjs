@@ -8,7 +8,7 @@
 // Fault rule fields (per path): status (answer with this HTTP status), noRange (ignore Range
 // headers, send the whole file), dropAfterBytes (cut the connection after this many body
 // bytes), contentLength (announce this length instead of the real one), etag (a different
-// validator), servePath (serve another file's bytes under this path), skip (let this many
+// validator), delayMs (wait before answering), servePath (serve another file's bytes under this path), skip (let this many
 // requests through first), times (apply this many times, then forget the rule; default: forever).
 
 import http from 'node:http';
@@ -29,7 +29,7 @@ function etagOf(stat) {
   return `"${crypto.createHash('sha1').update(`${stat.size}-${stat.mtimeMs}`).digest('hex').slice(0, 16)}"`;
 }
 
-export async function startServer({ root = ROOT, port = 0, headers = {} } = {}) {
+export async function startServer({ root = ROOT, port = 0, headers = {}, mounts = {} } = {}) {
   const log = [];
   const faults = new Map();
 
@@ -47,16 +47,28 @@ export async function startServer({ root = ROOT, port = 0, headers = {} } = {}) 
     if (rule) entry.fault = { ...rule };
 
     for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+    if (rule?.delayMs) {
+      const delayed = { ...rule, delayMs: 0 };
+      setTimeout(() => respond(req, res, entry, delayed), rule.delayMs);
+      return;
+    }
+    respond(req, res, entry, rule);
+  });
+
+  function respond(req, res, entry, rule) {
     if (rule?.status) {
       entry.status = rule.status;
       res.writeHead(rule.status, { 'Content-Type': 'text/plain' });
       res.end(`injected ${rule.status}`);
       return;
     }
-    let rel = entry.path === '/' ? '/index.html' : entry.path;
+    let rel = entry.path.endsWith('/') ? `${entry.path}index.html` : entry.path;
     if (rule?.servePath) rel = rule.servePath;
-    const file = path.join(root, path.normalize(rel));
-    if (!file.startsWith(root)) { res.writeHead(403).end(); return; }
+    // A mount maps a path prefix to another folder (the demo's /models/ → the repo's models/).
+    const mount = Object.keys(mounts).find((prefix) => rel.startsWith(prefix));
+    const base = mount ? path.resolve(mounts[mount]) : root;
+    const file = path.join(base, path.normalize(mount ? rel.slice(mount.length) : rel));
+    if (!file.startsWith(base)) { res.writeHead(403).end(); return; }
     let stat;
     try {
       stat = fs.statSync(file);
@@ -107,7 +119,7 @@ export async function startServer({ root = ROOT, port = 0, headers = {} } = {}) 
     });
     stream.on('end', () => res.end());
     stream.on('error', () => res.destroy());
-  });
+  }
   await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
   const { port: actual } = server.address();
   return {

@@ -1,0 +1,150 @@
+// The demo page (www/) in headless Chromium: load a model by URL with progress, chat with a
+// streamed reply and tokens/s, stop mid-reply, the cache manager, offline reload from the
+// service worker and the cache, output rendered as text, the no-WebGPU message.
+// Screenshots land in tests/artifacts/ (git-ignored).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { startServer, ROOT } from './server.mjs';
+import { launch, ARTIFACTS } from './browser.mjs';
+
+const MODEL = '/fixtures/tiny-q8_0.gguf';
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer({ root: path.join(ROOT, 'www'), mounts: { '/fixtures/': path.join(ROOT, 'tests/fixtures'), '/models/': path.join(ROOT, 'models') } });
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+async function openDemo(context, viewport = { width: 1200, height: 800 }) {
+  const page = await context.newPage();
+  await page.setViewportSize(viewport);
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.errors = errors;
+  await page.goto(`${server.url}/`);
+  await page.waitForSelector('body[data-ready="true"]');
+  return page;
+}
+
+const shot = (page, name) => page.screenshot({ path: path.join(ARTIFACTS, name), fullPage: false });
+
+async function loadByUrl(page, url) {
+  await page.fill('#custom-url', url);
+  await page.click('#load-button');
+  await page.waitForSelector('#model-status[data-ready="true"]', { timeout: 120_000 });
+}
+
+async function sendAndWait(page, text) {
+  const before = await page.locator('.message.assistant').count();
+  await page.fill('#prompt', text);
+  await page.keyboard.press('Enter');
+  const reply = page.locator('.message.assistant').nth(before);
+  await reply.locator('.footer').waitFor({ timeout: 180_000 });
+  return reply;
+}
+
+test('pick a model by URL, watch it download, chat, stop, manage the cache, reload offline', async () => {
+  const context = await browser.newContext();
+  const page = await openDemo(context);
+  await shot(page, 'demo-empty.png');
+  assert.match(await page.textContent('#presets'), /Phi-4-mini-instruct.*2\.5 GB download/s);
+
+  // Slow the download's first response so the progress bar can be seen (and photographed).
+  server.faults.set(MODEL, { delayMs: 1500, times: 1 });
+  await page.fill('#max-tokens', '12');
+  await page.dispatchEvent('#max-tokens', 'change');
+  await page.fill('#custom-url', `${server.url}${MODEL}`);
+  await page.click('#load-button');
+  await page.waitForSelector('#progress:not([hidden])');
+  assert.match(await page.textContent('#progress-phase'), /Downloading/);
+  await shot(page, 'demo-downloading.png');
+  await page.waitForSelector('#model-status[data-ready="true"]', { timeout: 120_000 });
+  assert.equal(await page.isHidden('#progress'), true, 'the progress bar goes away when done');
+  assert.match(await page.textContent('#model-status'), /ready \(after downloading 1\.4 MB\)/);
+
+  // A streamed reply with its figures.
+  const reply = await sendAndWait(page, 'Hello there');
+  assert.match(await reply.locator('.stats').textContent(), /\d+ tokens · [\d.]+ tokens\/s · first token after [\d.]+ s/);
+  assert.equal(await page.locator('.message.user').first().textContent(), 'Hello there');
+  await shot(page, 'demo-chat.png');
+
+  // Stop mid-reply: a long reply, stopped once text has appeared.
+  await page.fill('#max-tokens', '400');
+  await page.dispatchEvent('#max-tokens', 'change');
+  await page.fill('#prompt', 'Tell me a long story');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#stop:not([hidden])');
+  await page.waitForFunction(() => (document.querySelector('.message.assistant:last-of-type .content')?.textContent ?? '').length > 0, null, { timeout: 120_000 });
+  await page.click('#stop');
+  const stopped = page.locator('.message.assistant').last();
+  await stopped.locator('.footer').waitFor({ timeout: 60_000 });
+  assert.match(await stopped.locator('.stats').textContent(), /stopped/);
+  const stoppedTokens = Number((await stopped.locator('.stats').textContent()).match(/(\d+) tokens/)[1]);
+  assert.ok(stoppedTokens < 400, `stopped early (${stoppedTokens} tokens)`);
+  assert.equal(await page.isVisible('#send'), true);
+
+  // The cache manager lists the model with its size.
+  assert.match(await page.textContent('#cache-list'), /tiny-q8_0\.gguf\s*1\.4 MB/);
+  await page.locator('#cache-heading').scrollIntoViewIfNeeded();
+  await shot(page, 'demo-cache.png');
+
+  // Offline: the service worker serves the page, the model comes from IndexedDB.
+  await page.waitForFunction(() => navigator.serviceWorker.controller !== null || navigator.serviceWorker.ready.then(() => true));
+  server.clearLog();
+  await context.setOffline(true);
+  await page.reload();
+  await page.waitForSelector('body[data-ready="true"]');
+  await page.waitForSelector('#model-status[data-ready="true"]', { timeout: 120_000 });
+  assert.match(await page.textContent('#model-status'), /from this browser's cache/);
+  await page.fill('#max-tokens', '8');
+  await page.dispatchEvent('#max-tokens', 'change');
+  const offlineReply = await sendAndWait(page, 'Still there?');
+  assert.match(await offlineReply.locator('.stats').textContent(), /tokens\/s/);
+  // The browser's own service-worker update check ignores the emulated offline state.
+  assert.deepEqual(server.log.filter((e) => e.path !== '/sw.js'), [], 'offline: no request from the page reached the server');
+  await context.setOffline(false);
+
+  // Delete from the cache manager.
+  await page.click('#cache-list button:has-text("Delete")');
+  await page.waitForFunction(() => document.querySelector('#cache-list').textContent.includes('None yet'));
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
+test('model output and user text render as text, never as HTML', async () => {
+  const context = await browser.newContext();
+  const page = await openDemo(context);
+  const result = await page.evaluate(async () => {
+    const { renderMarkdown } = await import('/markdown.js');
+    const target = document.createElement('div');
+    document.body.append(target);
+    const evil = 'Here: <img src=x onerror="window.pwned=1"> and <script>window.pwned=2</script>\n\n```html\n<img src=y onerror="window.pwned=3">\n```\n[click](javascript:window.pwned=4) **bold** `<b>code</b>`';
+    renderMarkdown(evil, target);
+    await new Promise((r) => setTimeout(r, 300));
+    return { imgs: target.querySelectorAll('img, script').length, links: [...target.querySelectorAll('a')].map((a) => a.href), text: target.textContent, pwned: window.pwned ?? null, bold: target.querySelector('strong')?.textContent };
+  });
+  assert.equal(result.imgs, 0);
+  assert.equal(result.pwned, null);
+  assert.deepEqual(result.links, [], 'javascript: links are not links');
+  assert.match(result.text, /<img src=x onerror="window.pwned=1">/);
+  assert.equal(result.bold, 'bold');
+  await context.close();
+});
+
+test('without WebGPU the page says so plainly', async () => {
+  const context = await browser.newContext();
+  await context.addInitScript(() => { delete Object.getPrototypeOf(navigator).gpu; });
+  const page = await openDemo(context, { width: 390, height: 800 });
+  assert.match(await page.textContent('#webgpu-status'), /no WebGPU, which Hearth needs\. Use a recent Chrome/);
+  assert.equal(await page.isDisabled('#load-button'), true);
+  await shot(page, 'demo-no-webgpu-narrow.png');
+  await context.close();
+});

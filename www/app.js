@@ -1,0 +1,345 @@
+// The Hearth demo: a chat page on the JS API (pkg/hearth.js). Model picker, download
+// progress, streaming chat, cache manager; installable and offline through sw.js.
+
+import { Engine, cache, hasWebGPU } from './pkg/hearth.js';
+import { renderMarkdown } from './markdown.js';
+
+const GB = 1e9;
+/** Presets. `gpu` is GPU memory for a 4096-token window (weights + KV cache + activations). */
+const PRESETS = [
+  { id: 'smollm2', name: 'SmolLM2 135M Instruct', note: 'tiny demo model, served by this page', url: new URL('models/SmolLM2-135M-Instruct.Q4_1.gguf', location.href).href, size: 0.098 * GB, gpu: 0.35 * GB, badge: 'try me' },
+  { id: 'phi-4-mini', name: 'Phi-4-mini-instruct 3.8B', note: 'Q4_K_M · the recommended model', url: 'hf://bartowski/microsoft_Phi-4-mini-instruct-GGUF/microsoft_Phi-4-mini-instruct-Q4_K_M.gguf', size: 2.49 * GB, gpu: 3.8 * GB, badge: 'best' },
+  { id: 'phi-4', name: 'Phi-4 14B', note: 'Q4_K_M · strongest, needs a big GPU', url: 'hf://bartowski/phi-4-GGUF/phi-4-Q4_K_M.gguf', size: 9.05 * GB, gpu: 10.9 * GB },
+  { id: 'phi-4-reasoning', name: 'Phi-4-reasoning 14B', note: 'Q4_K_M · thinks step by step', url: 'hf://bartowski/microsoft_Phi-4-reasoning-GGUF/microsoft_Phi-4-reasoning-Q4_K_M.gguf', size: 9.05 * GB, gpu: 10.9 * GB },
+  { id: 'phi-4-reasoning-plus', name: 'Phi-4-reasoning-plus 14B', note: 'Q4_K_M · longer, more accurate reasoning', url: 'hf://bartowski/microsoft_Phi-4-reasoning-plus-GGUF/microsoft_Phi-4-reasoning-plus-Q4_K_M.gguf', size: 9.05 * GB, gpu: 10.9 * GB },
+  { id: 'phi-3.5-mini', name: 'Phi-3.5-mini-instruct 3.8B', note: 'Q4_K_M', url: 'hf://bartowski/Phi-3.5-mini-instruct-GGUF/Phi-3.5-mini-instruct-Q4_K_M.gguf', size: 2.39 * GB, gpu: 5.6 * GB },
+];
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  panel: $('panel'), togglePanel: $('toggle-panel'), webgpu: $('webgpu-status'), presets: $('presets'), presetForm: $('preset-form'),
+  customUrl: $('custom-url'), loadButton: $('load-button'), drop: $('drop-zone'), fileInput: $('file-input'),
+  progress: $('progress'), phase: $('progress-phase'), figures: $('progress-figures'), bar: $('progress-bar'), cancel: $('cancel-load'),
+  modelStatus: $('model-status'), system: $('system-prompt'), temperature: $('temperature'), topP: $('top-p'), maxTokens: $('max-tokens'),
+  storage: $('storage-status'), cacheList: $('cache-list'), persist: $('persist-button'),
+  messages: $('messages'), empty: $('empty-state'), error: $('error'), composer: $('composer'), prompt: $('prompt'),
+  send: $('send'), stop: $('stop'), newChat: $('new-chat'),
+};
+
+const state = { engine: null, loading: null, history: [], generating: null, modelLabel: '' };
+
+function formatBytes(n) {
+  if (!Number.isFinite(n)) return '?';
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) { n /= 1000; i += 1; }
+  return `${n.toFixed(n >= 100 || i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+function formatDuration(s) {
+  if (!Number.isFinite(s) || s < 0) return '';
+  if (s < 60) return `${Math.ceil(s)} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+}
+
+function showError(message) {
+  ui.error.textContent = message;
+  ui.error.hidden = !message;
+}
+
+// ---------------------------------------------------------------------------- model picker
+
+function renderPresets() {
+  ui.presets.replaceChildren(...PRESETS.map((p, i) => {
+    const label = document.createElement('label');
+    label.className = 'preset';
+    const radio = Object.assign(document.createElement('input'), { type: 'radio', name: 'preset', value: p.id, checked: i === 0 });
+    const name = Object.assign(document.createElement('span'), { className: 'name', textContent: p.name });
+    if (p.badge) name.append(Object.assign(document.createElement('span'), { className: 'badge', textContent: p.badge }));
+    const meta = Object.assign(document.createElement('span'), { className: 'meta', textContent: `${p.note} · ${formatBytes(p.size)} download · ~${formatBytes(p.gpu)} GPU memory` });
+    radio.addEventListener('change', () => { ui.customUrl.value = ''; });
+    label.append(radio, name, meta);
+    return label;
+  }));
+}
+
+function selectedSource() {
+  const custom = ui.customUrl.value.trim();
+  if (custom) return { source: custom, label: custom.split('/').pop() };
+  const id = new FormData(ui.presetForm).get('preset');
+  const preset = PRESETS.find((p) => p.id === id) ?? PRESETS[0];
+  return { source: preset.url, label: preset.name };
+}
+
+function setBusy(busy) {
+  ui.loadButton.disabled = busy;
+  ui.drop.setAttribute('aria-disabled', String(busy));
+  ui.progress.hidden = !busy;
+}
+
+function showProgress(p) {
+  const names = { download: 'Downloading', verify: 'Checking the download', upload: 'Loading onto the GPU' };
+  ui.phase.textContent = names[p.phase] ?? p.phase;
+  const fraction = p.total ? p.loaded / p.total : 0;
+  ui.bar.value = fraction;
+  let figures = p.total ? `${formatBytes(p.loaded)} / ${formatBytes(p.total)}` : formatBytes(p.loaded);
+  if (p.bytesPerSecond > 0) {
+    figures += ` · ${formatBytes(p.bytesPerSecond)}/s`;
+    if (p.total) figures += ` · ${formatDuration((p.total - p.loaded) / p.bytesPerSecond)} left`;
+  }
+  ui.figures.textContent = figures;
+}
+
+async function loadModel(source, label) {
+  if (state.loading) return;
+  showError('');
+  if (state.generating) state.generating.abort();
+  await state.engine?.unload();
+  state.engine = null;
+  setChatEnabled(false);
+  const controller = new AbortController();
+  state.loading = controller;
+  setBusy(true);
+  ui.modelStatus.textContent = `Preparing ${label}…`;
+  showProgress({ phase: 'download', loaded: 0, total: 0, bytesPerSecond: 0 });
+  try {
+    const engine = await Engine.load(source, {
+      signal: controller.signal,
+      contextLength: 4096,
+      onProgress: showProgress,
+      onDeviceLost: (e) => {
+        state.engine = null;
+        setChatEnabled(false);
+        showError(`${e.message}. Pick the model again to reload it.`);
+      },
+    });
+    state.engine = engine;
+    state.modelLabel = label;
+    if (typeof source === 'string') localStorage.setItem('hearth:last-model', JSON.stringify({ source, label }));
+    const from = engine.networkBytes === 0 ? 'from this browser\'s cache' : `after downloading ${formatBytes(engine.networkBytes)}`;
+    ui.modelStatus.textContent = `${label} is ready (${from}). Context: ${engine.info.contextLength} tokens.`;
+    ui.modelStatus.dataset.ready = 'true';
+    setChatEnabled(true);
+    ui.prompt.focus();
+  } catch (e) {
+    ui.modelStatus.textContent = '';
+    showError(e.name === 'AbortError' ? 'Loading was cancelled. Load again to resume the download where it stopped.' : e.message);
+  } finally {
+    state.loading = null;
+    setBusy(false);
+    refreshCache();
+  }
+}
+
+ui.presetForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const { source, label } = selectedSource();
+  loadModel(source, label);
+});
+ui.cancel.addEventListener('click', () => state.loading?.abort());
+
+function loadFiles(files) {
+  const ggufs = [...files].filter((f) => f.name.toLowerCase().endsWith('.gguf'));
+  if (!ggufs.length) { showError('That is not a .gguf file. Hearth loads GGUF models (e.g. Phi-4-mini-instruct-Q4_K_M.gguf).'); return; }
+  loadModel(ggufs.length === 1 ? ggufs[0] : ggufs, ggufs[0].name);
+}
+ui.drop.addEventListener('click', () => ui.fileInput.click());
+ui.drop.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); ui.fileInput.click(); } });
+ui.fileInput.addEventListener('change', () => { if (ui.fileInput.files.length) loadFiles(ui.fileInput.files); ui.fileInput.value = ''; });
+ui.drop.addEventListener('dragover', (e) => { e.preventDefault(); ui.drop.classList.add('over'); });
+ui.drop.addEventListener('dragleave', () => ui.drop.classList.remove('over'));
+ui.drop.addEventListener('drop', (e) => { e.preventDefault(); ui.drop.classList.remove('over'); loadFiles(e.dataTransfer.files); });
+
+ui.togglePanel.addEventListener('click', () => {
+  ui.panel.hidden = !ui.panel.hidden;
+  ui.togglePanel.setAttribute('aria-expanded', String(!ui.panel.hidden));
+});
+
+// ---------------------------------------------------------------------------- chat
+
+function setChatEnabled(on) {
+  ui.prompt.disabled = !on;
+  ui.send.disabled = !on;
+  ui.newChat.disabled = !on;
+  ui.prompt.placeholder = on ? `Message ${state.modelLabel} (Enter to send, Shift+Enter for a new line)` : 'Load a model to start chatting';
+}
+
+function addMessage(role, text) {
+  ui.empty.hidden = true;
+  const box = document.createElement('div');
+  box.className = `message ${role}`;
+  const content = document.createElement('div');
+  content.className = 'content';
+  if (role === 'user') content.textContent = text;
+  else renderMarkdown(text, content);
+  box.append(content);
+  ui.messages.append(box);
+  ui.messages.scrollTop = ui.messages.scrollHeight;
+  return { box, content };
+}
+
+function addFooter(box, text, stats, finish) {
+  const footer = document.createElement('div');
+  footer.className = 'footer';
+  const figures = document.createElement('span');
+  figures.className = 'stats';
+  const parts = [];
+  if (stats) {
+    parts.push(`${stats.generatedTokens} tokens`, `${stats.decodeTokensPerS.toFixed(1)} tokens/s`, `first token after ${(stats.timeToFirstTokenMs / 1000).toFixed(2)} s`);
+  }
+  if (finish === 'abort') parts.push('stopped');
+  if (finish === 'length') parts.push('hit the token limit');
+  figures.textContent = parts.join(' · ');
+  const copy = Object.assign(document.createElement('button'), { type: 'button', className: 'ghost small', textContent: 'Copy' });
+  copy.setAttribute('aria-label', 'Copy this reply');
+  copy.addEventListener('click', async () => {
+    try { await navigator.clipboard.writeText(text); copy.textContent = 'Copied'; } catch { copy.textContent = 'Copy failed'; }
+    setTimeout(() => { copy.textContent = 'Copy'; }, 1500);
+  });
+  footer.append(figures, copy);
+  box.append(footer);
+}
+
+async function send(text) {
+  const engine = state.engine;
+  if (!engine || state.generating || !text.trim()) return;
+  showError('');
+  state.history.push({ role: 'user', content: text });
+  addMessage('user', text);
+  const { box, content } = addMessage('assistant', '');
+  box.classList.add('streaming');
+  const controller = new AbortController();
+  state.generating = controller;
+  ui.send.hidden = true;
+  ui.stop.hidden = false;
+  ui.stop.focus();
+  const system = ui.system.value.trim();
+  const messages = system ? [{ role: 'system', content: system }, ...state.history] : [...state.history];
+  let reply = '';
+  let last = null;
+  try {
+    const stream = await engine.chat.completions.create({
+      messages, stream: true, signal: controller.signal,
+      temperature: Number(ui.temperature.value), top_p: Number(ui.topP.value), max_tokens: Number(ui.maxTokens.value) || 1024,
+    });
+    for await (const chunk of stream) {
+      const piece = chunk.choices[0].delta.content;
+      if (piece) {
+        reply += piece;
+        renderMarkdown(reply, content);
+        ui.messages.scrollTop = ui.messages.scrollHeight;
+      }
+      last = chunk;
+    }
+    state.history.push({ role: 'assistant', content: reply });
+    addFooter(box, reply, last?.hearth, last?.choices[0].finish_reason);
+  } catch (e) {
+    state.history.pop();
+    showError(e.message);
+    if (!reply) box.remove();
+  } finally {
+    box.classList.remove('streaming');
+    state.generating = null;
+    ui.stop.hidden = true;
+    ui.send.hidden = false;
+    ui.prompt.focus();
+  }
+}
+
+ui.composer.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const text = ui.prompt.value;
+  ui.prompt.value = '';
+  send(text);
+});
+ui.prompt.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); ui.composer.requestSubmit(); }
+});
+ui.stop.addEventListener('click', () => state.generating?.abort());
+ui.newChat.addEventListener('click', async () => {
+  state.generating?.abort();
+  state.history = [];
+  ui.messages.replaceChildren(ui.empty);
+  ui.empty.hidden = false;
+  await state.engine?.resetChat();
+  ui.prompt.focus();
+});
+
+for (const [input, output] of [[ui.temperature, $('temperature-value')], [ui.topP, $('top-p-value')]]) {
+  const show = () => { output.textContent = Number(input.value).toFixed(2); };
+  input.addEventListener('input', show);
+  show();
+}
+for (const el of [ui.system, ui.temperature, ui.topP, ui.maxTokens]) {
+  const key = `hearth:setting:${el.id}`;
+  if (localStorage.getItem(key) !== null) el.value = localStorage.getItem(key);
+  el.addEventListener('change', () => localStorage.setItem(key, el.value));
+}
+
+// ---------------------------------------------------------------------------- cache manager
+
+async function refreshCache() {
+  try {
+    const [models, estimate] = await Promise.all([cache.list(), cache.estimate()]);
+    ui.storage.textContent = estimate.quota ? `Using ${formatBytes(estimate.usage)} of ${formatBytes(estimate.quota)} available to this site${estimate.persisted ? ' · kept even when storage is low' : ''}.` : '';
+    ui.persist.hidden = estimate.persisted;
+    if (!models.length) {
+      ui.cacheList.replaceChildren(Object.assign(document.createElement('li'), { textContent: 'None yet.' }));
+      return;
+    }
+    ui.cacheList.replaceChildren(...models.map((m) => {
+      const li = document.createElement('li');
+      const name = Object.assign(document.createElement('span'), { className: 'cache-name', textContent: decodeURIComponent(m.url.split('/').pop()) });
+      const size = Object.assign(document.createElement('span'), { textContent: m.complete ? formatBytes(m.size) : `${formatBytes(m.storedBytes)} of ${formatBytes(m.size)} (partial)` });
+      const load = Object.assign(document.createElement('button'), { type: 'button', className: 'small', textContent: m.complete ? 'Load' : 'Resume' });
+      load.addEventListener('click', () => loadModel(m.url, decodeURIComponent(m.url.split('/').pop())));
+      const del = Object.assign(document.createElement('button'), { type: 'button', className: 'ghost small', textContent: 'Delete' });
+      del.setAttribute('aria-label', `Delete ${name.textContent}`);
+      del.addEventListener('click', async () => { await cache.delete(m.url); refreshCache(); });
+      li.append(name, size, load, del);
+      return li;
+    }));
+  } catch (e) {
+    ui.storage.textContent = e.message;
+  }
+}
+
+ui.persist.addEventListener('click', async () => {
+  const granted = await cache.persist();
+  ui.storage.textContent = granted ? 'The browser will keep downloaded models.' : 'The browser declined (it may grant this after you install the app or use it more).';
+  refreshCache();
+});
+
+// ---------------------------------------------------------------------------- start
+
+async function checkWebGPU() {
+  if (!hasWebGPU()) {
+    ui.webgpu.textContent = 'This browser has no WebGPU, which Hearth needs. Use a recent Chrome or Edge (desktop or Android), Safari 26+, or Firefox 141+ on Windows; on Linux Chrome may need chrome://flags/#enable-unsafe-webgpu.';
+    ui.webgpu.className = 'note warn';
+    return false;
+  }
+  const adapter = await navigator.gpu.requestAdapter().catch(() => null);
+  if (!adapter) {
+    ui.webgpu.textContent = 'WebGPU is present but found no usable GPU. Update your graphics driver, enable hardware acceleration in the browser settings, or try another browser.';
+    ui.webgpu.className = 'note warn';
+    return false;
+  }
+  const info = adapter.info ?? {};
+  ui.webgpu.textContent = `GPU: ${[info.vendor, info.architecture, info.description].filter(Boolean).join(' ') || 'available'} · largest buffer ${formatBytes(adapter.limits.maxBufferSize)}`;
+  return true;
+}
+
+renderPresets();
+refreshCache();
+if ('serviceWorker' in navigator) {
+  navigator.serviceWorker.register('sw.js').catch(() => {});
+}
+const gpuOk = await checkWebGPU();
+ui.loadButton.disabled = !gpuOk;
+document.body.dataset.ready = 'true';
+// Come back to the last model when it is fully cached: works offline, with no request.
+const last = JSON.parse(localStorage.getItem('hearth:last-model') ?? 'null');
+if (gpuOk && last && (await cache.has(last.source).catch(() => false))) {
+  loadModel(last.source, last.label);
+}
