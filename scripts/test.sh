@@ -9,6 +9,7 @@ scripts/fetch-default-model.sh   # the real model the llama-architecture test ru
 # wgpu's Vulkan loader complains when this is unset; point it somewhere harmless.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 cargo test --workspace --locked "$@"
-# The browser: build the wasm package, then drive it in headless Chromium.
-scripts/build-web.sh
-node --test --test-concurrency=1 tests/browser/
+# The browser: build the wasm package (www/pkg) and the npm package (pkg/), then drive them
+# in headless Chromium: the JS API and cache, the demo page, and a Vite app using the package.
+scripts/build-npm.sh
+node --test --test-concurrency=1 tests/browser/ tests/npm/

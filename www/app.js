@@ -7,7 +7,7 @@ import { renderMarkdown } from './markdown.js';
 const GB = 1e9;
 /** Presets. `gpu` is GPU memory for a 4096-token window (weights + KV cache + activations). */
 const PRESETS = [
-  { id: 'smollm2', name: 'SmolLM2 135M Instruct', note: 'tiny demo model, served by this page', url: new URL('models/SmolLM2-135M-Instruct.Q4_1.gguf', location.href).href, size: 0.098 * GB, gpu: 0.35 * GB, badge: 'try me' },
+  { id: 'smollm2', name: 'SmolLM2 135M Instruct', note: 'a tiny model for trying Hearth (pick Phi-4 for real answers), served by this page', url: new URL('models/SmolLM2-135M-Instruct.Q4_1.gguf', location.href).href, size: 0.098 * GB, gpu: 0.35 * GB, badge: 'try me' },
   { id: 'phi-4-mini', name: 'Phi-4-mini-instruct 3.8B', note: 'Q4_K_M · the recommended model', url: 'hf://bartowski/microsoft_Phi-4-mini-instruct-GGUF/microsoft_Phi-4-mini-instruct-Q4_K_M.gguf', size: 2.49 * GB, gpu: 3.8 * GB, badge: 'best' },
   { id: 'phi-4', name: 'Phi-4 14B', note: 'Q4_K_M · strongest, needs a big GPU', url: 'hf://bartowski/phi-4-GGUF/phi-4-Q4_K_M.gguf', size: 9.05 * GB, gpu: 10.9 * GB },
   { id: 'phi-4-reasoning', name: 'Phi-4-reasoning 14B', note: 'Q4_K_M · thinks step by step', url: 'hf://bartowski/microsoft_Phi-4-reasoning-GGUF/microsoft_Phi-4-reasoning-Q4_K_M.gguf', size: 9.05 * GB, gpu: 10.9 * GB },
@@ -186,7 +186,7 @@ function addFooter(box, text, stats, finish) {
   figures.className = 'stats';
   const parts = [];
   if (stats) {
-    parts.push(`${stats.generatedTokens} tokens`, `${stats.decodeTokensPerS.toFixed(1)} tokens/s`, `first token after ${(stats.timeToFirstTokenMs / 1000).toFixed(2)} s`);
+    parts.push(`${stats.generatedTokens} tokens`, `${stats.decodeTokensPerS.toFixed(stats.decodeTokensPerS < 10 ? 2 : 1)} tokens/s`, `first token after ${(stats.timeToFirstTokenMs / 1000).toFixed(2)} s`);
   }
   if (finish === 'abort') parts.push('stopped');
   if (finish === 'length') parts.push('hit the token limit');

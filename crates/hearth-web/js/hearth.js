@@ -156,10 +156,13 @@ export class Engine {
    */
   static async load(source, options = {}) {
     const described = describeSource(source);
-    const workerUrl = options.workerUrl ?? new URL('./worker.js', import.meta.url);
     let worker;
     try {
-      worker = new Worker(workerUrl, { type: 'module', name: 'hearth' });
+      // Written out literally so that bundlers (Vite, webpack, Parcel) recognise the worker
+      // and bundle it with its wasm.
+      worker = options.workerUrl
+        ? new Worker(options.workerUrl, { type: 'module', name: 'hearth' })
+        : new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'hearth' });
     } catch (e) {
       throw new HearthError(`cannot start the Hearth worker (${e?.message ?? e}); module workers need a recent browser`, 'worker');
     }
