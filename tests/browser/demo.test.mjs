@@ -96,8 +96,24 @@ test('pick a model by URL, watch it download, chat, stop, manage the cache, relo
   await page.locator('#cache-heading').scrollIntoViewIfNeeded();
   await shot(page, 'demo-cache.png');
 
+  // Privacy: once cached, opening the page, loading the model and chatting send nothing to
+  // any server (the browser's own check for a new service worker aside).
+  await page.evaluate(() => navigator.serviceWorker.ready);
+  server.clearLog();
+  const requests = [];
+  context.on('request', (r) => requests.push(r));
+  await page.reload();
+  await page.waitForSelector('#model-status[data-ready="true"]', { timeout: 120_000 });
+  assert.match(await page.textContent('#model-status'), /from this browser's cache/);
+  await page.fill('#max-tokens', '6');
+  await page.dispatchEvent('#max-tokens', 'change');
+  await sendAndWait(page, 'Is anyone listening?');
+  const updateCheck = (p) => p === '/sw.js' || p === '/version.js';
+  assert.deepEqual(server.log.filter((e) => !updateCheck(e.path)), [], 'online, cached: nothing reached the server');
+  const fromNetwork = await Promise.all(requests.map(async (r) => ({ url: r.url(), sw: (await r.response())?.fromServiceWorker() ?? false })));
+  assert.deepEqual(fromNetwork.filter((r) => !r.sw && !r.url.startsWith('data:') && !updateCheck(new URL(r.url).pathname)), [], 'every request the page made was answered by the service worker');
+
   // Offline: the service worker serves the page, the model comes from IndexedDB.
-  await page.waitForFunction(() => navigator.serviceWorker.controller !== null || navigator.serviceWorker.ready.then(() => true));
   server.clearLog();
   await context.setOffline(true);
   await page.reload();
@@ -109,7 +125,7 @@ test('pick a model by URL, watch it download, chat, stop, manage the cache, relo
   const offlineReply = await sendAndWait(page, 'Still there?');
   assert.match(await offlineReply.locator('.stats').textContent(), /tokens\/s/);
   // The browser's own service-worker update check ignores the emulated offline state.
-  assert.deepEqual(server.log.filter((e) => e.path !== '/sw.js'), [], 'offline: no request from the page reached the server');
+  assert.deepEqual(server.log.filter((e) => !updateCheck(e.path)), [], 'offline: no request from the page reached the server');
   await context.setOffline(false);
 
   // Delete from the cache manager.
