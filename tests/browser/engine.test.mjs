@@ -279,6 +279,28 @@ test('streaming, abort, queued calls and the OpenAI-style API', async () => {
   await page.context().close();
 });
 
+test('a lost GPU device is reported and a new engine works', async () => {
+  const page = await freshPage();
+  const ref = fixture('tiny-q8_0.json').greedy;
+  const out = await page.evaluate(async ({ url, ref }) => {
+    const { Engine } = window.hearth;
+    const engine = await Engine.load(url, { chunkSize: 256 * 1024 });
+    let reported = null;
+    engine.onDeviceLost = (e) => { reported = e.message; };
+    await engine.rpc.call('loseDevice');
+    const failed = await engine.generate({ tokens: ref.prompt, maxTokens: 4, temperature: 0 }).then(() => 'no error', (e) => `${e.code}: ${e.message}`);
+    const again = await engine.generate({ tokens: ref.prompt, maxTokens: 4, temperature: 0 }).then(() => 'no error', (e) => `${e.code}: ${e.message}`);
+    const fresh = await Engine.load(url, { chunkSize: 256 * 1024 });
+    const g = await fresh.generate({ tokens: ref.prompt, maxTokens: ref.tokens.length, temperature: 0, ignoreEos: true });
+    return { reported, failed, again, tokens: g.tokens };
+  }, { url: server.url + Q8, ref });
+  assert.match(out.failed, /lost/i);
+  assert.match(out.reported ?? '', /GPU device was lost/);
+  assert.match(out.again, /^device-lost: .*new engine/);
+  assert.deepEqual(out.tokens, ref.tokens, 'a new engine loads (from the cache) and answers');
+  await page.context().close();
+});
+
 test('SmolLM2 answers like llama.cpp, with wasm memory far below the model size', async () => {
   const ref = fixture('smollm2/reference.json');
   const modelPath = `/models/${ref.model}`;

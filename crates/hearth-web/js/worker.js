@@ -156,6 +156,8 @@ const ops = {
   async applyChatTemplate(msg) { return (await getEngine()).applyChatTemplate(msg.messages, msg.addGenerationPrompt ?? true); },
   async reset() { (await getEngine()).reset(); },
   async unload() { engine?.unload(); },
+  /** Testing aid: lose the GPU device as a driver reset would. */
+  async loseDevice() { (await getEngine()).loseDeviceForTesting(); },
   async stats() { return { wasmMemoryBytes: wasmMemoryBytes(), modelBytesOnGpu: engine?.modelBytesOnGpu() ?? 0 }; },
 };
 
@@ -164,23 +166,29 @@ function describeError(e) {
   return { name: 'HearthError', message: e?.message ?? String(e), code: e?.code ?? 'engine' };
 }
 
+/** Set when the GPU device is lost: this worker is done; the page makes a new engine. */
+let deviceLost = null;
+
 async function run(msg) {
   const controller = controllers.get(msg.id);
   try {
+    if (deviceLost) throw new HearthError(`the GPU device was lost (${deviceLost}); load the model into a new engine`, 'device-lost');
     const value = await ops[msg.op](msg, controller.signal);
     post({ id: msg.id, type: 'result', value });
   } catch (e) {
-    // Errors from inside wasm lose their JS type; an aborted load surfaces as its message.
-    const error = controller.signal.aborted && msg.op === 'load' ? abortError() : e;
-    post({ id: msg.id, type: 'error', error: describeError(error) });
+    // Report a lost device before the failed call's error, so the page knows why it failed.
     try {
-      engine?.checkDevice();
+      if (!deviceLost) engine?.checkDevice();
     } catch (lost) {
       if (/lost/i.test(lost?.message ?? '')) {
+        deviceLost = lost.message;
         engine = null;
         post({ type: 'device-lost', message: lost.message });
       }
     }
+    // Errors from inside wasm lose their JS type; an aborted load surfaces as its message.
+    const error = controller.signal.aborted && msg.op === 'load' ? abortError() : e;
+    post({ id: msg.id, type: 'error', error: describeError(error) });
   } finally {
     controllers.delete(msg.id);
   }

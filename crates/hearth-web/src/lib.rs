@@ -380,6 +380,12 @@ impl WasmEngine {
         self.state.borrow().gpu.check().map_err(js_error)
     }
 
+    /// Destroys the GPU device, as a driver reset would (tests of device-loss handling).
+    #[wasm_bindgen(js_name = loseDeviceForTesting)]
+    pub fn lose_device_for_testing(&self) {
+        self.state.borrow().gpu.device.destroy();
+    }
+
     #[wasm_bindgen(js_name = modelBytesOnGpu)]
     pub fn model_bytes_on_gpu(&self) -> f64 {
         self.state.borrow().loaded.as_ref().map_or(0.0, |l| l.model.weight_gpu_bytes() as f64)
