@@ -5,8 +5,11 @@
 //   1 weights  storage  W, n_rows × k values in the GPU layout of its format (weights/*.wgsl)
 //   2 x        storage  input activations, row-major [tokens, k] f32 read as vec4
 //   3 y        storage  output f32; with `accumulate` the product is added (fused residual)
-// One workgroup per weight row; 64 threads stride over the row 8 values at a time and
-// reduce in workgroup memory. Rows past 65535 wrap into the y dimension of the dispatch.
+// A workgroup of 64 threads covers 64 / THREADS_PER_ROW rows; a row's threads stride over it
+// 8 values at a time and reduce in workgroup memory. THREADS_PER_ROW is set per adapter: many
+// per row on GPUs (neighbouring threads read neighbouring bytes), one per row on CPU-emulated
+// adapters (lavapipe, SwiftShader), where every barrier is a costly loop split and SIMD lanes
+// work best on separate rows. Workgroups past 65535 wrap into the y dimension of the dispatch.
 
 struct MatrixParams {
     k: u32,
@@ -25,31 +28,36 @@ struct MatrixParams {
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 
 const WG: u32 = 64u;
+/// A power of two dividing 64.
+override THREADS_PER_ROW: u32 = 64u;
 var<workgroup> partial: array<f32, WG>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let row = wid.x + wid.y * groups.x;
-    if (row >= params.n_rows) {
-        return;
-    }
+    let lane = lid % THREADS_PER_ROW;
+    let row = (wid.x + wid.y * groups.x) * (WG / THREADS_PER_ROW) + lid / THREADS_PER_ROW;
     let x_base = params.x_row * (params.k / 4u);
     var acc = 0.0;
-    for (var k = lid * 8u; k < params.k; k += WG * 8u) {
-        let w = load_w8(row, k);
-        let xi = x_base + k / 4u;
-        acc += dot(w.lo, x[xi]) + dot(w.hi, x[xi + 1u]);
-    }
-    partial[lid] = acc;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            partial[lid] += partial[lid + s];
+    if (row < params.n_rows) {
+        for (var k = lane * 8u; k < params.k; k += THREADS_PER_ROW * 8u) {
+            let w = load_w8(row, k);
+            let xi = x_base + k / 4u;
+            acc += dot(w.lo, x[xi]) + dot(w.hi, x[xi + 1u]);
         }
-        workgroupBarrier();
     }
-    if (lid == 0u) {
+    if (THREADS_PER_ROW > 1u) {
+        partial[lid] = acc;
+        workgroupBarrier();
+        for (var s = THREADS_PER_ROW / 2u; s > 0u; s >>= 1u) {
+            if (lane < s) {
+                partial[lid] += partial[lid + s];
+            }
+            workgroupBarrier();
+        }
+        acc = partial[lid];
+    }
+    if (lane == 0u && row < params.n_rows) {
         let o = params.out_offset + row;
-        y[o] = select(0.0, y[o], params.accumulate == 1u) + partial[0];
+        y[o] = select(0.0, y[o], params.accumulate == 1u) + acc;
     }
 }

@@ -21,6 +21,8 @@ pub struct Gpu {
     fault: Arc<Mutex<Option<String>>>,
     /// A smaller binding limit than the device's, to exercise tensor splitting in tests.
     binding_limit: Option<u64>,
+    /// Threads that share one row in the decode matvec (see shaders/matvec.wgsl).
+    matvec_threads_per_row: u32,
 }
 
 impl Gpu {
@@ -59,7 +61,8 @@ impl Gpu {
             let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
             slot.get_or_insert_with(|| format!("device lost ({reason:?}): {message}"));
         });
-        Ok(Gpu { device, queue, info, limits, fault, binding_limit: None })
+        let cpu = info.device_type == wgpu::DeviceType::Cpu;
+        Ok(Gpu { device, queue, info, limits, fault, binding_limit: None, matvec_threads_per_row: if cpu { 1 } else { 64 } })
     }
 
     /// The largest buffer one shader binding may see; tensors larger than this are split.
@@ -72,6 +75,19 @@ impl Gpu {
     /// Plans buffers as if the device allowed at most `bytes` per binding (tests of splitting).
     pub fn limit_binding_bytes(&mut self, bytes: u64) {
         self.binding_limit = Some(bytes);
+    }
+
+    /// Threads per row of the decode matvec: many on GPUs, one where the "GPU" is the CPU.
+    pub fn matvec_threads_per_row(&self) -> u32 {
+        self.matvec_threads_per_row
+    }
+
+    /// Overrides the choice above: for adapters that hide being CPU-emulated (the browser's
+    /// SwiftShader reports no device type through WebGPU) and for tests of every variant.
+    /// Takes effect for kernels compiled afterwards. `threads` must be a power of two ≤ 64.
+    pub fn set_matvec_threads_per_row(&mut self, threads: u32) {
+        assert!(threads.is_power_of_two() && threads <= 64, "threads per row must be a power of two up to 64");
+        self.matvec_threads_per_row = threads;
     }
 
     pub fn adapter_name(&self) -> String {

@@ -75,6 +75,8 @@ impl Kernel {
 /// Compiled pipelines, made once at load time.
 pub struct Kernels {
     pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
+    /// Rows one matvec workgroup covers (64 threads / threads per row).
+    matvec_rows_per_workgroup: u32,
 }
 
 impl Kernels {
@@ -89,6 +91,8 @@ impl Kernels {
             }
         }
         let mut pipelines = HashMap::new();
+        let threads_per_row = gpu.matvec_threads_per_row();
+        let matvec_constants = [("THREADS_PER_ROW", threads_per_row as f64)];
         for kernel in wanted {
             let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
             let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -100,7 +104,10 @@ impl Kernels {
                 layout: None,
                 module: &module,
                 entry_point: Some("main"),
-                compilation_options: Default::default(),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: if matches!(kernel, Kernel::Matvec(_)) { &matvec_constants } else { &[] },
+                    ..Default::default()
+                },
                 cache: None,
             });
             if let Some(e) = scope.pop().await {
@@ -108,7 +115,7 @@ impl Kernels {
             }
             pipelines.insert(kernel, pipeline);
         }
-        Ok(Kernels { pipelines })
+        Ok(Kernels { pipelines, matvec_rows_per_workgroup: 64 / threads_per_row })
     }
 
     fn get(&self, kernel: Kernel) -> &wgpu::ComputePipeline {
@@ -174,7 +181,8 @@ impl<'a> Recorder<'a> {
         for chunk in &w.chunks {
             let params = Params::new(&[w.cols, chunk.scale_offset, chunk.rows, n_tokens, out_stride, out_offset + chunk.row_start, accumulate as u32, x_row]);
             if n_tokens == 1 {
-                self.push(Kernel::Matvec(w.ty), params, vec![&chunk.buffer, x, y], grid(chunk.rows, self.max_groups));
+                let groups = chunk.rows.div_ceil(self.kernels.matvec_rows_per_workgroup);
+                self.push(Kernel::Matvec(w.ty), params, vec![&chunk.buffer, x, y], grid(groups, self.max_groups));
             } else {
                 self.push(Kernel::Matmul(w.ty), params, vec![&chunk.buffer, x, y], [chunk.rows.div_ceil(32), n_tokens.div_ceil(32), 1]);
             }

@@ -79,9 +79,13 @@ fn assert_close(got: &[f32], want: &[f64], tol: f64, what: &str) {
 
 /// y = x W^T (+ y0) for `tokens` tokens, with the output placed at a column offset of a
 /// wider output, on one buffer and on many row chunks.
-fn check_matmul(ty: GgmlType, rows: usize, cols: usize, tokens: usize, chunk_limit: Option<u64>) {
+/// `threads_per_row` picks the matvec variant (the adapter's default when `None`).
+fn check_matmul(ty: GgmlType, rows: usize, cols: usize, tokens: usize, chunk_limit: Option<u64>, threads_per_row: Option<u32>) {
     let mut rng = StdRng::seed_from_u64(ty as u64 * 31 + tokens as u64);
     let mut gpu = pollster::block_on(Gpu::new()).unwrap();
+    if let Some(t) = threads_per_row {
+        gpu.set_matvec_threads_per_row(t);
+    }
     if let Some(limit) = chunk_limit {
         gpu.limit_binding_bytes(limit);
     }
@@ -117,24 +121,27 @@ fn check_matmul(ty: GgmlType, rows: usize, cols: usize, tokens: usize, chunk_lim
 }
 
 #[test]
-fn matvec_every_weight_format() {
+fn matvec_every_weight_format_and_row_split() {
+    // One thread per row (CPU adapters), a few, and a whole workgroup per row (GPUs).
     for ty in ALL_TYPES {
-        check_matmul(ty, 37, 512, 1, None);
+        for threads in [1, 8, 64] {
+            check_matmul(ty, 37, 512, 1, None, Some(threads));
+        }
     }
 }
 
 #[test]
 fn matmul_every_weight_format() {
     for ty in ALL_TYPES {
-        check_matmul(ty, 37, 512, 45, None);
+        check_matmul(ty, 37, 512, 45, None, None);
     }
 }
 
 #[test]
 fn matmul_and_matvec_over_row_chunks() {
     for ty in [GgmlType::Q6K, GgmlType::Q4_0, GgmlType::F16] {
-        check_matmul(ty, 70, 512, 1, Some(16 << 10));
-        check_matmul(ty, 70, 512, 33, Some(16 << 10));
+        check_matmul(ty, 70, 512, 1, Some(16 << 10), Some(4));
+        check_matmul(ty, 70, 512, 33, Some(16 << 10), None);
     }
 }
 

@@ -25,8 +25,12 @@ async function getEngine() {
     if (!self.navigator?.gpu) {
       throw new HearthError('this browser does not offer WebGPU. Use a recent Chrome, Edge or Safari (or Firefox with WebGPU enabled) on a device with a supported GPU', 'no-webgpu');
     }
+    // wgpu cannot see whether the browser's adapter is a CPU emulation; WebGPU tells us.
+    const adapter = await self.navigator.gpu.requestAdapter().catch(() => null);
+    const info = adapter?.info ?? {};
+    const cpuAdapter = !!(info.isFallbackAdapter || adapter?.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(`${info.architecture} ${info.description} ${info.vendor}`));
     try {
-      engine = await WasmEngine.create();
+      engine = await WasmEngine.create(cpuAdapter);
     } catch (e) {
       throw new HearthError(`WebGPU is present but no GPU could be opened: ${e?.message ?? e}`, 'no-webgpu');
     }

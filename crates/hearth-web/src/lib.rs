@@ -270,8 +270,13 @@ impl WasmEngine {
 #[wasm_bindgen]
 impl WasmEngine {
     /// Opens the browser's GPU. Fails with a clear message when WebGPU is unavailable.
-    pub async fn create() -> Result<WasmEngine, JsError> {
-        let gpu = Gpu::new().await.map_err(js_error)?;
+    /// `cpu_adapter`: the page learned (WebGPU's adapter info) that the "GPU" is a CPU
+    /// emulation such as SwiftShader, which wants kernels shaped for a CPU.
+    pub async fn create(cpu_adapter: bool) -> Result<WasmEngine, JsError> {
+        let mut gpu = Gpu::new().await.map_err(js_error)?;
+        if cpu_adapter {
+            gpu.set_matvec_threads_per_row(1);
+        }
         Ok(WasmEngine { state: Rc::new(RefCell::new(State { gpu: Arc::new(gpu), loaded: None })) })
     }
 
