@@ -102,6 +102,7 @@ async function loadModel(source, label) {
   state.loading = controller;
   setBusy(true);
   ui.modelStatus.textContent = `Preparing ${label}…`;
+  delete ui.modelStatus.dataset.ready;
   showProgress({ phase: 'download', loaded: 0, total: 0, bytesPerSecond: 0 });
   try {
     const engine = await Engine.load(source, {
@@ -117,10 +118,15 @@ async function loadModel(source, label) {
     state.engine = engine;
     state.modelLabel = label;
     if (typeof source === 'string') localStorage.setItem('hearth:last-model', JSON.stringify({ source, label }));
-    const from = engine.networkBytes === 0 ? 'from this browser\'s cache' : `after downloading ${formatBytes(engine.networkBytes)}`;
+    const from = typeof source !== 'string' ? 'from your disk' : engine.networkBytes === 0 ? 'from this browser\'s cache' : `after downloading ${formatBytes(engine.networkBytes)}`;
     ui.modelStatus.textContent = `${label} is ready (${from}). Context: ${engine.info.contextLength} tokens.`;
     ui.modelStatus.dataset.ready = 'true';
     setChatEnabled(true);
+    // On a narrow screen the panel would crowd the chat: fold it away once a model is ready.
+    if (matchMedia('(max-width: 760px)').matches) {
+      ui.panel.hidden = true;
+      ui.togglePanel.setAttribute('aria-expanded', 'false');
+    }
     ui.prompt.focus();
   } catch (e) {
     ui.modelStatus.textContent = '';
