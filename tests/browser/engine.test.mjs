@@ -213,6 +213,39 @@ test('a model that cannot fit is refused after one request for its header', asyn
   await page.context().close();
 });
 
+test('server errors mid-download end in a clear, resumable state', async () => {
+  const page = await freshPage();
+  const ref = fixture('tiny-q8_0.json').greedy;
+  const size = fs.statSync(path.join(ROOT, Q8.slice(1))).size;
+  server.faults.set(Q8, { skip: 1, status: 500, times: 1 });
+  const failed = await loadAndGreedy(page, Q8, ref.prompt, 2, { chunkSize: CHUNK });
+  assert.equal(failed.code, 'http-500');
+  assert.match(failed.error, /HTTP 500/);
+  server.faults.set(Q8, { skip: 1, status: 416, times: 1 });
+  const rejected = await loadAndGreedy(page, Q8, ref.prompt, 2, { chunkSize: CHUNK });
+  assert.equal(rejected.code, 'http-416');
+  assert.match(rejected.error, /rejected the byte range/);
+  const listed = await page.evaluate(() => window.hearth.cache.list());
+  assert.equal(listed[0].complete, false, 'nothing counts as cached after a failure');
+  server.clearLog();
+  const resumed = await loadAndGreedy(page, Q8, ref.prompt, ref.tokens.length, { chunkSize: CHUNK });
+  assert.deepEqual(resumed.tokens, ref.tokens);
+  assert.ok(!modelRequests(Q8).includes(chunkRange(0, size)), 'the chunk that arrived is kept');
+  await page.context().close();
+});
+
+test('a wrong Content-Length never yields a cached model', async () => {
+  const page = await freshPage();
+  const p = '/tests/fixtures/tiny-q4_0.gguf';
+  const size = fs.statSync(path.join(ROOT, p.slice(1))).size;
+  server.faults.set(p, { noRange: true, contentLength: size + 5000, times: 1 });
+  const got = await loadAndGreedy(page, p, [1], 1, { chunkSize: CHUNK });
+  assert.ok(['network', 'bad-length'].includes(got.code), JSON.stringify(got));
+  const listed = await page.evaluate(() => window.hearth.cache.list());
+  assert.equal(listed[0].complete, false);
+  await page.context().close();
+});
+
 test('bad addresses fail with clear messages', async () => {
   const page = await freshPage();
   const missing = await loadAndGreedy(page, '/tests/fixtures/no-such-model.gguf', [1], 1);
