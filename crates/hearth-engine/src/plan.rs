@@ -41,11 +41,10 @@ pub fn check_context(config: &Config, ctx: usize, binding_limit: u64) -> Result<
     Ok(())
 }
 
-/// Checks that `gguf` can run on `gpu` with a `ctx`-token window (the trained window if
+/// Checks that `gguf` (whose configuration is `config`) can run on `gpu` with a `ctx`-token window (the trained window if
 /// `None`) within `budget` bytes of GPU memory, when the caller knows one (WebGPU does not
 /// say how much memory a device has).
-pub fn plan(gpu: &Gpu, gguf: &Gguf, ctx: Option<usize>, budget: Option<u64>) -> Result<MemoryPlan, EngineError> {
-    let config = Config::from_gguf(gguf)?;
+pub fn plan(gpu: &Gpu, gguf: &Gguf, config: &Config, ctx: Option<usize>, budget: Option<u64>) -> Result<MemoryPlan, EngineError> {
     let ctx = ctx.unwrap_or(config.context_length);
     let limit = gpu.max_binding_bytes();
     for (name, _, is_matrix) in config.expected_tensors() {
@@ -61,7 +60,7 @@ pub fn plan(gpu: &Gpu, gguf: &Gguf, ctx: Option<usize>, budget: Option<u64>) -> 
             return Err(EngineError::Unsupported(format!("a row of '{name}' takes {row_bytes} bytes, more than this GPU can bind ({limit} bytes)")));
         }
     }
-    check_context(&config, ctx, limit)?;
+    check_context(config, ctx, limit)?;
     let rows = 512.min(ctx) as u64;
     let widest = (config.n_embd * 3 + config.qkv_dim() + 3 * config.n_ff) as u64 * 4;
     let logits = (config.n_vocab as u64 * 4 * rows).min(limit);

@@ -65,6 +65,9 @@ function openDb() {
 }
 
 const chunkKey = (url, index) => `${url}#${index}`;
+const chunkLength = (m, index) => Math.min(m.chunkSize, m.size - index * m.chunkSize);
+/** Bytes of a manifest's chunks that are stored (or of the given chunk indices). */
+const bytesOf = (m, indices = m.digests.flatMap((d, i) => (d ? [i] : []))) => indices.reduce((n, i) => n + chunkLength(m, i), 0);
 
 function storageError(e, what) {
   if (e?.name === 'QuotaExceededError') {
@@ -121,8 +124,7 @@ export async function listModels() {
   const all = await request(db.transaction('manifests').objectStore('manifests').getAll());
   return all.map((m) => {
     const stored = m.digests.filter(Boolean).length;
-    const storedBytes = m.digests.reduce((n, d, i) => n + (d ? Math.min(m.chunkSize, m.size - i * m.chunkSize) : 0), 0);
-    return { url: m.url, size: m.size, storedBytes, complete: !!m.complete, chunks: m.digests.length, storedChunks: stored, updatedAt: m.updatedAt };
+    return { url: m.url, size: m.size, storedBytes: bytesOf(m), complete: !!m.complete, chunks: m.digests.length, storedChunks: stored, updatedAt: m.updatedAt };
   });
 }
 
@@ -209,7 +211,11 @@ export class CachedFile {
   get complete() { return !!this.manifest?.complete; }
 
   chunkCount() { return Math.ceil(this.manifest.size / this.manifest.chunkSize); }
-  chunkLength(i) { return Math.min(this.manifest.chunkSize, this.manifest.size - i * this.manifest.chunkSize); }
+  chunkLength(i) { return chunkLength(this.manifest, i); }
+  /** Bytes already in the cache. */
+  storedBytes() { return bytesOf(this.manifest); }
+  /** Bytes downloaded in this session and not yet read back by `verify`. */
+  unverifiedBytes() { return bytesOf(this.manifest, this.downloadedNow); }
   missingChunks() { return this.manifest.digests.flatMap((d, i) => (d ? [] : [i])); }
 
   /** Opens the cache entry; unless it is complete, asks the server for size and chunk 0. */
@@ -277,7 +283,6 @@ export class CachedFile {
     if (!range || range.start !== start || range.end !== end) throw new HearthError(`the server answered bytes ${resp.headers.get('Content-Range')} to a request for bytes ${start}-${end}`, 'bad-range');
     if (range.total !== this.manifest.size || !sameValidator(this.manifest, validatorOf(resp))) {
       await resp.body?.cancel();
-      await discardChunks(this.manifest);
       await deleteModel(this.url);
       throw new HearthError(`the model at ${this.url} changed on the server during the download; load it again to download the new version`, 'changed');
     }

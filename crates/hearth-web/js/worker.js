@@ -115,16 +115,14 @@ async function load(msg, signal) {
     }
     options.partLens = whole.partLens;
     if (files.some((f) => !f.complete)) {
-      const stored = files.reduce((n, f) => n + f.manifest.digests.reduce((m, d, i) => m + (d ? f.chunkLength(i) : 0), 0), 0);
-      progress.start('download', whole.size, stored);
+      progress.start('download', whole.size, files.reduce((n, f) => n + f.storedBytes(), 0));
       if (files.every((f) => f.rangeSupported)) {
         // Reading the header fetches only the chunks it spans; a model that cannot run on
         // this device is refused here, before its weights are downloaded.
         await withReader(whole, signal, (read) => wasm.inspect(whole.size, read, options));
       }
       for (const f of files) await f.download();
-      const toVerify = files.reduce((n, f) => n + f.downloadedNow.reduce((m, i) => m + f.chunkLength(i), 0), 0);
-      progress.start('verify', toVerify);
+      progress.start('verify', files.reduce((n, f) => n + f.unverifiedBytes(), 0));
       for (const f of files) await f.verify((n) => progress.add(n));
     }
   } else {

@@ -104,7 +104,7 @@ struct ModelInfo {
 fn describe(gpu: &Gpu, gguf: &Gguf, options: &LoadOptions) -> Result<ModelInfo, JsError> {
     let config = hearth_model::Config::from_gguf(gguf).map_err(js_error)?;
     let ctx = options.context(&config);
-    let plan = hearth_engine::plan(gpu, gguf, Some(ctx), options.gpu_memory_bytes.map(|b| b as u64)).map_err(js_error)?;
+    let plan = hearth_engine::plan(gpu, gguf, &config, Some(ctx), options.gpu_memory_bytes.map(|b| b as u64)).map_err(js_error)?;
     Ok(ModelInfo {
         architecture: config.arch.name().to_string(),
         name: config.name.clone(),
