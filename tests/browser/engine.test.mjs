@@ -246,6 +246,31 @@ test('a wrong Content-Length never yields a cached model', async () => {
   await page.context().close();
 });
 
+test('a full disk (IndexedDB quota exceeded) ends in a clear error and the download resumes once there is room', async () => {
+  const page = await freshPage();
+  const ref = fixture('tiny-q8_0.json').greedy;
+  const size = fs.statSync(path.join(ROOT, Q8.slice(1))).size;
+  // Chromium's own quota enforcement, shrunk for this origin: room for about two chunks.
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Storage.overrideQuotaForOrigin', { origin: server.url, quotaSize: Math.round(2.5 * CHUNK) });
+  const full = await loadAndGreedy(page, Q8, ref.prompt, 2, { chunkSize: CHUNK });
+  assert.equal(full.code, 'quota', JSON.stringify(full));
+  assert.match(full.error, /storage is full .* resumes where it stopped/);
+  const partial = await page.evaluate(() => window.hearth.cache.list());
+  assert.equal(partial.length, 1);
+  assert.equal(partial[0].complete, false, 'never marked complete');
+  assert.ok(partial[0].storedChunks >= 1 && partial[0].storedChunks < partial[0].chunks, JSON.stringify(partial));
+  const kept = partial[0].storedChunks;
+
+  await cdp.send('Storage.overrideQuotaForOrigin', { origin: server.url }); // room again
+  server.clearLog();
+  const resumed = await loadAndGreedy(page, Q8, ref.prompt, ref.tokens.length, { chunkSize: CHUNK });
+  assert.equal(resumed.error, undefined, resumed.error);
+  assert.deepEqual(resumed.tokens, ref.tokens);
+  assert.equal(resumed.networkBytes, size - kept * CHUNK, 'only the chunks that did not fit are fetched');
+  await page.context().close();
+});
+
 test('bad addresses fail with clear messages', async () => {
   const page = await freshPage();
   const missing = await loadAndGreedy(page, '/tests/fixtures/no-such-model.gguf', [1], 1);
