@@ -15,6 +15,31 @@ const PRESETS = [
   { id: 'phi-3.5-mini', name: 'Phi-3.5-mini-instruct 3.8B', note: 'Q4_K_M', url: 'hf://bartowski/Phi-3.5-mini-instruct-GGUF/Phi-3.5-mini-instruct-Q4_K_M.gguf', size: 2.39 * GB, gpu: 5.6 * GB },
 ];
 
+// ---------------------------------------------------------------------------- network policy
+// index.html's Content-Security-Policy keeps scripts, styles and workers to this origin. Here,
+// before anything else runs, the page narrows `connect-src` to this origin plus the host of the
+// model the user chose (a second policy can only narrow the first; the engine's worker inherits
+// both), so nothing on the page can send a byte anywhere else. Choosing a model on another host
+// reloads the page under a policy for that host.
+const HF_HOSTS = ['https://huggingface.co', 'https://*.huggingface.co', 'https://*.hf.co']; // hf:// downloads are redirected to its CDNs
+
+/** Origins a model address needs to be allowed; [] for this origin, files and bad addresses. */
+function hostsFor(source) {
+  if (typeof source !== 'string') return [];
+  if (source.startsWith('hf://')) return HF_HOSTS;
+  let url;
+  try { url = new URL(source, location.href); } catch { return []; }
+  if (!/^https?:$/.test(url.protocol) || url.origin === location.origin) return [];
+  return url.hostname === 'huggingface.co' ? HF_HOSTS : [url.origin];
+}
+
+const startParams = new URLSearchParams(location.search);
+const chosenModel = startParams.get('model') ? { source: startParams.get('model'), label: startParams.get('label') || startParams.get('model') } : null;
+const lastModel = JSON.parse(localStorage.getItem('hearth:last-model') ?? 'null');
+const allowedHosts = hostsFor((chosenModel ?? lastModel)?.source);
+document.head.append(Object.assign(document.createElement('meta'), { httpEquiv: 'Content-Security-Policy', content: `connect-src 'self' ${allowedHosts.join(' ')}`.trim() }));
+const reachable = (source) => hostsFor(source).every((host) => allowedHosts.includes(host));
+
 const $ = (id) => document.getElementById(id);
 const ui = {
   panel: $('panel'), togglePanel: $('toggle-panel'), webgpu: $('webgpu-status'), presets: $('presets'), presetForm: $('preset-form'),
@@ -93,6 +118,12 @@ function showProgress(p) {
 
 async function loadModel(source, label) {
   if (state.loading) return;
+  // A model on a host this page's policy does not allow (and not already cached): come back
+  // under a policy that allows it, and load it then.
+  if (!reachable(source) && !(await cache.has(source).catch(() => false))) {
+    location.assign(`${location.pathname}?${new URLSearchParams({ model: source, label })}`);
+    return;
+  }
   showError('');
   if (state.generating) state.generating.abort();
   await state.engine?.unload();
@@ -106,6 +137,7 @@ async function loadModel(source, label) {
   showProgress({ phase: 'download', loaded: 0, total: 0, bytesPerSecond: 0 });
   try {
     const engine = await Engine.load(source, {
+      inheritCsp: true, // the worker's downloads under this page's policy
       signal: controller.signal,
       contextLength: 4096,
       onProgress: showProgress,
@@ -118,6 +150,7 @@ async function loadModel(source, label) {
     state.engine = engine;
     state.modelLabel = label;
     if (typeof source === 'string') localStorage.setItem('hearth:last-model', JSON.stringify({ source, label }));
+    if (chosenModel) history.replaceState(null, '', location.pathname);
     const from = typeof source !== 'string' ? 'from your disk' : engine.networkBytes === 0 ? 'from this browser\'s cache' : `after downloading ${formatBytes(engine.networkBytes)}`;
     ui.modelStatus.textContent = `${label} is ready (${from}). Context: ${engine.info.contextLength} tokens.`;
     ui.modelStatus.dataset.ready = 'true';
@@ -344,8 +377,9 @@ if ('serviceWorker' in navigator) {
 const gpuOk = await checkWebGPU();
 ui.loadButton.disabled = !gpuOk;
 document.body.dataset.ready = 'true';
-// Come back to the last model when it is fully cached: works offline, with no request.
-const last = JSON.parse(localStorage.getItem('hearth:last-model') ?? 'null');
-if (gpuOk && last && (await cache.has(last.source).catch(() => false))) {
-  loadModel(last.source, last.label);
+if (gpuOk && chosenModel) {
+  loadModel(chosenModel.source, chosenModel.label);
+} else if (gpuOk && lastModel && (await cache.has(lastModel.source).catch(() => false))) {
+  // Come back to the last model when it is fully cached: works offline, with no request.
+  loadModel(lastModel.source, lastModel.label);
 }

@@ -110,7 +110,7 @@ test('pick a model by URL, watch it download, chat, stop, manage the cache, relo
   const updateCheck = (p) => p === '/sw.js' || p === '/version.js';
   assert.deepEqual(server.log.filter((e) => !updateCheck(e.path)), [], 'online, cached: nothing reached the server');
   const fromNetwork = await Promise.all(requests.map(async (r) => ({ url: r.url(), sw: (await r.response())?.fromServiceWorker() ?? false })));
-  assert.deepEqual(fromNetwork.filter((r) => !r.sw && !r.url.startsWith('data:') && !updateCheck(new URL(r.url).pathname)), [], 'every request the page made was answered by the service worker');
+  assert.deepEqual(fromNetwork.filter((r) => !r.sw && !/^(data|blob):/.test(r.url) && !updateCheck(new URL(r.url).pathname)), [], 'every request the page made was answered by the service worker');
 
   // Offline: the service worker serves the page, the model comes from IndexedDB.
   server.clearLog();
@@ -132,6 +132,50 @@ test('pick a model by URL, watch it download, chat, stop, manage the cache, relo
   await page.waitForFunction(() => document.querySelector('#cache-list').textContent.includes('None yet'));
   assert.deepEqual(page.errors, []);
   await context.close();
+});
+
+test('the page\'s Content-Security-Policy lets the page and its worker reach only the chosen model host', async () => {
+  // Two other origins serving models, as a CDN would (CORS, Range, ETag).
+  const cors = { 'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': 'Content-Range, Content-Length, ETag, Last-Modified, Accept-Ranges' };
+  const hostA = await startServer({ root: path.join(ROOT, 'tests/fixtures'), headers: cors });
+  const hostB = await startServer({ root: path.join(ROOT, 'tests/fixtures'), headers: cors });
+  const context = await browser.newContext();
+  try {
+    const page = await openDemo(context);
+    const tryFetch = (url) => page.evaluate((u) => fetch(u).then(() => 'fetched', () => 'refused'), url);
+    const workerLoad = (url) => page.evaluate(async (u) => {
+      const { Engine } = await import('/pkg/hearth.js');
+      return Engine.load(u, { inheritCsp: true }).then(async (e) => { await e.unload(); return 'loaded'; }, (e) => e.code);
+    }, url);
+    // Before any model is chosen: this origin only.
+    assert.equal(await tryFetch(`${hostA.url}/tiny-q8_0.gguf`), 'refused');
+    assert.equal(await workerLoad(`${hostA.url}/tiny-q8_0.gguf`), 'blocked-by-policy');
+    assert.equal(hostA.log.length, 0, 'no request left the browser');
+
+    // Choosing a model on host A brings the page back under a policy for A, and it loads.
+    await page.fill('#max-tokens', '4');
+    await page.dispatchEvent('#max-tokens', 'change');
+    await loadByUrl(page, `${hostA.url}/tiny-q8_0.gguf`);
+    assert.ok(hostA.requests('/tiny-q8_0.gguf').length > 0);
+    assert.equal(new URL(page.url()).search, '', 'the address is clean again once the model is in');
+    await sendAndWait(page, 'Hi');
+    // Host B is still out of reach, for the page and for the engine's worker.
+    assert.equal(await tryFetch(`${hostB.url}/tiny-q4_0.gguf`), 'refused');
+    assert.equal(await workerLoad(`${hostB.url}/tiny-q4_0.gguf`), 'blocked-by-policy');
+    assert.equal(hostB.log.length, 0, 'nothing reached host B');
+
+    // Switching to a model on host B: now B is reachable and A is not.
+    await loadByUrl(page, `${hostB.url}/tiny-q4_0.gguf`);
+    assert.match(await page.textContent('#model-status'), /tiny-q4_0\.gguf is ready/);
+    hostA.clearLog();
+    assert.equal(await tryFetch(`${hostA.url}/tiny-q8_0.gguf`), 'refused');
+    assert.equal(hostA.log.length, 0);
+    assert.deepEqual(page.errors, []);
+  } finally {
+    await context.close();
+    await hostA.close();
+    await hostB.close();
+  }
 });
 
 test('model output and user text render as text, never as HTML', async () => {

@@ -30,6 +30,12 @@ export interface LoadOptions {
   chunkSize?: number;
   /** Where worker.js is (default: next to hearth.js). */
   workerUrl?: string | URL;
+  /**
+   * Run the worker under this page's Content-Security-Policy (spawned from a blob: URL that
+   * imports worker.js; needs `worker-src blob:`), so that the policy's `connect-src` governs
+   * the model download too. With a bundler, pass `workerUrl` as well.
+   */
+  inheritCsp?: boolean;
   /** Called when the GPU device is lost; load into a new engine to go on. */
   onDeviceLost?: (error: HearthError) => void;
 }

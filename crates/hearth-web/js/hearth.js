@@ -133,6 +133,24 @@ function generateRequest(o) {
 
 let completionCount = 0;
 
+/**
+ * A worker under this page's Content-Security-Policy. A worker loaded from its own URL obeys
+ * only the headers of that response, so the page's policy would not govern its downloads; a
+ * worker made from a blob: URL inherits the page's policy, and here it just imports the real
+ * one. The policy must allow `worker-src blob:`.
+ */
+function policyBoundWorker(workerUrl) {
+  const href = new URL(workerUrl, location.href).href;
+  const blob = new Blob([`import ${JSON.stringify(href)};\n`], { type: 'text/javascript' });
+  const url = URL.createObjectURL(blob);
+  try {
+    return new Worker(url, { type: 'module', name: 'hearth' });
+  } finally {
+    // The worker has fetched its script by the time it runs; the URL can go once it is queued.
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  }
+}
+
 export class Engine {
   constructor(rpc, loaded, options) {
     this.rpc = rpc;
@@ -160,9 +178,9 @@ export class Engine {
     try {
       // Written out literally so that bundlers (Vite, webpack, Parcel) recognise the worker
       // and bundle it with its wasm.
-      worker = options.workerUrl
-        ? new Worker(options.workerUrl, { type: 'module', name: 'hearth' })
-        : new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'hearth' });
+      if (options.inheritCsp) worker = policyBoundWorker(options.workerUrl ?? import.meta.url.replace(/[^/]*$/, 'worker.js'));
+      else if (options.workerUrl) worker = new Worker(options.workerUrl, { type: 'module', name: 'hearth' });
+      else worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'hearth' });
     } catch (e) {
       throw new HearthError(`cannot start the Hearth worker (${e?.message ?? e}); module workers need a recent browser`, 'worker');
     }

@@ -184,11 +184,23 @@ async function readBody(resp, expected, signal, onBytes) {
   return out.buffer;
 }
 
+// A fetch that the page's Content-Security-Policy refuses fails like any network error; the
+// violation event, fired in the same context, is what tells the two apart.
+const refusedByPolicy = [];
+globalThis.addEventListener?.('securitypolicyviolation', (e) => {
+  if (e.effectiveDirective === 'connect-src') refusedByPolicy.push(e.blockedURI);
+});
+
 async function fetchOrExplain(url, init) {
   try {
     return await fetch(url, init);
   } catch (e) {
     if (e?.name === 'AbortError') throw e;
+    await new Promise((resolve) => setTimeout(resolve, 0)); // let a violation event arrive
+    const origin = new URL(url).origin;
+    if (refusedByPolicy.some((blocked) => blocked === url || blocked.startsWith(origin))) {
+      throw new HearthError(`this page's Content-Security-Policy does not allow connections to ${origin}; the page must allow that host (connect-src) before a model can be downloaded from it`, 'blocked-by-policy');
+    }
     throw new HearthError(`cannot reach ${url} (${e?.message ?? e}); check the address and your connection`, 'network');
   }
 }
