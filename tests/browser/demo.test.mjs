@@ -5,6 +5,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { startServer, ROOT } from './server.mjs';
 import { launch, ARTIFACTS } from './browser.mjs';
@@ -203,6 +204,12 @@ test('a GGUF opened from disk loads and chats (dark theme, narrow screen)', asyn
   const page = await openDemo(context, { width: 420, height: 860 });
   await page.fill('#max-tokens', '6');
   await page.dispatchEvent('#max-tokens', 'change');
+  // A broken file first: the page says what is wrong and stays usable.
+  const good = fs.readFileSync(path.join(ROOT, 'tests/fixtures/tiny-q4_k_m.gguf'));
+  await page.setInputFiles('#file-input', { name: 'half.gguf', mimeType: 'application/octet-stream', buffer: good.subarray(0, good.length >> 1) });
+  await page.waitForSelector('#error:not([hidden])');
+  assert.match(await page.textContent('#error'), /the file is truncated: .* needs bytes up to offset \d+, but the file has \d+/);
+  assert.equal(await page.isEnabled('#load-button'), true);
   await page.setInputFiles('#file-input', path.join(ROOT, 'tests/fixtures/tiny-q4_k_m.gguf'));
   await page.waitForSelector('#model-status[data-ready="true"]', { state: 'attached', timeout: 120_000 });
   assert.match(await page.textContent('#model-status'), /tiny-q4_k_m\.gguf is ready \(from your disk\)/);

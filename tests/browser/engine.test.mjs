@@ -283,6 +283,57 @@ test('bad addresses fail with clear messages', async () => {
   await page.context().close();
 });
 
+/** Broken copies of a fixture, as users might have them, written where the server serves. */
+function malformedModels() {
+  const dir = path.join(ROOT, 'tests/artifacts/malformed');
+  fs.mkdirSync(dir, { recursive: true });
+  const good = fs.readFileSync(path.join(ROOT, Q8.slice(1)));
+  const edit = (find, replace) => {
+    const bytes = Buffer.from(good);
+    const at = bytes.indexOf(find);
+    assert.ok(at > 0, `${find} is in the fixture`);
+    bytes.write(replace, at);
+    return bytes;
+  };
+  const files = {
+    'truncated.gguf': good.subarray(0, Math.floor(good.length / 2)),
+    'cut-header.gguf': good.subarray(0, 300),
+    'other-arch.gguf': edit('phi3', 'mamb'),
+    'missing-tensor.gguf': edit('blk.1.ffn_down.weight', 'blk.1.ffn_dowX.weight'),
+    'not-a-model.gguf': Buffer.from('<!doctype html><title>Sign in</title>'.padEnd(4096, ' ')),
+  };
+  for (const [name, bytes] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), bytes);
+  return { dir: '/tests/artifacts/malformed' };
+}
+
+test('malformed models fail with typed errors, by URL and from files, without downloading the weights', async () => {
+  const page = await freshPage();
+  const { dir } = malformedModels();
+  const expected = {
+    'truncated.gguf': ['bad-model', /truncated/],
+    'cut-header.gguf': ['bad-model', /truncated|more than the file can hold/],
+    'other-arch.gguf': ['unsupported-model', /architecture 'mamb' is not supported/],
+    'missing-tensor.gguf': ['bad-model', /tensor 'blk\.1\.ffn_down\.weight' is missing/],
+    'not-a-model.gguf': ['not-gguf', /not a GGUF file/],
+  };
+  for (const [name, [code, message]] of Object.entries(expected)) {
+    server.clearLog();
+    const byUrl = await loadAndGreedy(page, `${dir}/${name}`, [1], 1, { chunkSize: CHUNK });
+    assert.equal(byUrl.name, 'HearthError', `${name}: ${JSON.stringify(byUrl)}`);
+    assert.equal(byUrl.code, code, `${name}: ${byUrl.error}`);
+    assert.match(byUrl.error, message);
+    assert.ok(server.requests(`${dir}/${name}`).length <= 1, `${name}: refused after the header request`);
+    const fromFile = await page.evaluate(async ({ url, name }) => {
+      const file = new File([await (await fetch(url)).blob()], name);
+      return window.hearth.Engine.load(file).then(() => ({}), (e) => ({ code: e.code, error: e.message }));
+    }, { url: `${server.url}${dir}/${name}`, name });
+    assert.equal(fromFile.code, code, `${name} from a file: ${fromFile.error}`);
+  }
+  const listed = await page.evaluate(() => window.hearth.cache.list());
+  assert.ok(listed.every((m) => !m.complete), 'no broken model counts as cached');
+  await page.context().close();
+});
+
 test('streaming, abort, queued calls and the OpenAI-style API', async () => {
   const page = await freshPage();
   const ref = fixture('tiny-q8_0.json').greedy;

@@ -116,13 +116,36 @@ fn bad_files_fail_with_one_clear_message() {
     let at = renamed.windows(4).position(|w| w == b"phi3").unwrap();
     renamed[at..at + 4].copy_from_slice(b"mamb");
     let renamed = write("renamed.gguf", &renamed);
-    for (path, needle) in [(empty.as_str(), "truncated"), (text.as_str(), "not a GGUF file"), (truncated.as_str(), "truncated"), (cut_header.as_str(), "more than the file can hold"), (renamed.as_str(), "architecture 'mamb' is not supported")] {
+    // A tensor the forward pass needs, renamed away (same length, offsets intact).
+    let mut missing = good.clone();
+    let at = missing.windows(21).position(|w| w == b"blk.1.ffn_down.weight").unwrap();
+    missing[at..at + 21].copy_from_slice(b"blk.1.ffn_dowX.weight");
+    let missing = write("missing-tensor.gguf", &missing);
+    // A matrix with its two dimensions swapped: same bytes, wrong shape (f32, so any shape is
+    // a whole number of blocks).
+    let mut misshaped = std::fs::read(fixtures().join("tiny-f32-mha.gguf")).unwrap();
+    let name = b"blk.0.ffn_down.weight";
+    let at = misshaped.windows(name.len()).position(|w| w == name).unwrap() + name.len();
+    assert_eq!(misshaped[at..at + 4], 2u32.to_le_bytes(), "a matrix has two dimensions");
+    let (cols, rows) = (at + 4, at + 12);
+    let swapped = [&misshaped[rows..rows + 8], &misshaped[cols..cols + 8]].concat();
+    misshaped[cols..cols + 16].copy_from_slice(&swapped);
+    let misshaped = write("misshaped.gguf", &misshaped);
+    for (path, needle) in [
+        (empty.as_str(), "truncated"),
+        (text.as_str(), "not a GGUF file"),
+        (truncated.as_str(), "truncated"),
+        (cut_header.as_str(), "more than the file can hold"),
+        (renamed.as_str(), "architecture 'mamb' is not supported"),
+        (missing.as_str(), "tensor 'blk.1.ffn_down.weight' is missing"),
+        (misshaped.as_str(), "tensor 'blk.0.ffn_down.weight' has shape"),
+    ] {
         for cmd in ["inspect", "generate"] {
             let mut args = vec![cmd, "--model", path];
             if cmd == "generate" {
                 args.extend(["--tokens", "1,2"]);
             }
-            if cmd == "inspect" && needle.starts_with("architecture") {
+            if cmd == "inspect" && (needle.starts_with("architecture") || needle.starts_with("tensor")) {
                 continue; // inspect describes files it cannot run
             }
             expect_clean_failure(&args, needle);

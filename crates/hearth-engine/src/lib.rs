@@ -51,6 +51,23 @@ pub enum EngineError {
     Unsupported(String),
 }
 
+impl EngineError {
+    /// A short, stable name for the kind of error (the JS API's `HearthError.code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::NoAdapter(_) | EngineError::RequestDevice(_) => "no-webgpu",
+            EngineError::Gguf(e) => e.code(),
+            EngineError::Model(e) => e.code(),
+            EngineError::OutOfMemory(_) => "out-of-memory",
+            EngineError::DeviceLost(_) => "device-lost",
+            EngineError::Gpu(_) | EngineError::Readback(_) => "gpu",
+            EngineError::ContextFull { .. } => "context-full",
+            EngineError::BadToken { .. } => "bad-token",
+            EngineError::Unsupported(_) => "unsupported",
+        }
+    }
+}
+
 impl From<hearth_gguf::SourceError> for EngineError {
     fn from(e: hearth_gguf::SourceError) -> Self {
         EngineError::Gguf(e.into())

@@ -49,4 +49,16 @@ pub enum GgufError {
     NeedMore { have: u64 },
 }
 
+impl GgufError {
+    /// A short, stable name for the kind of error (the JS API's `HearthError.code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            GgufError::BadMagic(_) => "not-gguf",
+            GgufError::BigEndian | GgufError::UnsupportedVersion(_) => "unsupported-model",
+            GgufError::Source(_) => "read",
+            _ => "bad-model",
+        }
+    }
+}
+
 pub type Result<T, E = GgufError> = std::result::Result<T, E>;

@@ -21,6 +21,17 @@ pub enum ModelError {
     Unsupported(String),
 }
 
+impl ModelError {
+    /// A short, stable name for the kind of error (the JS API's `HearthError.code`): a file
+    /// that is broken, or a sound one Hearth cannot run.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ModelError::UnsupportedArchitecture(_) | ModelError::UnsupportedType { .. } | ModelError::Unsupported(_) => "unsupported-model",
+            ModelError::NoArchitecture | ModelError::MissingKey(_) | ModelError::BadKey { .. } | ModelError::MissingTensor(_) | ModelError::BadShape { .. } => "bad-model",
+        }
+    }
+}
+
 /// How RoPE pairs the dimensions it rotates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RopeStyle {
@@ -164,6 +175,11 @@ impl Config {
         let n_head = meta.usize("attention.head_count")?;
         let n_head_kv = meta.opt_usize("attention.head_count_kv")?.unwrap_or(n_head);
         let n_ff = meta.usize("feed_forward_length")?;
+        let context_length = meta.usize("context_length")?;
+        // Every layer has at least six tensors (norms, attention in and out, FFN in and out).
+        if n_layer * 6 > gguf.tensors.len() {
+            return Err(ModelError::BadKey { key: meta.key("block_count"), reason: format!("{n_layer} layers, but the file holds {} tensors", gguf.tensors.len()) });
+        }
         if n_head == 0 || n_head_kv == 0 || n_head % n_head_kv != 0 {
             return Err(ModelError::Unsupported(format!("{n_head} query heads cannot share {n_head_kv} key/value heads evenly")));
         }
@@ -171,7 +187,7 @@ impl Config {
             return Err(ModelError::Unsupported(format!("embedding width {n_embd} is not divisible by {n_head} heads")));
         }
         let head_dim = meta.opt_usize("attention.key_length")?.unwrap_or(n_embd / n_head);
-        if head_dim * n_head != n_embd {
+        if head_dim.checked_mul(n_head) != Some(n_embd) {
             return Err(ModelError::Unsupported(format!("head width {head_dim} × {n_head} heads differs from the embedding width {n_embd}")));
         }
         if head_dim > 256 || head_dim % 4 != 0 {
@@ -192,7 +208,6 @@ impl Config {
             (kind, Some(f)) => return Err(ModelError::Unsupported(format!("RoPE scaling '{kind}' with factor {f}"))),
         };
         let rope_attn_factor = meta.opt_f32("rope.scaling.attn_factor")?.unwrap_or(1.0);
-        let context_length = meta.usize("context_length")?;
         let original_context_length = meta.opt_usize("rope.scaling.original_context_length")?.unwrap_or(context_length);
         for (v, what) in [(rms_eps, "RMS epsilon"), (rope_base, "RoPE base"), (rope_attn_factor, "RoPE attention factor")] {
             if !(v.is_finite() && v > 0.0) {
@@ -344,7 +359,7 @@ impl Meta<'_> {
             Some(v) => match v.as_u64() {
                 // No real model has a dimension near this; a larger one is a corrupt file.
                 Some(n) if n > 0 && n <= 1 << 24 => Ok(Some(n as usize)),
-                _ => Err(ModelError::BadKey { key, reason: format!("{} is not a positive size", v.summary()) }),
+                _ => Err(ModelError::BadKey { key, reason: format!("{} is not a size any model has (1 to {})", v.summary(), 1 << 24) }),
             },
         }
     }

@@ -23,6 +23,17 @@ pub enum TextError {
     Template(String),
 }
 
+impl TextError {
+    /// A short, stable name for the kind of error (the JS API's `HearthError.code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            TextError::Missing(_) | TextError::Bad(_) => "bad-model",
+            TextError::Unsupported(_) => "unsupported-model",
+            TextError::Template(_) => "template",
+        }
+    }
+}
+
 /// The model's chat template, or the built-in Phi format its vocabulary implies.
 pub fn chat_template(gguf: &Gguf, tokenizer: &Tokenizer) -> Result<ChatTemplate, TextError> {
     let text = |id: Option<u32>| id.map(|i| tokenizer.token_text(i)).unwrap_or_default();

@@ -23,6 +23,10 @@ pub const PHI4_TEMPLATE: &str = "{% for message in messages %}{{ '<|im_start|>' 
 /// Phi-4-mini and Phi-3/3.5: `<|role|>content<|end|>`.
 pub const PHI3_TEMPLATE: &str = "{% for message in messages %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}";
 
+/// Instructions a template may run per rendering. Real chat templates use a few dozen per
+/// message; this allows thousands of messages and stops an endless template in well under a second.
+const TEMPLATE_FUEL: u64 = 5_000_000;
+
 pub struct ChatTemplate {
     env: Environment<'static>,
     pub source: String,
@@ -40,6 +44,8 @@ impl ChatTemplate {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
+        // The template comes from the file: a hostile one must not hang the page.
+        env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
         env.add_template_owned("chat", source.to_string()).map_err(|e| TextError::Template(format!("the chat template does not compile: {e}")))?;
@@ -62,5 +68,36 @@ impl ChatTemplate {
                 eos_token => self.eos,
             })
             .map_err(|e| TextError::Template(format!("rendering the chat template failed: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conversation() -> Vec<Message> {
+        vec![Message::new("system", "Be brief."), Message::new("user", "Hi"), Message::new("assistant", "Hello."), Message::new("user", "Bye")]
+    }
+
+    #[test]
+    fn an_endless_template_stops_with_an_error() {
+        let endless = ChatTemplate::new("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}", "", "").unwrap();
+        let started = std::time::Instant::now();
+        let err = endless.render(&conversation(), true).unwrap_err();
+        assert!(err.to_string().contains("rendering the chat template failed"), "{err}");
+        assert!(started.elapsed().as_secs() < 10, "stopped by its fuel, not by running 10^10 steps");
+    }
+
+    #[test]
+    fn runaway_string_growth_is_refused() {
+        let huge = ChatTemplate::new("{{ 'x' * 100000000000 }}", "", "").unwrap();
+        assert!(huge.render(&conversation(), true).is_err());
+    }
+
+    #[test]
+    fn a_long_real_conversation_fits_in_the_fuel() {
+        let messages: Vec<Message> = (0..5000).map(|i| Message::new(if i % 2 == 0 { "user" } else { "assistant" }, "some words")).collect();
+        let out = ChatTemplate::new(PHI4_TEMPLATE, "", "").unwrap().render(&messages, true).unwrap();
+        assert_eq!(out.matches("<|im_end|>").count(), 5000);
     }
 }

@@ -1,6 +1,15 @@
 // Types of Hearth's JS API (hearth.js).
 
-/** An error Hearth explains: `code` says what kind, `message` what to do. */
+/**
+ * An error Hearth explains: `code` says what kind, `message` what to do. Codes:
+ * model files — `not-gguf`, `bad-model` (truncated, corrupt, missing or mis-shaped tensors),
+ * `unsupported-model` (architecture, tensor type, GGUF version), `template`;
+ * downloads — `http-<status>`, `network`, `bad-range`, `bad-length`, `blocked-by-policy`,
+ * `bad-url`, `bad-source`, `changed`, `corrupt`; storage — `quota`, `storage`, `no-storage`;
+ * device — `no-webgpu`, `out-of-memory`, `device-lost`, `gpu`, `unsupported`;
+ * requests — `context-full`, `bad-token`, `bad-request`, `unloaded`; `worker`, `engine` otherwise.
+ * An aborted call rejects with a DOMException named `AbortError`.
+ */
 export declare class HearthError extends Error {
   readonly name: 'HearthError';
   readonly code: string;

@@ -30,8 +30,31 @@ pub fn wasm_memory_bytes() -> f64 {
     (core::arch::wasm32::memory_size::<0>() * 65536) as f64
 }
 
-fn js_error(e: impl std::fmt::Display) -> JsError {
-    JsError::new(&e.to_string())
+/// A JS `Error` whose `code` says what kind of failure it is (the codes of `HearthError`:
+/// `bad-model`, `unsupported-model`, `out-of-memory`, `context-full`, …), so pages can act on it.
+fn coded_error(code: &str, message: impl std::fmt::Display) -> JsValue {
+    let error = js_sys::Error::new(&message.to_string());
+    let _ = js_sys::Reflect::set(&error, &"code".into(), &code.into());
+    error.into()
+}
+
+/// An error the caller made in a request (options, messages, call order).
+fn request_error(message: impl std::fmt::Display) -> JsValue {
+    coded_error("bad-request", message)
+}
+
+/// Errors of the engine's crates, which name their own kind.
+trait Coded: std::fmt::Display {
+    fn code(&self) -> &'static str;
+}
+
+macro_rules! coded {
+    ($($t:ty),*) => {$(impl Coded for $t { fn code(&self) -> &'static str { <$t>::code(self) } })*};
+}
+coded!(hearth_gguf::GgufError, hearth_model::ModelError, hearth_text::TextError, hearth_engine::EngineError);
+
+fn js_error(e: impl Coded) -> JsValue {
+    coded_error(e.code(), &e)
 }
 
 /// A loaded model and its one conversation.
@@ -101,7 +124,7 @@ struct ModelInfo {
     gpu_bytes_needed: f64,
 }
 
-fn describe(gpu: &Gpu, gguf: &Gguf, options: &LoadOptions) -> Result<ModelInfo, JsError> {
+fn describe(gpu: &Gpu, gguf: &Gguf, options: &LoadOptions) -> Result<ModelInfo, JsValue> {
     let config = hearth_model::Config::from_gguf(gguf).map_err(js_error)?;
     let ctx = options.context(&config);
     let plan = hearth_engine::plan(gpu, gguf, &config, Some(ctx), options.gpu_memory_bytes.map(|b| b as u64)).map_err(js_error)?;
@@ -154,11 +177,11 @@ struct GenerateRequest {
 }
 
 impl GenerateRequest {
-    fn sampling(&self) -> Result<SamplingParams, JsError> {
+    fn sampling(&self) -> Result<SamplingParams, JsValue> {
         let d = SamplingParams::default();
         let mut logit_bias = Vec::new();
         for (id, bias) in self.logit_bias.iter().flatten() {
-            logit_bias.push((id.parse().map_err(|_| JsError::new(&format!("logitBias key '{id}' is not a token id")))?, *bias));
+            logit_bias.push((id.parse().map_err(|_| request_error(format!("logitBias key '{id}' is not a token id")))?, *bias));
         }
         Ok(SamplingParams {
             temperature: self.temperature.unwrap_or(d.temperature),
@@ -221,25 +244,25 @@ impl From<Generated> for GenerateResult {
     }
 }
 
-fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsError> {
-    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_error)
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| coded_error("engine", e))
 }
 
-fn options_from<T: for<'de> Deserialize<'de> + Default>(value: JsValue) -> Result<T, JsError> {
+fn options_from<T: for<'de> Deserialize<'de> + Default>(value: JsValue) -> Result<T, JsValue> {
     if value.is_undefined() || value.is_null() {
         return Ok(T::default());
     }
-    serde_wasm_bindgen::from_value(value).map_err(|e| JsError::new(&format!("invalid options: {e}")))
+    serde_wasm_bindgen::from_value(value).map_err(|e| request_error(format!("invalid options: {e}")))
 }
 
 impl WasmEngine {
-    fn loaded<T>(&self, f: impl FnOnce(&Loaded) -> Result<T, JsError>) -> Result<T, JsError> {
+    fn loaded<T>(&self, f: impl FnOnce(&Loaded) -> Result<T, JsValue>) -> Result<T, JsValue> {
         let state = self.state.borrow();
-        let loaded = state.loaded.as_ref().ok_or_else(|| JsError::new("no model is loaded"))?;
+        let loaded = state.loaded.as_ref().ok_or_else(|| request_error("no model is loaded"))?;
         f(loaded)
     }
 
-    async fn generate_on(&self, session: &mut Session, tokenizer: &Tokenizer, template: &ChatTemplate, request: &GenerateRequest, on_text: &js_sys::Function) -> Result<JsValue, JsError> {
+    async fn generate_on(&self, session: &mut Session, tokenizer: &Tokenizer, template: &ChatTemplate, request: &GenerateRequest, on_text: &js_sys::Function) -> Result<JsValue, JsValue> {
         let prompt = match (&request.prompt, &request.tokens, &request.messages) {
             (Some(text), None, None) => tokenizer.encode_prompt(text).map_err(js_error)?,
             (None, Some(tokens), None) => tokens.clone(),
@@ -247,7 +270,7 @@ impl WasmEngine {
                 let messages: Vec<Message> = messages.iter().map(|m| Message::new(&m.role, &m.content)).collect();
                 tokenizer.encode_prompt(&template.render(&messages, true).map_err(js_error)?).map_err(js_error)?
             }
-            _ => return Err(JsError::new("give exactly one of prompt, tokens or messages")),
+            _ => return Err(request_error("give exactly one of prompt, tokens or messages")),
         };
         let options = GenerateOptions {
             max_tokens: request.max_tokens.unwrap_or(256),
@@ -272,7 +295,7 @@ impl WasmEngine {
     /// Opens the browser's GPU. Fails with a clear message when WebGPU is unavailable.
     /// `cpu_adapter`: the page learned (WebGPU's adapter info) that the "GPU" is a CPU
     /// emulation such as SwiftShader, which wants kernels shaped for a CPU.
-    pub async fn create(cpu_adapter: bool) -> Result<WasmEngine, JsError> {
+    pub async fn create(cpu_adapter: bool) -> Result<WasmEngine, JsValue> {
         let mut gpu = Gpu::new().await.map_err(js_error)?;
         if cpu_adapter {
             gpu.set_matvec_threads_per_row(1);
@@ -281,7 +304,7 @@ impl WasmEngine {
     }
 
     /// The adapter and the limits that bound what can load.
-    pub fn adapter(&self) -> Result<JsValue, JsError> {
+    pub fn adapter(&self) -> Result<JsValue, JsValue> {
         let state = self.state.borrow();
         let gpu = &state.gpu;
         #[derive(Serialize)]
@@ -302,7 +325,7 @@ impl WasmEngine {
 
     /// Reads the header through `read` and checks the model fits this device, without
     /// touching the weights: the caller downloads only the header's bytes before this.
-    pub async fn inspect(&self, size: f64, read: js_sys::Function, options: JsValue) -> Result<JsValue, JsError> {
+    pub async fn inspect(&self, size: f64, read: js_sys::Function, options: JsValue) -> Result<JsValue, JsValue> {
         let options: LoadOptions = options_from(options)?;
         let source = JsSource::new(read, size as u64);
         let gguf = read_split_header(&source, &options.part_lens(size as u64)).await.map_err(js_error)?;
@@ -312,7 +335,7 @@ impl WasmEngine {
 
     /// Loads the model (replacing any loaded one), streaming weights from `read` to the GPU.
     /// `on_progress(done, total)` reports bytes uploaded.
-    pub async fn load(&self, size: f64, read: js_sys::Function, options: JsValue, on_progress: js_sys::Function) -> Result<JsValue, JsError> {
+    pub async fn load(&self, size: f64, read: js_sys::Function, options: JsValue, on_progress: js_sys::Function) -> Result<JsValue, JsValue> {
         let options: LoadOptions = options_from(options)?;
         let source = JsSource::new(read, size as u64);
         let gguf = read_split_header(&source, &options.part_lens(size as u64)).await.map_err(js_error)?;
@@ -333,18 +356,18 @@ impl WasmEngine {
     }
 
     /// Token ids of `text` (control tokens recognised when `special`).
-    pub fn tokenize(&self, text: &str, special: bool) -> Result<Vec<u32>, JsError> {
+    pub fn tokenize(&self, text: &str, special: bool) -> Result<Vec<u32>, JsValue> {
         self.loaded(|l| l.tokenizer.encode(text, special).map_err(js_error))
     }
 
-    pub fn detokenize(&self, ids: Vec<u32>) -> Result<String, JsError> {
+    pub fn detokenize(&self, ids: Vec<u32>) -> Result<String, JsValue> {
         self.loaded(|l| Ok(l.tokenizer.decode(&ids)))
     }
 
     /// The prompt text the model's chat template makes of `messages`.
     #[wasm_bindgen(js_name = applyChatTemplate)]
-    pub fn apply_chat_template(&self, messages: JsValue, add_generation_prompt: bool) -> Result<String, JsError> {
-        let messages: Vec<ChatMessage> = serde_wasm_bindgen::from_value(messages).map_err(|e| JsError::new(&format!("invalid messages: {e}")))?;
+    pub fn apply_chat_template(&self, messages: JsValue, add_generation_prompt: bool) -> Result<String, JsValue> {
+        let messages: Vec<ChatMessage> = serde_wasm_bindgen::from_value(messages).map_err(|e| request_error(format!("invalid messages: {e}")))?;
         let messages: Vec<Message> = messages.iter().map(|m| Message::new(&m.role, &m.content)).collect();
         self.loaded(|l| l.template.render(&messages, add_generation_prompt).map_err(js_error))
     }
@@ -352,12 +375,12 @@ impl WasmEngine {
     /// Generates from `request` (see `GenerateRequest`), calling `on_text(text, tokenId)` as
     /// text is produced; `on_text` returning `false` stops generation (abort). The KV cache
     /// keeps the conversation, so a follow-up that extends the same tokens skips their prefill.
-    pub async fn generate(&self, request: JsValue, on_text: js_sys::Function) -> Result<JsValue, JsError> {
+    pub async fn generate(&self, request: JsValue, on_text: js_sys::Function) -> Result<JsValue, JsValue> {
         let request: GenerateRequest = options_from(request)?;
         let (tokenizer, template, mut session) = {
             let mut state = self.state.borrow_mut();
-            let loaded = state.loaded.as_mut().ok_or_else(|| JsError::new("no model is loaded"))?;
-            let session = loaded.session.take().ok_or_else(|| JsError::new("a generation is already running on this engine"))?;
+            let loaded = state.loaded.as_mut().ok_or_else(|| request_error("no model is loaded"))?;
+            let session = loaded.session.take().ok_or_else(|| request_error("a generation is already running on this engine"))?;
             (loaded.tokenizer.clone(), loaded.template.clone(), session)
         };
         let result = self.generate_on(&mut session, &tokenizer, &template, &request, &on_text).await;
@@ -381,7 +404,7 @@ impl WasmEngine {
 
     /// Whether the GPU device still works (it reports loss and errors here).
     #[wasm_bindgen(js_name = checkDevice)]
-    pub fn check_device(&self) -> Result<(), JsError> {
+    pub fn check_device(&self) -> Result<(), JsValue> {
         self.state.borrow().gpu.check().map_err(js_error)
     }
 
