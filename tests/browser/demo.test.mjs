@@ -6,6 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { startServer, ROOT } from './server.mjs';
 import { launch, ARTIFACTS } from './browser.mjs';
@@ -177,6 +178,25 @@ test('the page\'s Content-Security-Policy lets the page and its worker reach onl
     await hostA.close();
     await hostB.close();
   }
+});
+
+test('bench.html reports what `hearth bench --json` reports, in the same shape', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${server.url}/bench.html?model=${MODEL}&prompt-lens=16,32&ctx-lens=16&decode-tokens=4&run=1`);
+  await page.waitForSelector('body[data-state="done"], body[data-state="failed"]', { timeout: 180_000 });
+  const web = JSON.parse(await page.textContent('#result'));
+  assert.equal(web.error, undefined, web.error);
+  const bin = ['target/debug/hearth', 'target/release/hearth'].map((p) => path.join(ROOT, p)).find((p) => fs.existsSync(p));
+  const native = JSON.parse(execFileSync(bin, ['bench', '--model', path.join(ROOT, 'tests/fixtures/tiny-q8_0.gguf'), '--prompt-lens', '16,32', '--ctx-lens', '16', '--decode-tokens', '4', '--json'], { env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } }).toString().trim().split('\n').at(-1));
+  const shape = (v) => (Array.isArray(v) ? [shape(v[0])] : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, shape(v[k])])) : typeof v);
+  assert.deepEqual(shape(web), shape(native), 'the same JSON shape as the CLI');
+  assert.equal(web.weight_bytes_per_token, native.weight_bytes_per_token, 'the same weight bytes per token');
+  assert.deepEqual(web.prefill.map((p) => p.prompt_len), [16, 32]);
+  for (const row of [...web.prefill, ...web.decode]) assert.ok(row.tokens_per_s > 0, JSON.stringify(row));
+  assert.ok(Math.abs(web.decode[0].effective_gb_per_s - (web.decode[0].tokens_per_s * web.weight_bytes_per_token) / 1e9) < 1e-9);
+  assert.equal(await page.locator('#table tbody tr').count(), 3);
+  await context.close();
 });
 
 test('model output and user text render as text, never as HTML', async () => {

@@ -67,6 +67,8 @@ export interface ModelInfo {
   kvCacheBytes: number;
   activationBytes: number;
   gpuBytesNeeded: number;
+  /** Weight bytes each decoded token reads (set once the model is loaded). */
+  weightBytesPerToken?: number;
 }
 
 export interface AdapterInfo {

@@ -122,6 +122,8 @@ struct ModelInfo {
     kv_cache_bytes: f64,
     activation_bytes: f64,
     gpu_bytes_needed: f64,
+    /// Weight bytes one decoded token reads (known once loaded): the bandwidth bound's numerator.
+    weight_bytes_per_token: Option<f64>,
 }
 
 fn describe(gpu: &Gpu, gguf: &Gguf, options: &LoadOptions) -> Result<ModelInfo, JsValue> {
@@ -143,6 +145,7 @@ fn describe(gpu: &Gpu, gguf: &Gguf, options: &LoadOptions) -> Result<ModelInfo, 
         kv_cache_bytes: plan.kv_cache as f64,
         activation_bytes: plan.activations as f64,
         gpu_bytes_needed: plan.total() as f64,
+        weight_bytes_per_token: None,
     })
 }
 
@@ -340,7 +343,7 @@ impl WasmEngine {
         let source = JsSource::new(read, size as u64);
         let gguf = read_split_header(&source, &options.part_lens(size as u64)).await.map_err(js_error)?;
         let gpu = self.state.borrow().gpu.clone();
-        let info = describe(&gpu, &gguf, &options)?;
+        let mut info = describe(&gpu, &gguf, &options)?;
         let tokenizer = Tokenizer::from_gguf(&gguf).map_err(js_error)?;
         let template = chat_template(&gguf, &tokenizer).map_err(js_error)?;
         self.state.borrow_mut().loaded = None; // free the old model's GPU memory first
@@ -349,6 +352,7 @@ impl WasmEngine {
         })
         .await
         .map_err(js_error)?;
+        info.weight_bytes_per_token = Some(model.weight_bytes_per_token() as f64);
         let model = Arc::new(model);
         let session = Session::new(model.clone(), Some(info.context_length)).await.map_err(js_error)?;
         self.state.borrow_mut().loaded = Some(Loaded { model, tokenizer: Rc::new(tokenizer), template: Rc::new(template), session: Some(session) });

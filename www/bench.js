@@ -1,0 +1,114 @@
+// The in-browser benchmark: what `hearth bench --json` measures natively, through the JS API.
+// Query parameters (model, prompt-lens, ctx-lens, decode-tokens, chunk-size) fill the form and,
+// with `run=1`, start it: scripts/bench-browser.mjs drives it that way and reads #result.
+
+import { Engine } from './pkg/hearth.js';
+
+const form = document.getElementById('bench-form');
+const status = document.getElementById('status');
+const table = document.getElementById('table');
+const result = document.getElementById('result');
+const params = new URLSearchParams(location.search);
+for (const name of ['model', 'prompt-lens', 'ctx-lens', 'decode-tokens']) {
+  if (params.has(name)) form.elements[name].value = params.get(name);
+}
+
+const lengths = (text) => text.split(',').map((s) => Number(s.trim())).filter((n) => Number.isInteger(n) && n > 0);
+
+/** Deterministic token ids (xorshift), so runs are comparable. */
+function randomTokens(n, nVocab, seed) {
+  let x = seed >>> 0 || 1;
+  return Array.from({ length: n }, () => {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    return x % nVocab;
+  });
+}
+
+function addRow(what, tps, gbps) {
+  const row = table.tBodies[0].insertRow();
+  for (const text of [what, tps.toFixed(2), gbps === undefined ? '' : gbps.toFixed(2)]) row.insertCell().textContent = text;
+  table.hidden = false;
+}
+
+async function run({ model, promptLens, ctxLens, decodeTokens, chunkSize }) {
+  table.tBodies[0].replaceChildren();
+  result.textContent = '';
+  const contextLength = Math.max(...promptLens, ...ctxLens.map((c) => c + decodeTokens)) + 1;
+  status.textContent = `Loading ${model}…`;
+  const started = performance.now();
+  const engine = await Engine.load(model, {
+    contextLength,
+    chunkSize,
+    onProgress: (p) => { status.textContent = `${p.phase}: ${(p.loaded / 1e6).toFixed(0)} / ${(p.total / 1e6).toFixed(0)} MB`; },
+  });
+  const loadS = (performance.now() - started) / 1000;
+  try {
+    const { info, adapter } = engine;
+    const generate = async (tokens, maxTokens) => {
+      await engine.resetChat();
+      return (await engine.generate({ tokens, maxTokens, temperature: 0, ignoreEos: true })).stats;
+    };
+    status.textContent = 'Warming up…';
+    await generate(randomTokens(8, info.nVocab, 1), 2);
+
+    const prefill = [];
+    for (const len of promptLens) {
+      status.textContent = `Prefill of ${len} tokens…`;
+      const stats = await generate(randomTokens(len, info.nVocab, len), 1);
+      prefill.push({ prompt_len: len, tokens_per_s: stats.prefillTokensPerS });
+      addRow(`prefill ${len} tokens`, stats.prefillTokensPerS);
+    }
+    const decode = [];
+    for (const ctx of ctxLens) {
+      status.textContent = `Decoding ${decodeTokens} tokens at context ${ctx}…`;
+      const stats = await generate(randomTokens(ctx, info.nVocab, ctx + 7), decodeTokens + 1);
+      const gbps = (info.weightBytesPerToken * stats.decodeTokensPerS) / 1e9;
+      decode.push({ ctx_len: ctx, tokens_per_s: stats.decodeTokensPerS, effective_gb_per_s: gbps });
+      addRow(`decode at context ${ctx}`, stats.decodeTokensPerS, gbps);
+    }
+    const report = {
+      adapter: { name: adapter.name, backend: adapter.backend },
+      model,
+      load_s: loadS,
+      weight_bytes_per_token: info.weightBytesPerToken,
+      peak_gpu_bytes: info.gpuBytesNeeded,
+      prefill,
+      decode,
+    };
+    result.textContent = JSON.stringify(report);
+    status.textContent = `Done on ${adapter.name || 'this GPU'} (${adapter.backend}).`;
+    return report;
+  } finally {
+    await engine.unload();
+  }
+}
+
+form.addEventListener('submit', (e) => {
+  e.preventDefault();
+  start();
+});
+
+async function start() {
+  const data = new FormData(form);
+  const run1 = form.querySelector('#run');
+  run1.disabled = true;
+  document.body.dataset.state = 'running';
+  try {
+    await run({
+      model: String(data.get('model')).trim(),
+      promptLens: lengths(String(data.get('prompt-lens'))),
+      ctxLens: lengths(String(data.get('ctx-lens'))),
+      decodeTokens: Math.max(2, Number(data.get('decode-tokens')) || 32),
+      chunkSize: params.has('chunk-size') ? Number(params.get('chunk-size')) : undefined,
+    });
+    document.body.dataset.state = 'done';
+  } catch (e) {
+    status.textContent = `Failed: ${e.message}`;
+    result.textContent = JSON.stringify({ error: e.message, code: e.code ?? null });
+    document.body.dataset.state = 'failed';
+  } finally {
+    run1.disabled = false;
+  }
+}
+
+if (params.get('run') === '1') start();
