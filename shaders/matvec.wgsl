@@ -1,4 +1,5 @@
-// Matrix × vector for decode: y[out_offset + r] (+)= dot(W[r, :], x[x_row, :]).
+// Matrix × vector for decode, and for prefill on CPU-emulated adapters a matrix × a block of
+// vectors: y[t * out_stride + out_offset + r] (+)= dot(W[r, :], x[x_row + t, :]).
 //
 // Bindings:
 //   0 params   uniform  MatrixParams (below)
@@ -10,6 +11,9 @@
 // per row on GPUs (neighbouring threads read neighbouring bytes), one per row on CPU-emulated
 // adapters (lavapipe, SwiftShader), where every barrier is a costly loop split and SIMD lanes
 // work best on separate rows. Workgroups past 65535 wrap into the y dimension of the dispatch.
+// TOKENS > 1 (prefill on those adapters) multiplies each dequantized weight into TOKENS
+// tokens, workgroup z covering tokens [z * TOKENS, (z + 1) * TOKENS): weights are read once per
+// block, with no barrier at all, where the tiled matmul would stall on its barriers.
 
 struct MatrixParams {
     k: u32,
@@ -30,34 +34,45 @@ struct MatrixParams {
 const WG: u32 = 64u;
 /// A power of two dividing 64.
 override THREADS_PER_ROW: u32 = 64u;
+/// Tokens per workgroup, at most MAX_TOKENS.
+override TOKENS: u32 = 1u;
+const MAX_TOKENS: u32 = 16u;
 var<workgroup> partial: array<f32, WG>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let lane = lid % THREADS_PER_ROW;
     let row = (wid.x + wid.y * groups.x) * (WG / THREADS_PER_ROW) + lid / THREADS_PER_ROW;
-    let x_base = params.x_row * (params.k / 4u);
-    var acc = 0.0;
+    let t0 = wid.z * TOKENS;
+    let x_width = params.k / 4u;
+    var acc: array<f32, MAX_TOKENS>;
     if (row < params.n_rows) {
         for (var k = lane * 8u; k < params.k; k += THREADS_PER_ROW * 8u) {
             let w = load_w8(row, k);
-            let xi = x_base + k / 4u;
-            acc += dot(w.lo, x[xi]) + dot(w.hi, x[xi + 1u]);
+            for (var t = 0u; t < TOKENS; t++) {
+                // Past the last token the block repeats it: the same work, never written.
+                let xi = (params.x_row + min(t0 + t, params.n_tokens - 1u)) * x_width + k / 4u;
+                acc[t] += dot(w.lo, x[xi]) + dot(w.hi, x[xi + 1u]);
+            }
         }
     }
-    if (THREADS_PER_ROW > 1u) {
-        partial[lid] = acc;
-        workgroupBarrier();
-        for (var s = THREADS_PER_ROW / 2u; s > 0u; s >>= 1u) {
-            if (lane < s) {
-                partial[lid] += partial[lid + s];
+    for (var t = 0u; t < TOKENS; t++) {
+        var sum = acc[t];
+        if (THREADS_PER_ROW > 1u) {
+            partial[lid] = sum;
+            workgroupBarrier();
+            for (var s = THREADS_PER_ROW / 2u; s > 0u; s >>= 1u) {
+                if (lane < s) {
+                    partial[lid] += partial[lid + s];
+                }
+                workgroupBarrier();
             }
+            sum = partial[lid];
             workgroupBarrier();
         }
-        acc = partial[lid];
-    }
-    if (lane == 0u && row < params.n_rows) {
-        let o = params.out_offset + row;
-        y[o] = select(0.0, y[o], params.accumulate == 1u) + acc;
+        if (lane == 0u && row < params.n_rows && t0 + t < params.n_tokens) {
+            let o = (t0 + t) * params.out_stride + params.out_offset + row;
+            y[o] = select(0.0, y[o], params.accumulate == 1u) + sum;
+        }
     }
 }

@@ -42,6 +42,8 @@ fn weight_format_source(ty: GgmlType) -> Result<String, EngineError> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Matvec(GgmlType),
+    /// matvec.wgsl over blocks of tokens: prefill on CPU-emulated adapters.
+    MatvecBlock(GgmlType),
     Matmul(GgmlType),
     Embed(GgmlType),
     RmsNorm,
@@ -57,7 +59,7 @@ pub enum Kernel {
 impl Kernel {
     fn source(self) -> Result<String, EngineError> {
         Ok(match self {
-            Kernel::Matvec(ty) => weight_format_source(ty)? + include_str!("../../../shaders/matvec.wgsl"),
+            Kernel::Matvec(ty) | Kernel::MatvecBlock(ty) => weight_format_source(ty)? + include_str!("../../../shaders/matvec.wgsl"),
             Kernel::Matmul(ty) => weight_format_source(ty)? + include_str!("../../../shaders/matmul.wgsl"),
             Kernel::Embed(ty) => weight_format_source(ty)? + include_str!("../../../shaders/embed.wgsl"),
             Kernel::RmsNorm => include_str!("../../../shaders/rmsnorm.wgsl").into(),
@@ -77,22 +79,30 @@ pub struct Kernels {
     pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
     /// Rows one matvec workgroup covers (64 threads / threads per row).
     matvec_rows_per_workgroup: u32,
+    /// Prefill by blocks of matvec (CPU-emulated adapters) instead of the tiled matmul.
+    prefill_by_rows: bool,
 }
+
+/// Tokens a MatvecBlock workgroup multiplies each weight into.
+const PREFILL_TOKENS_PER_BLOCK: u32 = 8;
 
 impl Kernels {
     /// Compiles the generic kernels and the matrix kernels for each weight format in `formats`.
     pub async fn new(gpu: &Gpu, formats: impl IntoIterator<Item = GgmlType>) -> Result<Self, EngineError> {
+        let threads_per_row = gpu.matvec_threads_per_row();
+        let prefill_by_rows = threads_per_row == 1;
         let mut wanted = vec![Kernel::RmsNorm, Kernel::RopeKv, Kernel::Attention, Kernel::SiluGate, Kernel::Argmax, Kernel::Penalize, Kernel::TopK, Kernel::AttentionCombine];
         for ty in formats {
-            for k in [Kernel::Matvec(ty), Kernel::Matmul(ty), Kernel::Embed(ty)] {
+            let prefill = if prefill_by_rows { Kernel::MatvecBlock(ty) } else { Kernel::Matmul(ty) };
+            for k in [Kernel::Matvec(ty), prefill, Kernel::Embed(ty)] {
                 if !wanted.contains(&k) {
                     wanted.push(k);
                 }
             }
         }
         let mut pipelines = HashMap::new();
-        let threads_per_row = gpu.matvec_threads_per_row();
         let matvec_constants = [("THREADS_PER_ROW", threads_per_row as f64)];
+        let block_constants = [("THREADS_PER_ROW", threads_per_row as f64), ("TOKENS", PREFILL_TOKENS_PER_BLOCK as f64)];
         for kernel in wanted {
             let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
             let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -105,7 +115,11 @@ impl Kernels {
                 module: &module,
                 entry_point: Some("main"),
                 compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: if matches!(kernel, Kernel::Matvec(_)) { &matvec_constants } else { &[] },
+                    constants: match kernel {
+                        Kernel::Matvec(_) => &matvec_constants,
+                        Kernel::MatvecBlock(_) => &block_constants,
+                        _ => &[],
+                    },
                     ..Default::default()
                 },
                 cache: None,
@@ -115,7 +129,7 @@ impl Kernels {
             }
             pipelines.insert(kernel, pipeline);
         }
-        Ok(Kernels { pipelines, matvec_rows_per_workgroup: 64 / threads_per_row })
+        Ok(Kernels { pipelines, matvec_rows_per_workgroup: 64 / threads_per_row, prefill_by_rows })
     }
 
     fn get(&self, kernel: Kernel) -> &wgpu::ComputePipeline {
@@ -175,14 +189,18 @@ impl<'a> Recorder<'a> {
     }
 
     /// `y[t, out_offset + r] (+)= W[r, :] · x[x_row + t, :]` for `n_tokens` tokens: matvec for
-    /// one token, tiled matmul for more; once per row chunk of `w`.
+    /// one token; for more, the tiled matmul on GPUs, blocks of matvec on CPU-emulated adapters;
+    /// once per row chunk of `w`.
     #[allow(clippy::too_many_arguments)]
     pub fn matmul(&mut self, w: &'a GpuMatrix, x: &'a wgpu::Buffer, x_row: u32, n_tokens: u32, y: &'a wgpu::Buffer, out_stride: u32, out_offset: u32, accumulate: bool) {
         for chunk in &w.chunks {
             let params = Params::new(&[w.cols, chunk.scale_offset, chunk.rows, n_tokens, out_stride, out_offset + chunk.row_start, accumulate as u32, x_row]);
+            let row_groups = chunk.rows.div_ceil(self.kernels.matvec_rows_per_workgroup);
             if n_tokens == 1 {
-                let groups = chunk.rows.div_ceil(self.kernels.matvec_rows_per_workgroup);
-                self.push(Kernel::Matvec(w.ty), params, vec![&chunk.buffer, x, y], grid(groups, self.max_groups));
+                self.push(Kernel::Matvec(w.ty), params, vec![&chunk.buffer, x, y], grid(row_groups, self.max_groups));
+            } else if self.kernels.prefill_by_rows {
+                let [gx, gy, _] = grid(row_groups, self.max_groups);
+                self.push(Kernel::MatvecBlock(w.ty), params, vec![&chunk.buffer, x, y], [gx, gy, n_tokens.div_ceil(PREFILL_TOKENS_PER_BLOCK)]);
             } else {
                 self.push(Kernel::Matmul(w.ty), params, vec![&chunk.buffer, x, y], [chunk.rows.div_ceil(32), n_tokens.div_ceil(32), 1]);
             }

@@ -132,8 +132,11 @@ fn matvec_every_weight_format_and_row_split() {
 
 #[test]
 fn matmul_every_weight_format() {
+    // The tiled matmul (GPUs) and blocks of matvec (CPU adapters), with a partial last block.
     for ty in ALL_TYPES {
-        check_matmul(ty, 37, 512, 45, None, None);
+        for threads in [1, 64] {
+            check_matmul(ty, 37, 512, 45, None, Some(threads));
+        }
     }
 }
 
@@ -141,7 +144,8 @@ fn matmul_every_weight_format() {
 fn matmul_and_matvec_over_row_chunks() {
     for ty in [GgmlType::Q6K, GgmlType::Q4_0, GgmlType::F16] {
         check_matmul(ty, 70, 512, 1, Some(16 << 10), Some(4));
-        check_matmul(ty, 70, 512, 33, Some(16 << 10), None);
+        check_matmul(ty, 70, 512, 33, Some(16 << 10), Some(1));
+        check_matmul(ty, 70, 512, 33, Some(16 << 10), Some(64));
     }
 }
 
