@@ -9,6 +9,9 @@ scripts/fetch-default-model.sh   # the real model the llama-architecture test ru
 # wgpu's Vulkan loader complains when this is unset; point it somewhere harmless.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 cargo test --workspace --locked "$@"
+# A short fuzzing pass over what a model file controls, from the kept corpus (a real run:
+# scripts/fuzz.sh 600).
+scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 # The browser: build the wasm package (www/pkg) and the npm package (pkg/), then drive them
 # in headless Chromium: the JS API and cache, the demo page, and a Vite app using the package.
 scripts/build-npm.sh

@@ -334,6 +334,28 @@ test('malformed models fail with typed errors, by URL and from files, without do
   await page.context().close();
 });
 
+test('requests the model cannot serve get typed errors and leave the engine usable', async () => {
+  const page = await freshPage();
+  const ref = fixture('tiny-q8_0.json').greedy;
+  const out = await page.evaluate(async ({ url, ref }) => {
+    const engine = await window.hearth.Engine.load(url, { contextLength: 16 });
+    const fail = (request) => engine.generate(request).then(() => null, (e) => ({ name: e.name, code: e.code, message: e.message }));
+    const tooLong = await fail({ tokens: Array.from({ length: 40 }, (_, i) => 1 + (i % 50)), maxTokens: 1 });
+    const badToken = await fail({ tokens: [1, 999999], maxTokens: 1 });
+    const noPrompt = await fail({ maxTokens: 1 });
+    const after = await engine.generate({ tokens: ref.prompt, maxTokens: 3, temperature: 0, ignoreEos: true });
+    await engine.unload();
+    return { tooLong, badToken, noPrompt, after: after.tokens };
+  }, { url: server.url + Q8, ref });
+  assert.equal(out.tooLong.code, 'context-full', JSON.stringify(out.tooLong));
+  assert.match(out.tooLong.message, /needs 4\d tokens but the context window holds 16/);
+  assert.equal(out.badToken.code, 'bad-token');
+  assert.match(out.badToken.message, /token id 999999 is outside the model's vocabulary/);
+  assert.equal(out.noPrompt.code, 'bad-request');
+  assert.deepEqual(out.after, ref.tokens.slice(0, 3), 'the engine still answers correctly');
+  await page.context().close();
+});
+
 test('streaming, abort, queued calls and the OpenAI-style API', async () => {
   const page = await freshPage();
   const ref = fixture('tiny-q8_0.json').greedy;
