@@ -67,7 +67,7 @@ impl Gpu {
 
     /// The largest buffer one shader binding may see; tensors larger than this are split.
     pub fn max_binding_bytes(&self) -> u64 {
-        let binding = self.limits.max_storage_buffer_binding_size as u64;
+        let binding = self.limits.max_storage_buffer_binding_size;
         let limit = binding.min(self.limits.max_buffer_size).min(self.binding_limit.unwrap_or(u64::MAX)).min(LARGEST_BUFFER);
         limit & !255
     }

@@ -203,8 +203,8 @@ fn rms_norm_rows_with_offset() {
 #[allow(clippy::too_many_arguments)]
 fn rope_ref(head: &[f32], pos: usize, n_rot: usize, neox: bool, base: f64, freq: &[f32], freq_scale: f64, attn_factor: f64) -> Vec<f64> {
     let mut out: Vec<f64> = head.iter().map(|&v| v as f64).collect();
-    for i in 0..n_rot / 2 {
-        let theta = pos as f64 * freq_scale * base.powf(-2.0 * i as f64 / n_rot as f64) / freq[i] as f64;
+    for (i, &factor) in freq.iter().enumerate().take(n_rot / 2) {
+        let theta = pos as f64 * freq_scale * base.powf(-2.0 * i as f64 / n_rot as f64) / factor as f64;
         let (s, c) = theta.sin_cos();
         let (a, b) = if neox { (i, i + n_rot / 2) } else { (2 * i, 2 * i + 1) };
         let (x0, x1) = (head[a] as f64, head[b] as f64);

@@ -136,7 +136,7 @@ impl GgmlType {
     /// of blocks or the product overflows.
     pub fn bytes_for(self, n_elements: u64) -> Option<u64> {
         let (block, size) = self.block_layout();
-        if n_elements % block as u64 != 0 {
+        if !n_elements.is_multiple_of(block as u64) {
             return None;
         }
         (n_elements / block as u64).checked_mul(size as u64)

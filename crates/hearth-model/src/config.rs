@@ -202,7 +202,7 @@ impl Config {
         let scaling_type = meta.opt_str("rope.scaling.type").unwrap_or("linear");
         let rope_freq_scale = match (scaling_type, meta.opt_f32("rope.scaling.factor")?) {
             ("none", _) | (_, None) => 1.0,
-            (_, Some(f)) if f == 0.0 => 1.0,
+            (_, Some(0.0)) => 1.0,
             ("linear", Some(f)) if f > 0.0 => 1.0 / f,
             ("longrope", Some(_)) => 1.0,
             (kind, Some(f)) => return Err(ModelError::Unsupported(format!("RoPE scaling '{kind}' with factor {f}"))),

@@ -215,7 +215,7 @@ impl Tokenizer {
         }
         ranked.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
         let merges = ranked.into_iter().map(|r| r.3).collect();
-        let has_bytes = types.iter().any(|&t| t == TokenType::Byte);
+        let has_bytes = types.contains(&TokenType::Byte);
         let mut builder = BPE::builder().vocab_and_merges(vocab, merges).byte_fallback(has_bytes);
         if let Some(unk) = tokens.iter().zip(types).find(|(_, t)| **t == TokenType::Unknown).map(|(s, _)| s.clone()) {
             builder = builder.unk_token(unk);
@@ -330,10 +330,10 @@ impl Tokenizer {
     pub fn end_of_turn_ids(&self) -> Vec<u32> {
         let mut ids: Vec<u32> = [self.eos, self.eot].into_iter().flatten().collect();
         for marker in ["<|im_end|>", "<|end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>"] {
-            if let Some(id) = self.special_id(marker) {
-                if !ids.contains(&id) {
-                    ids.push(id);
-                }
+            if let Some(id) = self.special_id(marker)
+                && !ids.contains(&id)
+            {
+                ids.push(id);
             }
         }
         ids
