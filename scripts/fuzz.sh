@@ -31,8 +31,13 @@ for target in "${targets[@]}"; do
   echo "fuzz: $target for ${seconds}s"
   # -rss_limit_mb: an input that makes the parser allocate what a header merely claims fails.
   status=0
-  cargo "${toolchain[@]}" fuzz run --release "$target" "corpus/$target" "seeds/$target" "regressions/$target" -- \
+  # libFuzzer adds what it finds to the first folder: the kept corpus, or with FUZZ_KEEP=0 (the
+  # short pass in scripts/test.sh) a scratch folder, so a test run leaves the checkout clean.
+  inputs=("corpus/$target" "seeds/$target" "regressions/$target")
+  if [ "${FUZZ_KEEP:-1}" = 0 ]; then found=$(mktemp -d); inputs=("$found" "${inputs[@]}"); fi
+  cargo "${toolchain[@]}" fuzz run --release "$target" "${inputs[@]}" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 >"$log" 2>&1 || status=$?
+  if [ "${FUZZ_KEEP:-1}" = 0 ]; then rm -rf "$found"; fi
   grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb|SUMMARY|==[0-9]+== ?ERROR)|panicked at' "$log" || true
   if [ "$status" -ne 0 ]; then
     grep -v "^\s*\[" "$log" | tail -30

@@ -11,7 +11,7 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 cargo test --workspace --locked "$@"
 # A short fuzzing pass over what a model file controls, from the kept corpus (a real run:
 # scripts/fuzz.sh 600).
-scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+FUZZ_KEEP=0 scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 # The browser: build the wasm package (www/pkg) and the npm package (pkg/), then drive them
 # in headless Chromium: the JS API and cache, the demo page, and a Vite app using the package.
 scripts/build-npm.sh
