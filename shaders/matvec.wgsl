@@ -67,8 +67,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
                 }
                 workgroupBarrier();
             }
+            // Each thread reads back only its own slot, which the next token's write is the
+            // first to touch again: no barrier needed here.
             sum = partial[lid];
-            workgroupBarrier();
         }
         if (lane == 0u && row < params.n_rows && t0 + t < params.n_tokens) {
             let o = (t0 + t) * params.out_stride + params.out_offset + row;

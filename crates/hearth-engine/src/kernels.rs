@@ -77,12 +77,13 @@ impl Kernel {
 /// Compiled pipelines, made once at load time.
 pub struct Kernels {
     pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
-    /// Rows one matvec workgroup covers (64 threads / threads per row).
-    matvec_rows_per_workgroup: u32,
-    /// Prefill by blocks of matvec (CPU-emulated adapters) instead of the tiled matmul.
-    prefill_by_rows: bool,
+    /// Threads sharing a matvec row (THREADS_PER_ROW in matvec.wgsl); 1 means a CPU-emulated
+    /// adapter, which also prefills by blocks of matvec instead of the tiled matmul.
+    threads_per_row: u32,
 }
 
+/// Threads in a matvec workgroup (WG in matvec.wgsl).
+const MATVEC_WORKGROUP: u32 = 64;
 /// Tokens a MatvecBlock workgroup multiplies each weight into.
 const PREFILL_TOKENS_PER_BLOCK: u32 = 8;
 
@@ -90,10 +91,9 @@ impl Kernels {
     /// Compiles the generic kernels and the matrix kernels for each weight format in `formats`.
     pub async fn new(gpu: &Gpu, formats: impl IntoIterator<Item = GgmlType>) -> Result<Self, EngineError> {
         let threads_per_row = gpu.matvec_threads_per_row();
-        let prefill_by_rows = threads_per_row == 1;
         let mut wanted = vec![Kernel::RmsNorm, Kernel::RopeKv, Kernel::Attention, Kernel::SiluGate, Kernel::Argmax, Kernel::Penalize, Kernel::TopK, Kernel::AttentionCombine];
         for ty in formats {
-            let prefill = if prefill_by_rows { Kernel::MatvecBlock(ty) } else { Kernel::Matmul(ty) };
+            let prefill = if threads_per_row == 1 { Kernel::MatvecBlock(ty) } else { Kernel::Matmul(ty) };
             for k in [Kernel::Matvec(ty), prefill, Kernel::Embed(ty)] {
                 if !wanted.contains(&k) {
                     wanted.push(k);
@@ -129,7 +129,7 @@ impl Kernels {
             }
             pipelines.insert(kernel, pipeline);
         }
-        Ok(Kernels { pipelines, matvec_rows_per_workgroup: 64 / threads_per_row, prefill_by_rows })
+        Ok(Kernels { pipelines, threads_per_row })
     }
 
     fn get(&self, kernel: Kernel) -> &wgpu::ComputePipeline {
@@ -195,10 +195,10 @@ impl<'a> Recorder<'a> {
     pub fn matmul(&mut self, w: &'a GpuMatrix, x: &'a wgpu::Buffer, x_row: u32, n_tokens: u32, y: &'a wgpu::Buffer, out_stride: u32, out_offset: u32, accumulate: bool) {
         for chunk in &w.chunks {
             let params = Params::new(&[w.cols, chunk.scale_offset, chunk.rows, n_tokens, out_stride, out_offset + chunk.row_start, accumulate as u32, x_row]);
-            let row_groups = chunk.rows.div_ceil(self.kernels.matvec_rows_per_workgroup);
+            let row_groups = chunk.rows.div_ceil(MATVEC_WORKGROUP / self.kernels.threads_per_row);
             if n_tokens == 1 {
                 self.push(Kernel::Matvec(w.ty), params, vec![&chunk.buffer, x, y], grid(row_groups, self.max_groups));
-            } else if self.kernels.prefill_by_rows {
+            } else if self.kernels.threads_per_row == 1 {
                 let [gx, gy, _] = grid(row_groups, self.max_groups);
                 self.push(Kernel::MatvecBlock(w.ty), params, vec![&chunk.buffer, x, y], [gx, gy, n_tokens.div_ceil(PREFILL_TOKENS_PER_BLOCK)]);
             } else {

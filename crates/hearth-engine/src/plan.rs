@@ -41,9 +41,9 @@ pub fn check_context(config: &Config, ctx: usize, binding_limit: u64) -> Result<
     Ok(())
 }
 
-/// Checks that `gguf` (whose configuration is `config`) can run on `gpu` with a `ctx`-token window (the trained window if
-/// `None`) within `budget` bytes of GPU memory, when the caller knows one (WebGPU does not
-/// say how much memory a device has).
+/// Checks that `gguf` (whose configuration is `config`) can run on `gpu` with a `ctx`-token
+/// window (the trained window if `None`) within `budget` bytes of GPU memory, when the caller
+/// knows one (WebGPU does not say how much memory a device has).
 pub fn plan(gpu: &Gpu, gguf: &Gguf, config: &Config, ctx: Option<usize>, budget: Option<u64>) -> Result<MemoryPlan, EngineError> {
     let ctx = ctx.unwrap_or(config.context_length);
     let limit = gpu.max_binding_bytes();
