@@ -12,3 +12,21 @@ fn scale_min_k4(base: u32, j: u32) -> vec2<f32> {
     let mn = (kscale_byte(base, j + 4u) >> 4u) | ((kscale_byte(base, j) >> 6u) << 4u);
     return vec2<f32>(f32(sc), f32(mn));
 }
+
+// All eight (scale, min) pairs at once from the three words s0, s1, s2 of packed bytes:
+// scales of sub-blocks 0..3 and 4..7, then mins of 0..3 and 4..7.
+struct KScales {
+    sc_lo: vec4<f32>,
+    sc_hi: vec4<f32>,
+    mn_lo: vec4<f32>,
+    mn_hi: vec4<f32>,
+}
+
+fn k4_scales_mins(s0: u32, s1: u32, s2: u32) -> KScales {
+    return KScales(
+        bytes_u(s0 & 0x3f3f3f3fu),
+        bytes_u((s2 & 0x0f0f0f0fu) | ((s0 >> 2u) & 0x30303030u)),
+        bytes_u(s1 & 0x3f3f3f3fu),
+        bytes_u(((s2 >> 4u) & 0x0f0f0f0fu) | ((s1 >> 2u) & 0x30303030u)),
+    );
+}

@@ -38,12 +38,33 @@ fn weight_format_source(ty: GgmlType) -> Result<String, EngineError> {
     Ok(format!("{COMMON}\n{scales}\n{body}\n"))
 }
 
+/// `block_dot` for `ty` (shaders/block_dot/), used by matvec_cpu.wgsl after the format's file.
+fn block_dot_source(ty: GgmlType) -> Result<&'static str, EngineError> {
+    Ok(match ty {
+        GgmlType::F32 => include_str!("../../../shaders/block_dot/f32.wgsl"),
+        GgmlType::F16 => include_str!("../../../shaders/block_dot/f16.wgsl"),
+        GgmlType::Bf16 => include_str!("../../../shaders/block_dot/bf16.wgsl"),
+        GgmlType::Q8_0 => include_str!("../../../shaders/block_dot/q8_0.wgsl"),
+        GgmlType::Q4_0 => include_str!("../../../shaders/block_dot/q4_0.wgsl"),
+        GgmlType::Q4_1 => include_str!("../../../shaders/block_dot/q4_1.wgsl"),
+        GgmlType::Q5_0 => include_str!("../../../shaders/block_dot/q5_0.wgsl"),
+        GgmlType::Q5_1 => include_str!("../../../shaders/block_dot/q5_1.wgsl"),
+        GgmlType::Q4K => include_str!("../../../shaders/block_dot/q4_k.wgsl"),
+        GgmlType::Q5K => include_str!("../../../shaders/block_dot/q5_k.wgsl"),
+        GgmlType::Q6K => include_str!("../../../shaders/block_dot/q6_k.wgsl"),
+        other => return Err(EngineError::Unsupported(format!("no GPU kernel for {other} weights"))),
+    })
+}
+
 /// The kernels of the forward pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Matvec(GgmlType),
-    /// matvec.wgsl over blocks of tokens: prefill on CPU-emulated adapters.
+    /// matvec.wgsl over blocks of tokens: prefill on CPU-emulated adapters when the
+    /// activations cannot be read through a uniform window (see `MatvecCpu`).
     MatvecBlock(GgmlType),
+    /// matvec_cpu.wgsl: decode and prefill on CPU-emulated adapters.
+    MatvecCpu(GgmlType),
     Matmul(GgmlType),
     Embed(GgmlType),
     RmsNorm,
@@ -60,6 +81,7 @@ impl Kernel {
     fn source(self) -> Result<String, EngineError> {
         Ok(match self {
             Kernel::Matvec(ty) | Kernel::MatvecBlock(ty) => weight_format_source(ty)? + include_str!("../../../shaders/matvec.wgsl"),
+            Kernel::MatvecCpu(ty) => weight_format_source(ty)? + block_dot_source(ty)? + include_str!("../../../shaders/matvec_cpu.wgsl"),
             Kernel::Matmul(ty) => weight_format_source(ty)? + include_str!("../../../shaders/matmul.wgsl"),
             Kernel::Embed(ty) => weight_format_source(ty)? + include_str!("../../../shaders/embed.wgsl"),
             Kernel::RmsNorm => include_str!("../../../shaders/rmsnorm.wgsl").into(),
@@ -80,7 +102,17 @@ pub struct Kernels {
     /// Threads sharing a matvec row (THREADS_PER_ROW in matvec.wgsl); 1 means a CPU-emulated
     /// adapter, which also prefills by blocks of matvec instead of the tiled matmul.
     threads_per_row: u32,
+    /// Whether matrix inputs can be bound as uniform windows (`MatvecCpu`): CPU adapters
+    /// whose uniform bindings reach X_WINDOW_BYTES.
+    x_window: bool,
+    /// Offsets of uniform bindings are multiples of this.
+    uniform_alignment: u64,
 }
+
+/// Bytes of the activation window `MatvecCpu` reads as a uniform buffer (`x` in
+/// matvec_cpu.wgsl); buffers it reads must extend this far past the window's start.
+pub const X_WINDOW_BYTES: u64 = 65536;
+const X_WINDOW_VALUES: u32 = (X_WINDOW_BYTES / 4) as u32;
 
 /// Threads in a matvec workgroup (WG in matvec.wgsl).
 const MATVEC_WORKGROUP: u32 = 64;
@@ -91,10 +123,12 @@ impl Kernels {
     /// Compiles the generic kernels and the matrix kernels for each weight format in `formats`.
     pub async fn new(gpu: &Gpu, formats: impl IntoIterator<Item = GgmlType>) -> Result<Self, EngineError> {
         let threads_per_row = gpu.matvec_threads_per_row();
+        let x_window = threads_per_row == 1 && gpu.limits.max_uniform_buffer_binding_size as u64 >= X_WINDOW_BYTES;
         let mut wanted = vec![Kernel::RmsNorm, Kernel::RopeKv, Kernel::Attention, Kernel::SiluGate, Kernel::Argmax, Kernel::Penalize, Kernel::TopK, Kernel::AttentionCombine];
         for ty in formats {
             let prefill = if threads_per_row == 1 { Kernel::MatvecBlock(ty) } else { Kernel::Matmul(ty) };
-            for k in [Kernel::Matvec(ty), prefill, Kernel::Embed(ty)] {
+            let cpu = x_window.then_some(Kernel::MatvecCpu(ty));
+            for k in [Kernel::Matvec(ty), prefill, Kernel::Embed(ty)].into_iter().chain(cpu) {
                 if !wanted.contains(&k) {
                     wanted.push(k);
                 }
@@ -129,7 +163,14 @@ impl Kernels {
             }
             pipelines.insert(kernel, pipeline);
         }
-        Ok(Kernels { pipelines, threads_per_row })
+        Ok(Kernels { pipelines, threads_per_row, x_window, uniform_alignment: gpu.limits.min_uniform_buffer_offset_alignment as u64 })
+    }
+
+    /// Whether buffers passed as a matrix product's input `x` should also be usable as
+    /// uniform buffers and extend X_WINDOW_BYTES past their last row, which lets CPU adapters
+    /// take the fast path; without that, the product still runs, on the general kernels.
+    pub fn wants_uniform_inputs(&self) -> bool {
+        self.x_window
     }
 
     fn get(&self, kernel: Kernel) -> &wgpu::ComputePipeline {
@@ -163,7 +204,8 @@ pub const TOP_K_CHUNK: u32 = 2048;
 struct Dispatch<'a> {
     pipeline: &'a wgpu::ComputePipeline,
     params: Params,
-    buffers: Vec<&'a wgpu::Buffer>,
+    /// Bindings 1.. in order.
+    buffers: Vec<wgpu::BufferBinding<'a>>,
     groups: [u32; 3],
 }
 
@@ -185,6 +227,7 @@ impl<'a> Recorder<'a> {
     }
 
     fn push(&mut self, kernel: Kernel, params: Params, buffers: Vec<&'a wgpu::Buffer>, groups: [u32; 3]) {
+        let buffers = buffers.into_iter().map(|b| wgpu::BufferBinding { buffer: b, offset: 0, size: None }).collect();
         self.dispatches.push(Dispatch { pipeline: self.kernels.get(kernel), params, buffers, groups });
     }
 
@@ -193,6 +236,9 @@ impl<'a> Recorder<'a> {
     /// once per row chunk of `w`.
     #[allow(clippy::too_many_arguments)]
     pub fn matmul(&mut self, w: &'a GpuMatrix, x: &'a wgpu::Buffer, x_row: u32, n_tokens: u32, y: &'a wgpu::Buffer, out_stride: u32, out_offset: u32, accumulate: bool) {
+        if self.matmul_by_windows(w, x, x_row, n_tokens, y, out_stride, out_offset, accumulate) {
+            return;
+        }
         for chunk in &w.chunks {
             let params = Params::new(&[w.cols, chunk.scale_offset, chunk.rows, n_tokens, out_stride, out_offset + chunk.row_start, accumulate as u32, x_row]);
             let row_groups = chunk.rows.div_ceil(MATVEC_WORKGROUP / self.kernels.threads_per_row);
@@ -205,6 +251,47 @@ impl<'a> Recorder<'a> {
                 self.push(Kernel::Matmul(w.ty), params, vec![&chunk.buffer, x, y], [chunk.rows.div_ceil(32), n_tokens.div_ceil(32), 1]);
             }
         }
+    }
+
+    /// `matmul` on CPU adapters through `MatvecCpu`: the tokens and the k range are cut into
+    /// windows of at most X_WINDOW_BYTES of `x`, one dispatch each (later k slices add to the
+    /// first). Returns false, recording nothing, where `x` cannot be windowed.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_by_windows(&mut self, w: &'a GpuMatrix, x: &'a wgpu::Buffer, x_row: u32, n_tokens: u32, y: &'a wgpu::Buffer, out_stride: u32, out_offset: u32, accumulate: bool) -> bool {
+        let k = w.cols;
+        let row_bytes = k as u64 * 4;
+        // Windows start at token rows and at k slices of X_WINDOW_VALUES, whose offsets must
+        // be aligned for uniform bindings; the last window must lie inside the buffer.
+        let last_start = (x_row + n_tokens - 1) as u64 * row_bytes + (k.saturating_sub(1) / X_WINDOW_VALUES * X_WINDOW_VALUES) as u64 * 4;
+        let usable = self.kernels.x_window
+            && x.usage().contains(wgpu::BufferUsages::UNIFORM)
+            && row_bytes.is_multiple_of(self.kernels.uniform_alignment)
+            && (X_WINDOW_BYTES).is_multiple_of(self.kernels.uniform_alignment)
+            && last_start + X_WINDOW_BYTES <= x.size();
+        if !usable {
+            return false;
+        }
+        let tokens_per_window = (X_WINDOW_VALUES / k).max(1);
+        let slice = k.min(X_WINDOW_VALUES);
+        for chunk in &w.chunks {
+            let groups = grid(chunk.rows.div_ceil(MATVEC_WORKGROUP), self.max_groups);
+            for t0 in (0..n_tokens).step_by(tokens_per_window as usize) {
+                let tokens = tokens_per_window.min(n_tokens - t0);
+                for k_begin in (0..k).step_by(slice as usize) {
+                    let window = wgpu::BufferBinding {
+                        buffer: x,
+                        offset: (x_row + t0) as u64 * row_bytes + k_begin as u64 * 4,
+                        size: wgpu::BufferSize::new(X_WINDOW_BYTES),
+                    };
+                    let add = accumulate || k_begin > 0;
+                    let out = out_offset + chunk.row_start + t0 * out_stride;
+                    let params = Params::new(&[k, chunk.scale_offset, chunk.rows, tokens, out_stride, out, add as u32, k_begin, slice.min(k - k_begin)]);
+                    let buffers = vec![wgpu::BufferBinding { buffer: &chunk.buffer, offset: 0, size: None }, window, wgpu::BufferBinding { buffer: y, offset: 0, size: None }];
+                    self.dispatches.push(Dispatch { pipeline: self.kernels.get(Kernel::MatvecCpu(w.ty)), params, buffers, groups });
+                }
+            }
+        }
+        true
     }
 
     /// `out[t, :] = embedding[tokens[t], :]`.
@@ -322,7 +409,7 @@ impl<'a> Recorder<'a> {
                     binding: 0,
                     resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: params, offset: i as u64 * stride, size: wgpu::BufferSize::new(PARAMS_BYTES) }),
                 }];
-                entries.extend(d.buffers.iter().enumerate().map(|(j, b)| wgpu::BindGroupEntry { binding: j as u32 + 1, resource: b.as_entire_binding() }));
+                entries.extend(d.buffers.iter().enumerate().map(|(j, b)| wgpu::BindGroupEntry { binding: j as u32 + 1, resource: wgpu::BindingResource::Buffer(b.clone()) }));
                 gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &d.pipeline.get_bind_group_layout(0), entries: &entries })
             })
             .collect();

@@ -1,7 +1,7 @@
 //! Each WGSL kernel against a plain-Rust CPU reference, on sizes that are not multiples of
 //! the workgroup or tile sizes.
 
-use hearth_engine::kernels::{Kernels, Recorder, RopeShape};
+use hearth_engine::kernels::{Kernels, Recorder, RopeShape, X_WINDOW_BYTES};
 use hearth_engine::weights::{GpuMatrix, GpuVector};
 use hearth_engine::Gpu;
 use hearth_gguf::quant::dequantize;
@@ -77,10 +77,23 @@ fn assert_close(got: &[f32], want: &[f64], tol: f64, what: &str) {
     }
 }
 
+/// How the input x of a matrix product is allocated.
+#[derive(Clone, Copy, PartialEq)]
+enum Input {
+    /// As sessions allocate it: CPU adapters can read it through uniform windows (MatvecCpu).
+    Session,
+    /// A plain storage buffer: every adapter takes the general kernels.
+    Storage,
+}
+
 /// y = x W^T (+ y0) for `tokens` tokens, with the output placed at a column offset of a
 /// wider output, on one buffer and on many row chunks.
 /// `threads_per_row` picks the matvec variant (the adapter's default when `None`).
 fn check_matmul(ty: GgmlType, rows: usize, cols: usize, tokens: usize, chunk_limit: Option<u64>, threads_per_row: Option<u32>) {
+    check_matmul_with(ty, rows, cols, tokens, chunk_limit, threads_per_row, Input::Session)
+}
+
+fn check_matmul_with(ty: GgmlType, rows: usize, cols: usize, tokens: usize, chunk_limit: Option<u64>, threads_per_row: Option<u32>, input: Input) {
     let mut rng = StdRng::seed_from_u64(ty as u64 * 31 + tokens as u64);
     let mut gpu = pollster::block_on(Gpu::new()).unwrap();
     if let Some(t) = threads_per_row {
@@ -99,9 +112,17 @@ fn check_matmul(ty: GgmlType, rows: usize, cols: usize, tokens: usize, chunk_lim
     let (stride, offset) = (rows + 7, 5usize);
     let x = random_vec(&mut rng, tokens * cols);
     let y0 = random_vec(&mut rng, tokens * stride);
-    let (xb, yb) = (buffer(&gpu, &x), buffer(&gpu, &y0));
+    let xb = if input == Input::Session && kernels.wants_uniform_inputs() {
+        // The input sits one token row in, as the windows then start past the buffer's start.
+        let b = pollster::block_on(gpu.storage_buffer("x", ((tokens + 1) * cols * 4) as u64 + X_WINDOW_BYTES, wgpu::BufferUsages::UNIFORM)).unwrap();
+        gpu.queue.write_buffer(&b, (cols * 4) as u64, bytemuck::cast_slice(&x));
+        b
+    } else {
+        buffer(&gpu, &[vec![0.0; cols], x.clone()].concat())
+    };
+    let yb = buffer(&gpu, &y0);
     let mut rec = Recorder::new(&gpu, &kernels);
-    rec.matmul(&m, &xb, 0, tokens as u32, &yb, stride as u32, offset as u32, true);
+    rec.matmul(&m, &xb, 1, tokens as u32, &yb, stride as u32, offset as u32, true);
     let mut params = None;
     rec.submit(&gpu, &mut params, |_| {});
     let got = read(&gpu, &yb, tokens * stride);
@@ -138,6 +159,24 @@ fn matmul_every_weight_format() {
             check_matmul(ty, 37, 512, 45, None, Some(threads));
         }
     }
+}
+
+#[test]
+fn general_kernels_for_inputs_without_uniform_windows() {
+    // CPU adapters fall back to matvec / blocks of matvec for a plain storage input.
+    for ty in [GgmlType::Q4K, GgmlType::Q8_0, GgmlType::F16] {
+        check_matmul_with(ty, 37, 512, 1, None, Some(1), Input::Storage);
+        check_matmul_with(ty, 37, 512, 11, None, Some(1), Input::Storage);
+    }
+}
+
+#[test]
+fn windows_over_long_rows_and_many_tokens() {
+    // Rows longer than one window (k slices that accumulate), and more tokens than fit in one
+    // window (several token windows); on GPUs the same shapes run through the general kernels.
+    check_matmul(GgmlType::Q4_0, 9, 16384 + 1024, 2, None, None);
+    check_matmul(GgmlType::Q6K, 9, 3 * 16384, 1, None, None);
+    check_matmul(GgmlType::Q4_1, 19, 3072, 12, None, None);
 }
 
 #[test]

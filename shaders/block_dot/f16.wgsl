@@ -1,0 +1,12 @@
+// F16 block dot: 32 values (16 words) per call.
+const BLOCK_VALUES: u32 = 32u;
+
+fn block_dot(row: u32, b: u32, xi: u32) -> f32 {
+    let at = (row * params.k + b * 32u) / 2u;
+    var acc = 0.0;
+    for (var i = 0u; i < 8u; i++) {
+        let w = vec4<f32>(unpack2x16float(weights[at + 2u * i]), unpack2x16float(weights[at + 2u * i + 1u]));
+        acc += dot(w, x4(xi + i));
+    }
+    return acc;
+}

@@ -1,0 +1,58 @@
+// Matrix × vectors on CPU-emulated adapters (lavapipe, SwiftShader), decode and prefill:
+// y[t * out_stride + out_offset + r] (+)= dot(W[r, k_begin .. k_begin + k_len], x_t) for each
+// token t < n_tokens of the window.
+//
+// Bindings:
+//   0 params   uniform  CpuMatrixParams (below)
+//   1 weights  storage  W, n_rows × k values in the GPU layout of its format (weights/*.wgsl)
+//   2 x        uniform  a 64 KiB window of the activations: token t's values k_begin.. start
+//                       at vec4 t * k / 4 (the host picks tokens and k slices that fit)
+//   3 y        storage  output f32; with `accumulate` the product is added (fused residual)
+// One thread per row, whole quantization blocks per step (shaders/block_dot/*.wgsl). Why:
+// these drivers turn every storage-buffer read into a per-lane loop, while a read that is the
+// same for all threads of a uniform buffer is one scalar load. So activations come from a
+// uniform buffer at addresses every thread shares, and each weight word is read once per
+// token. There are no barriers, which such drivers pay for dearly too.
+
+struct CpuMatrixParams {
+    k: u32,
+    scale_offset: u32,
+    n_rows: u32,
+    n_tokens: u32,
+    out_stride: u32,
+    out_offset: u32,
+    accumulate: u32,
+    k_begin: u32,
+    k_len: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: CpuMatrixParams;
+@group(0) @binding(1) var<storage, read> weights: array<u32>;
+@group(0) @binding(2) var<uniform> x: array<vec4<f32>, 4096>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+
+/// Values i*4 .. i*4+4 of the window; called by block_dot.
+fn x4(i: u32) -> vec4<f32> {
+    return x[i];
+}
+
+const WG: u32 = 64u;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = (wid.x + wid.y * groups.x) * WG + lid;
+    if (row >= params.n_rows) {
+        return;
+    }
+    let first_block = params.k_begin / BLOCK_VALUES;
+    let n_blocks = params.k_len / BLOCK_VALUES;
+    for (var t = 0u; t < params.n_tokens; t++) {
+        let x0 = t * (params.k / 4u);
+        var acc = 0.0;
+        for (var b = 0u; b < n_blocks; b++) {
+            acc += block_dot(row, first_block + b, x0 + b * (BLOCK_VALUES / 4u));
+        }
+        let o = t * params.out_stride + params.out_offset + row;
+        y[o] = select(0.0, y[o], params.accumulate == 1u) + acc;
+    }
+}
