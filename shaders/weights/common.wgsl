@@ -10,6 +10,9 @@
 //     var<storage, read> weights: array<u32>;    // the tensor (or a row chunk) in GPU layout
 //     var<uniform> params: <struct with fields `k` (row length in values) and
 //                                  `scale_offset` (word offset of the f16 scale plane)>;
+// shaders/block_dot/ adds, per format, a whole-block dot product for matvec_cpu.wgsl:
+//     const BLOCK_VALUES: u32;  fn block_dot(row: u32, b: u32, xi: u32) -> f32
+// = W[row, b*BLOCK_VALUES ..] · (x4(xi), x4(xi + 1), ...), with x4 defined by that kernel.
 // The GPU layout is described in crates/hearth-gguf/src/quant.rs: blocks are uploaded as
 // 32-bit words; Q8_0, Q4_0, Q5_0 and Q6_K keep their f16 scale `d` in a separate plane
 // after all block bodies, two scales per word.

@@ -23,6 +23,10 @@ pub struct BenchArgs {
     /// Print one JSON object as the last line.
     #[arg(long)]
     json: bool,
+    /// Also time each kernel with GPU timestamps: a prefill at the first prompt length and
+    /// decoding at the first context length (adapters with timestamp queries).
+    #[arg(long)]
+    profile: bool,
 }
 
 pub async fn run(args: BenchArgs) -> Result<(), AnyError> {
@@ -73,8 +77,17 @@ pub async fn run(args: BenchArgs) -> Result<(), AnyError> {
         }
         decode.push(serde_json::json!({"ctx_len": ctx, "tokens_per_s": tps, "effective_gb_per_s": gbps}));
     }
+    let profile = if args.profile { Some(profile(&model, &args, &mut random_tokens).await?) } else { None };
+    if let (Some(p), false) = (&profile, args.json) {
+        for (phase, table) in [("prefill", &p["prefill"]), ("decode", &p["decode"])] {
+            emit(&format!("{phase} profile, per token ({} tokens):\n", table["tokens"]))?;
+            for k in table["kernels"].as_array().into_iter().flatten() {
+                emit(&format!("  {:<24} {:>8.3} ms {:>5.1}% {:>7.1} dispatches\n", k["kernel"].as_str().unwrap_or(""), k["ms_per_token"].as_f64().unwrap_or(0.0), k["share"].as_f64().unwrap_or(0.0) * 100.0, k["dispatches_per_token"].as_f64().unwrap_or(0.0)))?;
+            }
+        }
+    }
     if args.json {
-        let report = serde_json::json!({
+        let mut report = serde_json::json!({
             "adapter": {"name": model.gpu.info.name, "backend": format!("{:?}", model.gpu.info.backend)},
             "model": args.model.display().to_string(),
             "load_s": load_s,
@@ -83,9 +96,43 @@ pub async fn run(args: BenchArgs) -> Result<(), AnyError> {
             "prefill": prefill,
             "decode": decode,
         });
+        if let Some(p) = profile {
+            report["profile"] = p;
+        }
         emit(&format!("{report}\n"))?;
     } else {
         emit(&format!("peak GPU memory: {:.1} MiB\n", peak as f64 / (1 << 20) as f64))?;
     }
     Ok(())
+}
+
+/// GPU time per kernel for one prefill (first prompt length) and for decoding (first context
+/// length), per token, largest first.
+async fn profile(model: &std::sync::Arc<hearth_engine::Model>, args: &BenchArgs, random_tokens: &mut impl FnMut(usize) -> Vec<u32>) -> Result<serde_json::Value, AnyError> {
+    let c = &model.config;
+    let table = |times: Vec<(String, hearth_engine::KernelTime)>, tokens: usize| {
+        let total: f64 = times.iter().map(|(_, t)| t.seconds).sum();
+        let kernels: Vec<_> = times
+            .iter()
+            .map(|(name, t)| serde_json::json!({"kernel": name, "ms_per_token": t.seconds * 1e3 / tokens as f64, "share": t.seconds / total.max(1e-12), "dispatches_per_token": t.dispatches as f64 / tokens as f64}))
+            .collect();
+        serde_json::json!({"tokens": tokens, "kernels": kernels})
+    };
+    let prompt_len = args.prompt_lens.first().copied().unwrap_or(128).min(c.context_length);
+    let mut session = Session::new(model.clone(), Some(prompt_len + 1)).await?;
+    model.gpu.set_profiling(true)?;
+    session.next_greedy(&random_tokens(prompt_len)).await?;
+    let prefill = table(model.gpu.take_profile().await?, prompt_len);
+    model.gpu.set_profiling(false)?;
+
+    let ctx = args.ctx_lens.first().copied().unwrap_or(128).min(c.context_length.saturating_sub(args.decode_tokens + 1)).max(1);
+    let mut session = Session::new(model.clone(), Some(ctx + args.decode_tokens + 1)).await?;
+    let mut next = session.next_greedy(&random_tokens(ctx)).await?;
+    model.gpu.set_profiling(true)?;
+    for _ in 0..args.decode_tokens {
+        next = session.next_greedy(&[next]).await?;
+    }
+    let decode = table(model.gpu.take_profile().await?, args.decode_tokens.max(1));
+    model.gpu.set_profiling(false)?;
+    Ok(serde_json::json!({"prefill": prefill, "decode": decode, "ctx_len": ctx}))
 }

@@ -219,3 +219,27 @@ fn chat_keeps_the_conversation_cached_between_turns() {
     assert!(!reports[1].contains(" 0 reused"), "the second turn reuses the first: {}", reports[1]);
     assert!(stderr.contains("(new conversation)"));
 }
+
+#[test]
+fn bench_profile_times_every_kernel_per_token() {
+    let model = fixtures().join("tiny-q4_k_m.gguf");
+    let r = hearth(&["bench", "--model", model.to_str().unwrap(), "--prompt-lens", "8", "--ctx-lens", "8", "--decode-tokens", "3", "--profile", "--json"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let stdout = String::from_utf8(r.stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    for (phase, tokens) in [("prefill", 8), ("decode", 3)] {
+        let table = &report["profile"][phase];
+        assert_eq!(table["tokens"], tokens, "{phase}");
+        let kernels = table["kernels"].as_array().unwrap();
+        let per_token = |name: &str| kernels.iter().find(|k| k["kernel"] == name).map(|k| k["dispatches_per_token"].as_f64().unwrap());
+        // Two layers: two norms each and the final one, for every forward pass; one argmax.
+        let passes_per_token = if phase == "decode" { 1.0 } else { 1.0 / tokens as f64 };
+        assert_eq!(per_token("RmsNorm"), Some(5.0 * passes_per_token), "{phase}: {kernels:?}");
+        assert_eq!(per_token("Argmax"), Some(passes_per_token), "{phase}");
+        assert!(kernels.iter().any(|k| k["kernel"].as_str().unwrap().starts_with("Mat")), "{phase}: matrix kernels are timed");
+        let shares: f64 = kernels.iter().map(|k| k["share"].as_f64().unwrap()).sum();
+        assert!((shares - 1.0).abs() < 1e-6, "{phase}: shares sum to {shares}");
+        assert!(kernels.iter().all(|k| k["ms_per_token"].as_f64().unwrap() >= 0.0));
+        assert!(kernels.iter().map(|k| k["ms_per_token"].as_f64().unwrap()).sum::<f64>() > 0.0, "{phase}: time was measured");
+    }
+}

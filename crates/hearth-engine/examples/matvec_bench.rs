@@ -1,6 +1,8 @@
 //! Times the decode matvec alone, per weight format, on the default adapter:
 //! `cargo run --release -p hearth-engine --example matvec_bench -- [rows] [cols] [reps] [types]`
 //! (defaults: 3072 × 3072, Phi-4-mini's hidden size; 8 repetitions; q4_0,q4_1,q8_0,q4_k,q6_k,f16).
+//! `HEARTH_TOKENS=n` times products with n tokens; `HEARTH_THREADS_PER_ROW=n` overrides the
+//! adapter's matvec choice; `HEARTH_PLAIN_INPUT=1` gives x no uniform window (general kernels).
 //! Prints weights per second and the weight bytes read per second.
 
 use hearth_engine::kernels::{Kernels, Recorder, X_WINDOW_BYTES};
@@ -48,23 +50,29 @@ fn main() {
     let cols: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(3072);
     let reps: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(8);
     let types = args.get(4).map(String::as_str).unwrap_or("q4_0,q4_1,q8_0,q4_k,q6_k,f16");
-    let gpu = pollster::block_on(Gpu::new()).expect("a GPU adapter");
-    println!("{}: {rows} x {cols}, {reps} matvecs per submission", gpu.adapter_name());
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u32>().ok());
+    let tokens = env("HEARTH_TOKENS").unwrap_or(1);
+    let mut gpu = pollster::block_on(Gpu::new()).expect("a GPU adapter");
+    if let Some(t) = env("HEARTH_THREADS_PER_ROW") {
+        gpu.set_matvec_threads_per_row(t);
+    }
+    let input_usage = if env("HEARTH_PLAIN_INPUT") == Some(1) { wgpu::BufferUsages::empty() } else { wgpu::BufferUsages::UNIFORM };
+    println!("{}: {rows} x {cols}, {tokens} tokens, {reps} products per submission", gpu.adapter_name());
     for name in types.split(',') {
         let ty = (0..64).filter_map(GgmlType::from_id).find(|t| t.name().eq_ignore_ascii_case(name)).unwrap_or_else(|| panic!("unknown type {name}"));
         let raw = weights(ty, rows * cols);
         let info = TensorInfo { name: name.into(), dims: vec![cols as u64, rows as u64], ty, offset: 0, n_bytes: raw.len() as u64 };
         let m = pollster::block_on(GpuMatrix::upload(&gpu, &SliceSource(&raw), &info, |_| {})).expect("upload");
         let kernels = pollster::block_on(Kernels::new(&gpu, [ty])).expect("kernels");
-        let x = pollster::block_on(gpu.storage_buffer("x", cols as u64 * 4 + X_WINDOW_BYTES, wgpu::BufferUsages::UNIFORM)).unwrap();
-        let xs: Vec<f32> = (0..cols).map(|i| ((i * 7919) % 200) as f32 / 100.0 - 1.0).collect();
+        let x = pollster::block_on(gpu.storage_buffer("x", (tokens as usize * cols) as u64 * 4 + X_WINDOW_BYTES, input_usage)).unwrap();
+        let xs: Vec<f32> = (0..tokens as usize * cols).map(|i| ((i * 7919) % 200) as f32 / 100.0 - 1.0).collect();
         gpu.queue.write_buffer(&x, 0, bytemuck::cast_slice(&xs));
-        let y = pollster::block_on(gpu.storage_buffer("y", rows as u64 * 4, wgpu::BufferUsages::empty())).unwrap();
+        let y = pollster::block_on(gpu.storage_buffer("y", (tokens as usize * rows) as u64 * 4, wgpu::BufferUsages::empty())).unwrap();
         let mut params = None;
         let mut run = || {
             let mut rec = Recorder::new(&gpu, &kernels);
             for _ in 0..reps {
-                rec.matmul(&m, &x, 0, 1, &y, rows as u32, 0, false);
+                rec.matmul(&m, &x, 0, tokens, &y, rows as u32, 0, false);
             }
             rec.submit(&gpu, &mut params, |_| {});
             pollster::block_on(gpu.read_storage(&y, 4)).unwrap();
@@ -72,8 +80,8 @@ fn main() {
         run(); // compile and warm up
         let start = Instant::now();
         run();
-        let s = start.elapsed().as_secs_f64() / reps as f64;
+        let s = start.elapsed().as_secs_f64() / reps as f64 / tokens as f64;
         let n = (rows * cols) as f64;
-        println!("{ty:>5}: {:8.2} ms per matvec, {:7.1} M weights/s, {:6.2} GB/s of weights", s * 1e3, n / s / 1e6, raw.len() as f64 / s / 1e9);
+        println!("{ty:>5}: {:8.2} ms per token, {:7.1} M weights/s, {:6.2} GB/s of weights", s * 1e3, n / s / 1e6, raw.len() as f64 / s / 1e9);
     }
 }

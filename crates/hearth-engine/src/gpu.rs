@@ -5,6 +5,7 @@
 //! native Vulkan/Metal/DX12 (where `poll` waits for the queue).
 
 use crate::EngineError;
+use crate::profile::{KernelTime, PendingProfile, ProfileState};
 use std::sync::{Arc, Mutex};
 
 /// Some drivers (SwiftShader in Chromium) refuse a buffer of exactly the 1 GiB they
@@ -23,6 +24,8 @@ pub struct Gpu {
     binding_limit: Option<u64>,
     /// Threads that share one row in the decode matvec (see shaders/matvec.wgsl).
     matvec_threads_per_row: u32,
+    /// Per-kernel timing, while profiling is on (see `profile.rs`).
+    profile: Mutex<Option<ProfileState>>,
 }
 
 impl Gpu {
@@ -39,10 +42,12 @@ impl Gpu {
     pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Self, EngineError> {
         let info = adapter.get_info();
         let limits = adapter.limits();
+        // Timestamps cost nothing until a pass asks for them; they let `--profile` time kernels.
+        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("hearth"),
-                required_features: wgpu::Features::empty(),
+                required_features: features,
                 required_limits: limits.clone(),
                 memory_hints: wgpu::MemoryHints::Performance,
                 ..Default::default()
@@ -62,7 +67,7 @@ impl Gpu {
             slot.get_or_insert_with(|| format!("device lost ({reason:?}): {message}"));
         });
         let cpu = info.device_type == wgpu::DeviceType::Cpu;
-        Ok(Gpu { device, queue, info, limits, fault, binding_limit: None, matvec_threads_per_row: if cpu { 1 } else { 64 } })
+        Ok(Gpu { device, queue, info, limits, fault, binding_limit: None, matvec_threads_per_row: if cpu { 1 } else { 64 }, profile: Mutex::new(None) })
     }
 
     /// The largest buffer one shader binding may see; tensors larger than this are split.
@@ -88,6 +93,47 @@ impl Gpu {
     pub fn set_matvec_threads_per_row(&mut self, threads: u32) {
         assert!(threads.is_power_of_two() && threads <= 64, "threads per row must be a power of two up to 64");
         self.matvec_threads_per_row = threads;
+    }
+
+    /// Starts timing every dispatch by kernel (or stops, dropping what was gathered). Fails
+    /// where the adapter has no timestamp queries.
+    pub fn set_profiling(&self, on: bool) -> Result<(), EngineError> {
+        if on && !self.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return Err(EngineError::Unsupported(format!("{} has no timestamp queries to profile with", self.adapter_name())));
+        }
+        *self.profile.lock().unwrap_or_else(|p| p.into_inner()) = on.then(ProfileState::default);
+        Ok(())
+    }
+
+    pub(crate) fn is_profiling(&self) -> bool {
+        self.profile.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
+    pub(crate) fn add_pending_profile(&self, pending: PendingProfile) {
+        if let Some(state) = self.profile.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            state.pending.push(pending);
+        }
+    }
+
+    /// Reads back the timestamps of every profiled submission so far and returns the time
+    /// per kernel since profiling began, largest first.
+    pub async fn take_profile(&self) -> Result<Vec<(String, KernelTime)>, EngineError> {
+        let pending = match self.profile.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            Some(state) => std::mem::take(&mut state.pending),
+            None => return Ok(Vec::new()),
+        };
+        let period = self.queue.get_timestamp_period();
+        for p in pending {
+            let bytes = self.read_buffer(&p.buffer, p.buffer.size()).await?;
+            let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&bytes);
+            if let Some(state) = self.profile.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                state.add(&p.kernels, &ticks, period);
+            }
+        }
+        let state = self.profile.lock().unwrap_or_else(|p| p.into_inner());
+        let mut totals: Vec<_> = state.as_ref().map(|s| s.totals.clone().into_iter().collect()).unwrap_or_default();
+        totals.sort_by(|a: &(String, KernelTime), b| b.1.seconds.total_cmp(&a.1.seconds));
+        Ok(totals)
     }
 
     pub fn adapter_name(&self) -> String {

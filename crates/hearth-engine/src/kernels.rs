@@ -123,7 +123,7 @@ impl Kernels {
     /// Compiles the generic kernels and the matrix kernels for each weight format in `formats`.
     pub async fn new(gpu: &Gpu, formats: impl IntoIterator<Item = GgmlType>) -> Result<Self, EngineError> {
         let threads_per_row = gpu.matvec_threads_per_row();
-        let x_window = threads_per_row == 1 && gpu.limits.max_uniform_buffer_binding_size as u64 >= X_WINDOW_BYTES;
+        let x_window = threads_per_row == 1 && gpu.limits.max_uniform_buffer_binding_size >= X_WINDOW_BYTES;
         let mut wanted = vec![Kernel::RmsNorm, Kernel::RopeKv, Kernel::Attention, Kernel::SiluGate, Kernel::Argmax, Kernel::Penalize, Kernel::TopK, Kernel::AttentionCombine];
         for ty in formats {
             let prefill = if threads_per_row == 1 { Kernel::MatvecBlock(ty) } else { Kernel::Matmul(ty) };
@@ -202,6 +202,7 @@ pub const TOP_K: u32 = 128;
 pub const TOP_K_CHUNK: u32 = 2048;
 
 struct Dispatch<'a> {
+    kernel: Kernel,
     pipeline: &'a wgpu::ComputePipeline,
     params: Params,
     /// Bindings 1.. in order.
@@ -228,7 +229,7 @@ impl<'a> Recorder<'a> {
 
     fn push(&mut self, kernel: Kernel, params: Params, buffers: Vec<&'a wgpu::Buffer>, groups: [u32; 3]) {
         let buffers = buffers.into_iter().map(|b| wgpu::BufferBinding { buffer: b, offset: 0, size: None }).collect();
-        self.dispatches.push(Dispatch { pipeline: self.kernels.get(kernel), params, buffers, groups });
+        self.dispatches.push(Dispatch { kernel, pipeline: self.kernels.get(kernel), params, buffers, groups });
     }
 
     /// `y[t, out_offset + r] (+)= W[r, :] · x[x_row + t, :]` for `n_tokens` tokens: matvec for
@@ -266,7 +267,9 @@ impl<'a> Recorder<'a> {
         let usable = self.kernels.x_window
             && x.usage().contains(wgpu::BufferUsages::UNIFORM)
             && row_bytes.is_multiple_of(self.kernels.uniform_alignment)
-            && (X_WINDOW_BYTES).is_multiple_of(self.kernels.uniform_alignment)
+            && X_WINDOW_BYTES.is_multiple_of(self.kernels.uniform_alignment)
+            // block_dot steps over 32 values (a quantization block or 256 of them) at a time.
+            && k.is_multiple_of(32)
             && last_start + X_WINDOW_BYTES <= x.size();
         if !usable {
             return false;
@@ -287,7 +290,8 @@ impl<'a> Recorder<'a> {
                     let out = out_offset + chunk.row_start + t0 * out_stride;
                     let params = Params::new(&[k, chunk.scale_offset, chunk.rows, tokens, out_stride, out, add as u32, k_begin, slice.min(k - k_begin)]);
                     let buffers = vec![wgpu::BufferBinding { buffer: &chunk.buffer, offset: 0, size: None }, window, wgpu::BufferBinding { buffer: y, offset: 0, size: None }];
-                    self.dispatches.push(Dispatch { pipeline: self.kernels.get(Kernel::MatvecCpu(w.ty)), params, buffers, groups });
+                    let kernel = Kernel::MatvecCpu(w.ty);
+                    self.dispatches.push(Dispatch { kernel, pipeline: self.kernels.get(kernel), params, buffers, groups });
                 }
             }
         }
@@ -415,7 +419,9 @@ impl<'a> Recorder<'a> {
             .collect();
 
         let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
-        {
+        if gpu.is_profiling() {
+            self.encode_timed(gpu, &mut encoder, &bind_groups);
+        } else {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
             for (d, bg) in self.dispatches.iter().zip(&bind_groups) {
                 pass.set_pipeline(d.pipeline);
@@ -425,6 +431,42 @@ impl<'a> Recorder<'a> {
         }
         after(&mut encoder);
         gpu.queue.submit([encoder.finish()]);
+    }
+
+    /// Profiling: each dispatch in its own pass between two timestamps, resolved into a
+    /// buffer that `Gpu::take_profile` reads back later.
+    fn encode_timed(&self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, bind_groups: &[wgpu::BindGroup]) {
+        // A query set holds at most 4096 queries: two per dispatch.
+        const DISPATCHES_PER_SET: usize = 2048;
+        let n = self.dispatches.len();
+        let resolved = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps"),
+            size: (n.max(1) * 16) as u64,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let readback = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps read-back"),
+            size: resolved.size(),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        for (set_index, first) in (0..n).step_by(DISPATCHES_PER_SET).enumerate() {
+            let count = DISPATCHES_PER_SET.min(n - first);
+            let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("timestamps"), ty: wgpu::QueryType::Timestamp, count: (2 * count) as u32 });
+            for i in 0..count {
+                let (d, bg) = (&self.dispatches[first + i], &bind_groups[first + i]);
+                let timestamp_writes = wgpu::ComputePassTimestampWrites { query_set: &set, beginning_of_pass_write_index: Some(2 * i as u32), end_of_pass_write_index: Some(2 * i as u32 + 1) };
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("profiled"), timestamp_writes: Some(timestamp_writes) });
+                pass.set_pipeline(d.pipeline);
+                pass.set_bind_group(0, bg, &[]);
+                pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+            }
+            encoder.resolve_query_set(&set, 0..(2 * count) as u32, &resolved, (set_index * DISPATCHES_PER_SET * 16) as u64);
+        }
+        encoder.copy_buffer_to_buffer(&resolved, 0, &readback, 0, resolved.size());
+        let kernels = self.dispatches.iter().map(|d| format!("{:?}", d.kernel)).collect();
+        gpu.add_pending_profile(crate::profile::PendingProfile { buffer: readback, kernels });
     }
 }
 
