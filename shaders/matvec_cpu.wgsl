@@ -8,7 +8,8 @@
 //   2 x        uniform  a 64 KiB window of the activations: token t's values k_begin.. start
 //                       at vec4 t * k / 4 (the host picks tokens and k slices that fit)
 //   3 y        storage  output f32; with `accumulate` the product is added (fused residual)
-// One thread per row, whole quantization blocks per step (shaders/block_dot/*.wgsl). Why:
+// One thread per row (or four: ROWS_PER_THREAD), whole quantization blocks per step
+// (shaders/block_dot/*.wgsl). Why:
 // these drivers turn every storage-buffer read into a per-lane loop, while a read that is the
 // same for all threads of a uniform buffer is one scalar load. So activations come from a
 // uniform buffer at addresses every thread shares, and each weight word is read once per
@@ -37,22 +38,40 @@ fn x4(i: u32) -> vec4<f32> {
 }
 
 const WG: u32 = 64u;
+/// Rows per thread: 1 or 4. With 4, thread i takes rows i, i + q, i + 2q, i + 3q (q = a
+/// quarter of the rows) and reads each activation once for all four; lavapipe runs 4-bit
+/// formats ~2.5x faster so, SwiftShader no faster (it does not merge the repeated reads).
+override ROWS_PER_THREAD: u32 = 1u;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let stride = (params.n_rows + ROWS_PER_THREAD - 1u) / ROWS_PER_THREAD;
     let row = (wid.x + wid.y * groups.x) * WG + lid;
-    if (row >= params.n_rows) {
+    if (row >= stride) {
         return;
     }
+    // Past the last row a thread repeats it: the same work, never written.
+    let last = params.n_rows - 1u;
+    let rows = min(vec4<u32>(row, row + stride, row + 2u * stride, row + 3u * stride), vec4<u32>(last));
     let first_block = params.k_begin / BLOCK_VALUES;
     let n_blocks = params.k_len / BLOCK_VALUES;
     for (var t = 0u; t < params.n_tokens; t++) {
         let x0 = t * (params.k / 4u);
-        var acc = 0.0;
+        var acc = vec4<f32>(0.0);
         for (var b = 0u; b < n_blocks; b++) {
-            acc += block_dot(row, first_block + b, x0 + b * (BLOCK_VALUES / 4u));
+            let xi = x0 + b * (BLOCK_VALUES / 4u);
+            let block = first_block + b;
+            if (ROWS_PER_THREAD == 4u) {
+                acc += vec4<f32>(block_dot(rows.x, block, xi), block_dot(rows.y, block, xi), block_dot(rows.z, block, xi), block_dot(rows.w, block, xi));
+            } else {
+                acc.x += block_dot(row, block, xi);
+            }
         }
-        let o = t * params.out_stride + params.out_offset + row;
-        y[o] = select(0.0, y[o], params.accumulate == 1u) + acc;
+        for (var r = 0u; r < ROWS_PER_THREAD; r++) {
+            if (row + r * stride < params.n_rows) {
+                let o = t * params.out_stride + params.out_offset + row + r * stride;
+                y[o] = select(0.0, y[o], params.accumulate == 1u) + acc[r];
+            }
+        }
     }
 }

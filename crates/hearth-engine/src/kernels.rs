@@ -107,6 +107,8 @@ pub struct Kernels {
     x_window: bool,
     /// Offsets of uniform bindings are multiples of this.
     uniform_alignment: u64,
+    /// Rows per thread of `MatvecCpu`.
+    rows_per_thread: u32,
 }
 
 /// Bytes of the activation window `MatvecCpu` reads as a uniform buffer (`x` in
@@ -137,6 +139,8 @@ impl Kernels {
         let mut pipelines = HashMap::new();
         let matvec_constants = [("THREADS_PER_ROW", threads_per_row as f64)];
         let block_constants = [("THREADS_PER_ROW", threads_per_row as f64), ("TOKENS", PREFILL_TOKENS_PER_BLOCK as f64)];
+        let rows_per_thread = gpu.matvec_rows_per_thread();
+        let cpu_constants = [("ROWS_PER_THREAD", rows_per_thread as f64)];
         for kernel in wanted {
             let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
             let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -152,6 +156,7 @@ impl Kernels {
                     constants: match kernel {
                         Kernel::Matvec(_) => &matvec_constants,
                         Kernel::MatvecBlock(_) => &block_constants,
+                        Kernel::MatvecCpu(_) => &cpu_constants,
                         _ => &[],
                     },
                     ..Default::default()
@@ -163,7 +168,7 @@ impl Kernels {
             }
             pipelines.insert(kernel, pipeline);
         }
-        Ok(Kernels { pipelines, threads_per_row, x_window, uniform_alignment: gpu.limits.min_uniform_buffer_offset_alignment as u64 })
+        Ok(Kernels { pipelines, threads_per_row, x_window, uniform_alignment: gpu.limits.min_uniform_buffer_offset_alignment as u64, rows_per_thread })
     }
 
     /// Whether buffers passed as a matrix product's input `x` should also be usable as
@@ -277,7 +282,7 @@ impl<'a> Recorder<'a> {
         let tokens_per_window = (X_WINDOW_VALUES / k).max(1);
         let slice = k.min(X_WINDOW_VALUES);
         for chunk in &w.chunks {
-            let groups = grid(chunk.rows.div_ceil(MATVEC_WORKGROUP), self.max_groups);
+            let groups = grid(chunk.rows.div_ceil(self.kernels.rows_per_thread).div_ceil(MATVEC_WORKGROUP), self.max_groups);
             for t0 in (0..n_tokens).step_by(tokens_per_window as usize) {
                 let tokens = tokens_per_window.min(n_tokens - t0);
                 for k_begin in (0..k).step_by(slice as usize) {
