@@ -13,11 +13,12 @@ fn q6k_part(base: u32, n: u32, part: u32, xi: u32, scales: vec4<f32>) -> f32 {
         let b = weights[base + 16u * n + 8u + i];
         let h = weights[base + 32u + 8u * n + i];
         let x = xi + 32u * n + i;
+        // The 6-bit values assembled in integer lanes (high bits to bits 4..6), then converted.
         acc += vec4<f32>(
-            dot(nibbles_lo(a) + 16.0 * bytes_u(h & 0x03030303u) - 32.0, x4(x)),
-            dot(nibbles_lo(b) + 16.0 * bytes_u((h >> 2u) & 0x03030303u) - 32.0, x4(x + 8u)),
-            dot(nibbles_hi(a) + 16.0 * bytes_u((h >> 4u) & 0x03030303u) - 32.0, x4(x + 16u)),
-            dot(nibbles_hi(b) + 16.0 * bytes_u((h >> 6u) & 0x03030303u) - 32.0, x4(x + 24u)),
+            dot(bytes_u((a & 0x0f0f0f0fu) | ((h << 4u) & 0x30303030u)) - 32.0, x4(x)),
+            dot(bytes_u((b & 0x0f0f0f0fu) | ((h << 2u) & 0x30303030u)) - 32.0, x4(x + 8u)),
+            dot(bytes_u(((a >> 4u) & 0x0f0f0f0fu) | (h & 0x30303030u)) - 32.0, x4(x + 16u)),
+            dot(bytes_u(((b >> 4u) & 0x0f0f0f0fu) | ((h >> 2u) & 0x30303030u)) - 32.0, x4(x + 24u)),
         );
     }
     return dot(acc, scales);
