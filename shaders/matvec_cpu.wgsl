@@ -8,6 +8,8 @@
 //   2 x        uniform  a 64 KiB window of the activations: token t's values k_begin.. start
 //                       at vec4 t * k / 4 (the host picks tokens and k slices that fit)
 //   3 y        storage  output f32; with `accumulate` the product is added (fused residual)
+//   4 weights4 storage  the same buffer as `weights`, read 16 bytes at a time where a
+//                       format's blocks are 16-byte aligned
 // One thread per row (or four: ROWS_PER_THREAD), whole quantization blocks per step
 // (shaders/block_dot/*.wgsl). Why:
 // these drivers turn every storage-buffer read into a per-lane loop, while a read that is the
@@ -31,6 +33,7 @@ struct CpuMatrixParams {
 @group(0) @binding(1) var<storage, read> weights: array<u32>;
 @group(0) @binding(2) var<uniform> x: array<vec4<f32>, 4096>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read> weights4: array<vec4<u32>>;
 
 /// Values i*4 .. i*4+4 of the window; called by block_dot.
 fn x4(i: u32) -> vec4<f32> {
@@ -45,6 +48,9 @@ override ROWS_PER_THREAD: u32 = 1u;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    // Formats read through `weights`, `weights4` or both; both stay bound (one layout).
+    _ = weights[0];
+    _ = weights4[0];
     let stride = (params.n_rows + ROWS_PER_THREAD - 1u) / ROWS_PER_THREAD;
     let row = (wid.x + wid.y * groups.x) * WG + lid;
     if (row >= stride) {

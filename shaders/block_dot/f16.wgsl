@@ -1,12 +1,11 @@
-// F16 block dot: 32 values (16 words) per call.
+// F16 block dot: 32 values (four vec4 of words) per call.
 const BLOCK_VALUES: u32 = 32u;
 
+fn f16_vec4(w: vec4<u32>, xi: u32) -> f32 {
+    return dot(vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)), x4(xi)) + dot(vec4<f32>(unpack2x16float(w.z), unpack2x16float(w.w)), x4(xi + 1u));
+}
+
 fn block_dot(row: u32, b: u32, xi: u32) -> f32 {
-    let at = (row * params.k + b * 32u) / 2u;
-    var acc = 0.0;
-    for (var i = 0u; i < 8u; i++) {
-        let w = vec4<f32>(unpack2x16float(weights[at + 2u * i]), unpack2x16float(weights[at + 2u * i + 1u]));
-        acc += dot(w, x4(xi + i));
-    }
-    return acc;
+    let at = (row * params.k + b * 32u) / 8u;
+    return f16_vec4(weights4[at], xi) + f16_vec4(weights4[at + 1u], xi + 2u) + f16_vec4(weights4[at + 2u], xi + 4u) + f16_vec4(weights4[at + 3u], xi + 6u);
 }

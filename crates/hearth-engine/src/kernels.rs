@@ -294,7 +294,9 @@ impl<'a> Recorder<'a> {
                     let add = accumulate || k_begin > 0;
                     let out = out_offset + chunk.row_start + t0 * out_stride;
                     let params = Params::new(&[k, chunk.scale_offset, chunk.rows, tokens, out_stride, out, add as u32, k_begin, slice.min(k - k_begin)]);
-                    let buffers = vec![wgpu::BufferBinding { buffer: &chunk.buffer, offset: 0, size: None }, window, wgpu::BufferBinding { buffer: y, offset: 0, size: None }];
+                    let whole = |buffer| wgpu::BufferBinding { buffer, offset: 0, size: None };
+                    // The weights twice: as u32 words and as vec4 of them (matvec_cpu.wgsl).
+                    let buffers = vec![whole(&chunk.buffer), window, whole(y), whole(&chunk.buffer)];
                     let kernel = Kernel::MatvecCpu(w.ty);
                     self.dispatches.push(Dispatch { kernel, pipeline: self.kernels.get(kernel), params, buffers, groups });
                 }
