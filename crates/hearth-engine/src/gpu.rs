@@ -138,8 +138,8 @@ impl Gpu {
         Ok(totals)
     }
 
-    /// Rows per thread of the CPU-adapter matvec: 4 where repeated reads of the activations
-    /// are merged (lavapipe, the native default), 1 where they are not (SwiftShader).
+    /// Rows per thread of the CPU-adapter matvec (matvec_cpu.wgsl): 4 on CPU adapters, where
+    /// sharing each activation read between rows pays; 1 elsewhere.
     pub fn matvec_rows_per_thread(&self) -> u32 {
         self.matvec_rows_per_thread
     }

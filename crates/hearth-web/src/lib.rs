@@ -304,8 +304,8 @@ impl WasmEngine {
     pub async fn create(cpu_adapter: bool) -> Result<WasmEngine, JsValue> {
         let mut gpu = Gpu::new().await.map_err(js_error)?;
         if cpu_adapter {
-            // Rows per thread stay at the web default of 1: SwiftShader gains nothing from 4.
             gpu.set_matvec_threads_per_row(1);
+            gpu.set_matvec_rows_per_thread(4);
         }
         Ok(WasmEngine { state: Rc::new(RefCell::new(State { gpu: Arc::new(gpu), loaded: None })) })
     }
