@@ -265,6 +265,9 @@ impl<'a> Recorder<'a> {
     #[allow(clippy::too_many_arguments)]
     fn matmul_by_windows(&mut self, w: &'a GpuMatrix, x: &'a wgpu::Buffer, x_row: u32, n_tokens: u32, y: &'a wgpu::Buffer, out_stride: u32, out_offset: u32, accumulate: bool) -> bool {
         let k = w.cols;
+        if n_tokens == 0 {
+            return false;
+        }
         let row_bytes = k as u64 * 4;
         // Windows start at token rows and at k slices of X_WINDOW_VALUES, whose offsets must
         // be aligned for uniform bindings; the last window must lie inside the buffer.
