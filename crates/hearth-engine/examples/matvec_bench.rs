@@ -5,7 +5,7 @@
 //! adapter's matvec choice, `HEARTH_ROWS_PER_THREAD=1|4` the CPU kernel's; `HEARTH_PLAIN_INPUT=1` gives x no uniform window (general kernels).
 //! Prints weights per second and the weight bytes read per second.
 
-use hearth_engine::kernels::{Kernels, Recorder, X_WINDOW_BYTES};
+use hearth_engine::kernels::{Kernels, Recorder, SubmitCache, X_WINDOW_BYTES};
 use hearth_engine::weights::GpuMatrix;
 use hearth_engine::Gpu;
 use hearth_gguf::{GgmlType, SliceSource, TensorInfo};
@@ -71,13 +71,13 @@ fn main() {
         let xs: Vec<f32> = (0..tokens as usize * cols).map(|i| ((i * 7919) % 200) as f32 / 100.0 - 1.0).collect();
         gpu.queue.write_buffer(&x, 0, bytemuck::cast_slice(&xs));
         let y = pollster::block_on(gpu.storage_buffer("y", (tokens as usize * rows) as u64 * 4, wgpu::BufferUsages::empty())).unwrap();
-        let mut params = None;
+        let mut cache = SubmitCache::default();
         let mut run = || {
             let mut rec = Recorder::new(&gpu, &kernels);
             for _ in 0..reps {
                 rec.matmul(&m, &x, 0, tokens, &y, rows as u32, 0, false);
             }
-            rec.submit(&gpu, &mut params, |_| {});
+            rec.submit(&gpu, &mut cache, |_| {});
             pollster::block_on(gpu.read_storage(&y, 4)).unwrap();
         };
         run(); // compile and warm up

@@ -215,6 +215,39 @@ struct Dispatch<'a> {
     groups: [u32; 3],
 }
 
+/// What submissions keep between forward passes: the uniform buffer of dispatch parameters
+/// and the bind groups made for it. A conversation's passes repeat the same dispatches on the
+/// same buffers (every decoded token does), so after the first each bind group is reused
+/// instead of made again — on the web each one is a call into the browser's GPU process.
+#[derive(Default)]
+pub struct SubmitCache {
+    params: Option<wgpu::Buffer>,
+    bind_groups: HashMap<BindKey, wgpu::BindGroup>,
+}
+
+/// Everything a dispatch's bind group refers to. Holding the buffers keeps them alive, so the
+/// owner clears the cache when it replaces buffers (`SubmitCache::clear`).
+#[derive(PartialEq, Eq, Hash)]
+struct BindKey {
+    pipeline: wgpu::ComputePipeline,
+    params_offset: u64,
+    buffers: Vec<(wgpu::Buffer, u64, Option<wgpu::BufferSize>)>,
+}
+
+/// Bind groups kept at most; past this (prefills of many different lengths) the cache restarts.
+const MAX_CACHED_BIND_GROUPS: usize = 16384;
+
+impl SubmitCache {
+    /// Forgets every bind group (and with them the buffers they hold).
+    pub fn clear(&mut self) {
+        self.bind_groups.clear();
+    }
+
+    pub fn cached_bind_groups(&self) -> usize {
+        self.bind_groups.len()
+    }
+}
+
 /// Collects the dispatches of one forward pass and submits them as one command buffer.
 pub struct Recorder<'a> {
     kernels: &'a Kernels,
@@ -394,37 +427,53 @@ impl<'a> Recorder<'a> {
     }
 
     /// Encodes every dispatch into one compute pass, lets `after` append copies (read-backs),
-    /// and submits once. `params_buffer` is reused across calls and grown when needed.
-    pub fn submit(self, gpu: &Gpu, params_buffer: &mut Option<wgpu::Buffer>, after: impl FnOnce(&mut wgpu::CommandEncoder)) {
+    /// and submits once. `cache` keeps the parameter buffer (grown when needed) and the bind
+    /// groups across calls.
+    pub fn submit(self, gpu: &Gpu, cache: &mut SubmitCache, after: impl FnOnce(&mut wgpu::CommandEncoder)) {
         let stride = (gpu.limits.min_uniform_buffer_offset_alignment as u64).max(PARAMS_BYTES);
         let needed = stride * self.dispatches.len().max(1) as u64;
-        if params_buffer.as_ref().is_none_or(|b| b.size() < needed) {
-            *params_buffer = Some(gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        if cache.params.as_ref().is_none_or(|b| b.size() < needed) {
+            cache.bind_groups.clear();
+            cache.params = Some(gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("dispatch params"),
                 size: needed.next_power_of_two(),
                 usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             }));
         }
-        let params = params_buffer.as_ref().expect("created above");
+        if cache.bind_groups.len() + self.dispatches.len() > MAX_CACHED_BIND_GROUPS {
+            cache.bind_groups.clear();
+        }
+        let params = cache.params.clone().expect("created above");
         let mut bytes = vec![0u8; needed as usize];
         for (i, d) in self.dispatches.iter().enumerate() {
             let at = i * stride as usize;
             bytes[at..at + PARAMS_BYTES as usize].copy_from_slice(bytemuck::cast_slice(&d.params.0));
         }
-        gpu.queue.write_buffer(params, 0, &bytes);
+        gpu.queue.write_buffer(&params, 0, &bytes);
 
         let bind_groups: Vec<wgpu::BindGroup> = self
             .dispatches
             .iter()
             .enumerate()
             .map(|(i, d)| {
-                let mut entries = vec![wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: params, offset: i as u64 * stride, size: wgpu::BufferSize::new(PARAMS_BYTES) }),
-                }];
-                entries.extend(d.buffers.iter().enumerate().map(|(j, b)| wgpu::BindGroupEntry { binding: j as u32 + 1, resource: wgpu::BindingResource::Buffer(b.clone()) }));
-                gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &d.pipeline.get_bind_group_layout(0), entries: &entries })
+                let key = BindKey {
+                    pipeline: d.pipeline.clone(),
+                    params_offset: i as u64 * stride,
+                    buffers: d.buffers.iter().map(|b| (b.buffer.clone(), b.offset, b.size)).collect(),
+                };
+                cache
+                    .bind_groups
+                    .entry(key)
+                    .or_insert_with(|| {
+                        let mut entries = vec![wgpu::BindGroupEntry {
+                            binding: 0,
+                            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &params, offset: i as u64 * stride, size: wgpu::BufferSize::new(PARAMS_BYTES) }),
+                        }];
+                        entries.extend(d.buffers.iter().enumerate().map(|(j, b)| wgpu::BindGroupEntry { binding: j as u32 + 1, resource: wgpu::BindingResource::Buffer(b.clone()) }));
+                        gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &d.pipeline.get_bind_group_layout(0), entries: &entries })
+                    })
+                    .clone()
             })
             .collect();
 

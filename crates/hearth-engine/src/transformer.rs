@@ -5,7 +5,7 @@
 //! One call of [`Session::forward`] records every dispatch of a micro-batch of tokens into
 //! one command submission; decoding a token is one submission and a 4-byte read-back.
 
-use crate::kernels::{ATTENTION_SPLIT, Recorder, RopeShape, TOP_K, TOP_K_CHUNK, X_WINDOW_BYTES};
+use crate::kernels::{ATTENTION_SPLIT, Recorder, RopeShape, SubmitCache, TOP_K, TOP_K_CHUNK, X_WINDOW_BYTES};
 use crate::sampling::SamplingParams;
 use crate::model::Model;
 use crate::weights::GpuVector;
@@ -73,7 +73,8 @@ pub struct Session {
     kv: Vec<LayerCache>,
     kv_capacity: usize,
     act: Activations,
-    params: Option<wgpu::Buffer>,
+    /// Dispatch parameters and bind groups kept between forward passes.
+    submit_cache: SubmitCache,
     use_long_factors: bool,
 }
 
@@ -94,7 +95,7 @@ impl Session {
         let logits_rows = (limit / (c.n_vocab as u64 * 4)).min(rows as u64).max(1) as usize;
         let act = Self::activations(&model, rows, logits_rows, ctx).await?;
         let use_long_factors = c.uses_long_rope_factors(ctx);
-        let mut session = Session { model, ctx, history: Vec::new(), kv: Vec::new(), kv_capacity: 0, act, params: None, use_long_factors };
+        let mut session = Session { model, ctx, history: Vec::new(), kv: Vec::new(), kv_capacity: 0, act, submit_cache: SubmitCache::default(), use_long_factors };
         session.grow_kv(KV_INITIAL_TOKENS.min(ctx)).await?;
         Ok(session)
     }
@@ -160,6 +161,11 @@ impl Session {
     }
 
     /// GPU bytes of the activation buffers.
+    /// Bind groups kept for reuse by the next forward passes.
+    pub fn cached_bind_groups(&self) -> usize {
+        self.submit_cache.cached_bind_groups()
+    }
+
     pub fn activation_bytes(&self) -> u64 {
         let a = &self.act;
         let top_k = a.top_k.iter().map(|(v, i)| v.size() + i.size()).sum::<u64>();
@@ -191,6 +197,8 @@ impl Session {
         }
         self.kv = layers;
         self.kv_capacity = capacity;
+        // Cached bind groups still hold the old caches; dropping them frees that memory.
+        self.submit_cache.clear();
         Ok(())
     }
 
@@ -309,7 +317,7 @@ impl Session {
             }
         }
         let read_bytes: u64 = reads.iter().map(|r| r.1).sum();
-        rec.submit(gpu, &mut self.params, |encoder| {
+        rec.submit(gpu, &mut self.submit_cache, |encoder| {
             let mut at = 0;
             for (buffer, bytes) in reads {
                 encoder.copy_buffer_to_buffer(buffer, 0, &a.readback, at, bytes);

@@ -167,3 +167,31 @@ fn abort_and_limits_leave_the_session_usable() {
     let err = pollster::block_on(s.generate(&tok, &too_long, &greedy(5), &mut |_, _| Flow::Continue)).unwrap_err();
     assert!(err.to_string().contains("context window holds 40"), "{err}");
 }
+
+#[test]
+fn decoding_reuses_bind_groups_and_stays_exact_across_cache_growth() {
+    let (model, _) = load("tiny-q8_0.gguf");
+    let n_vocab = model.config.n_vocab;
+    let mut session = pollster::block_on(Session::new(model.clone(), Some(512))).unwrap();
+    // 250 tokens: the KV cache (256 positions at first) grows during the decoding below.
+    let mut tokens: Vec<u32> = (0..250).map(|i| (i * 7 % n_vocab) as u32).collect();
+    let mut next = pollster::block_on(session.next_greedy(&tokens)).unwrap();
+    let mut counts = Vec::new();
+    for _ in 0..10 {
+        tokens.push(next);
+        next = pollster::block_on(session.next_greedy(&[next])).unwrap();
+        counts.push(session.cached_bind_groups());
+    }
+    // Positions 250 and 251 decode through the same dispatches: nothing new to make.
+    assert_eq!(counts[1], counts[0], "{counts:?}");
+    // Growing the cache (at position 256, the 7th step) drops the groups holding the old one.
+    assert!(counts[6] < counts[5], "{counts:?}");
+    // And the reused groups computed the same thing as one fresh prefill of the whole text.
+    tokens.push(next);
+    let decoded = pollster::block_on(session.logits(&[next])).unwrap();
+    let mut fresh = pollster::block_on(Session::new(model.clone(), Some(512))).unwrap();
+    let all = pollster::block_on(fresh.logits(&tokens)).unwrap();
+    let last = &all[all.len() - n_vocab..];
+    let diff = decoded.iter().zip(last).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(diff < 1e-3, "decoded vs prefilled logits differ by {diff}");
+}

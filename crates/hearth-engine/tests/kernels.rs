@@ -1,7 +1,7 @@
 //! Each WGSL kernel against a plain-Rust CPU reference, on sizes that are not multiples of
 //! the workgroup or tile sizes.
 
-use hearth_engine::kernels::{Kernels, Recorder, RopeShape, X_WINDOW_BYTES};
+use hearth_engine::kernels::{Kernels, Recorder, RopeShape, SubmitCache, X_WINDOW_BYTES};
 use hearth_engine::weights::{GpuMatrix, GpuVector};
 use hearth_engine::Gpu;
 use hearth_gguf::quant::dequantize;
@@ -128,8 +128,7 @@ fn check_matmul_with(ty: GgmlType, rows: usize, cols: usize, tokens: usize, chun
     let yb = buffer(&gpu, &y0);
     let mut rec = Recorder::new(&gpu, &kernels);
     rec.matmul(&m, &xb, 1, tokens as u32, &yb, stride as u32, offset as u32, true);
-    let mut params = None;
-    rec.submit(&gpu, &mut params, |_| {});
+    rec.submit(&gpu, &mut SubmitCache::default(), |_| {});
     let got = read(&gpu, &yb, tokens * stride);
     let mut want: Vec<f64> = y0.iter().map(|&v| v as f64).collect();
     // f32 dot products err relative to the sum of |terms|, not to their (cancelling) sum.
@@ -223,7 +222,7 @@ fn embedding_gather_across_chunks() {
         let out = buffer(&gpu, &vec![0.0; tokens.len() * cols]);
         let mut rec = Recorder::new(&gpu, &kernels);
         rec.embed(&m, &tb, tokens.len() as u32, &out);
-        rec.submit(&gpu, &mut None, |_| {});
+        rec.submit(&gpu, &mut SubmitCache::default(), |_| {});
         let got = read(&gpu, &out, tokens.len() * cols);
         let want: Vec<f64> = tokens.iter().flat_map(|&t| w[t as usize * cols..(t as usize + 1) * cols].iter().map(|&v| v as f64)).collect();
         assert_close(&got, &want, 1e-6, &format!("{ty} embedding"));
@@ -243,7 +242,7 @@ fn rms_norm_rows_with_offset() {
     let out = buffer(&gpu, &vec![0.0; 3 * n]);
     let mut rec = Recorder::new(&gpu, &kernels);
     rec.rms_norm(&xb, 2, 3, &weight, eps, &out);
-    rec.submit(&gpu, &mut None, |_| {});
+    rec.submit(&gpu, &mut SubmitCache::default(), |_| {});
     let got = read(&gpu, &out, 3 * n);
     let mut want = Vec::new();
     for r in 2..5 {
@@ -288,7 +287,7 @@ fn rope_rotates_queries_and_stores_keys_and_values() {
         let v_b = buffer(&gpu, &vec![0.0; cap * n_kv * hd]);
         let mut rec = Recorder::new(&gpu, &kernels);
         rec.rope_kv(&shape, pos0 as u32, tokens as u32, &qkv_b, &freq_b, &k_b, &v_b);
-        rec.submit(&gpu, &mut None, |_| {});
+        rec.submit(&gpu, &mut SubmitCache::default(), |_| {});
         let (q_got, k_got, v_got) = (read(&gpu, &qkv_b, tokens * stride), read(&gpu, &k_b, cap * n_kv * hd), read(&gpu, &v_b, cap * n_kv * hd));
         for t in 0..tokens {
             let pos = pos0 + t;
@@ -330,7 +329,7 @@ fn check_attention(tokens: usize, pos0: usize) {
     let partials = buffer(&gpu, &vec![0.0; n_head * cap.div_ceil(256) * (hd + 2)]);
     let mut rec = Recorder::new(&gpu, &kernels);
     rec.attention(&shape, pos0 as u32, tokens as u32, &qkv_b, &k_b, &v_b, &out, &partials);
-    rec.submit(&gpu, &mut None, |_| {});
+    rec.submit(&gpu, &mut SubmitCache::default(), |_| {});
     let got = read(&gpu, &out, tokens * n_head * hd);
     let mut want = Vec::new();
     for t in 0..tokens {
@@ -372,7 +371,7 @@ fn silu_gate_on_odd_widths() {
     let (gu_b, out) = (buffer(&gpu, &gu), buffer(&gpu, &vec![0.0; tokens * n_ff]));
     let mut rec = Recorder::new(&gpu, &kernels);
     rec.silu_gate(n_ff as u32, tokens as u32, &gu_b, &out);
-    rec.submit(&gpu, &mut None, |_| {});
+    rec.submit(&gpu, &mut SubmitCache::default(), |_| {});
     let got = read(&gpu, &out, tokens * n_ff);
     let want: Vec<f64> = (0..tokens)
         .flat_map(|t| {
@@ -401,7 +400,7 @@ fn argmax_picks_the_first_of_equal_maxima() {
         let (lb, rb) = (buffer(&gpu, &logits), buffer(&gpu, &[0.0]));
         let mut rec = Recorder::new(&gpu, &kernels);
         rec.argmax(&lb, n as u32, &rb);
-        rec.submit(&gpu, &mut None, |_| {});
+        rec.submit(&gpu, &mut SubmitCache::default(), |_| {});
         let got: Vec<u32> = bytemuck::pod_collect_to_vec(&pollster::block_on(gpu.read_storage(&rb, 4)).unwrap());
         assert_eq!(got[0] as usize, expected, "n = {n}");
     }
@@ -420,7 +419,7 @@ fn top_k_keeps_the_best_128_over_several_rounds() {
         let scratch = [0, 1].map(|_| (buffer(&gpu, &vec![0.0; words as usize]), buffer(&gpu, &vec![0.0; words as usize])));
         let mut rec = Recorder::new(&gpu, &kernels);
         let out = rec.top_k(&lb, n as u32, &scratch);
-        rec.submit(&gpu, &mut None, |_| {});
+        rec.submit(&gpu, &mut SubmitCache::default(), |_| {});
         let values = read(&gpu, &out.0, 128);
         let ids: Vec<u32> = bytemuck::pod_collect_to_vec(&pollster::block_on(gpu.read_storage(&out.1, 128 * 4)).unwrap());
         let mut order: Vec<usize> = (0..n).collect();
