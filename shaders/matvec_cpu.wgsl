@@ -11,11 +11,11 @@
 //   4 weights4 storage  the same buffer as `weights`, read 16 bytes at a time where a
 //                       format's blocks are 16-byte aligned
 // One thread per row (or four: ROWS_PER_THREAD), whole quantization blocks per step
-// (shaders/block_dot/*.wgsl). Why:
-// these drivers turn every storage-buffer read into a per-lane loop, while a read that is the
-// same for all threads of a uniform buffer is one scalar load. So activations come from a
-// uniform buffer at addresses every thread shares, and each weight word is read once per
-// token. There are no barriers, which such drivers pay for dearly too.
+// (shaders/block_dot/*.wgsl). Why: lavapipe turns every storage-buffer read into a per-lane
+// loop, while a uniform-buffer read at an address all threads share is one scalar load; so
+// activations come from a uniform buffer at shared addresses and each weight word is read once
+// per token. SwiftShader gathers every dynamic address lane by lane and runs loops as written,
+// hence the hand-unrolled block code and 16-byte reads. No barriers: both pay dearly for them.
 
 struct CpuMatrixParams {
     k: u32,
