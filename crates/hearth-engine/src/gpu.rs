@@ -124,16 +124,18 @@ impl Gpu {
             Some(state) => std::mem::take(&mut state.pending),
             None => return Ok(Vec::new()),
         };
-        let period = self.queue.get_timestamp_period();
+        let mut read = Vec::with_capacity(pending.len());
         for p in pending {
-            let bytes = self.read_buffer(&p.buffer, p.buffer.size()).await?;
-            let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&bytes);
-            if let Some(state) = self.profile.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-                state.add(&p.kernels, &ticks, period);
-            }
+            let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&self.read_buffer(&p.buffer, p.buffer.size()).await?);
+            read.push((p.kernels, ticks));
         }
-        let state = self.profile.lock().unwrap_or_else(|p| p.into_inner());
-        let mut totals: Vec<_> = state.as_ref().map(|s| s.totals.clone().into_iter().collect()).unwrap_or_default();
+        let period = self.queue.get_timestamp_period();
+        let mut slot = self.profile.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(state) = slot.as_mut() else { return Ok(Vec::new()) };
+        for (kernels, ticks) in &read {
+            state.add(kernels, ticks, period);
+        }
+        let mut totals: Vec<_> = state.totals.clone().into_iter().collect();
         totals.sort_by(|a: &(String, KernelTime), b| b.1.seconds.total_cmp(&a.1.seconds));
         Ok(totals)
     }

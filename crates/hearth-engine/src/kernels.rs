@@ -16,44 +16,46 @@ const KQUANT_SCALES: &str = include_str!("../../../shaders/weights/kquant_scales
 
 /// Whether a weight matrix stored as `ty` has a GPU kernel.
 pub fn weight_format_supported(ty: GgmlType) -> bool {
-    weight_format_source(ty).is_ok()
+    format_shaders(ty).is_ok()
 }
 
-fn weight_format_source(ty: GgmlType) -> Result<String, EngineError> {
-    let body = match ty {
-        GgmlType::F32 => include_str!("../../../shaders/weights/f32.wgsl"),
-        GgmlType::F16 => include_str!("../../../shaders/weights/f16.wgsl"),
-        GgmlType::Bf16 => include_str!("../../../shaders/weights/bf16.wgsl"),
-        GgmlType::Q8_0 => include_str!("../../../shaders/weights/q8_0.wgsl"),
-        GgmlType::Q4_0 => include_str!("../../../shaders/weights/q4_0.wgsl"),
-        GgmlType::Q4_1 => include_str!("../../../shaders/weights/q4_1.wgsl"),
-        GgmlType::Q5_0 => include_str!("../../../shaders/weights/q5_0.wgsl"),
-        GgmlType::Q5_1 => include_str!("../../../shaders/weights/q5_1.wgsl"),
-        GgmlType::Q4K => include_str!("../../../shaders/weights/q4_k.wgsl"),
-        GgmlType::Q5K => include_str!("../../../shaders/weights/q5_k.wgsl"),
-        GgmlType::Q6K => include_str!("../../../shaders/weights/q6_k.wgsl"),
-        other => return Err(EngineError::Unsupported(format!("no GPU kernel for {other} weights"))),
-    };
-    let scales = if matches!(ty, GgmlType::Q4K | GgmlType::Q5K) { KQUANT_SCALES } else { "" };
-    Ok(format!("{COMMON}\n{scales}\n{body}\n"))
+/// A weight format's two shader files: its reader behind `load_w8` (`shaders/weights/`) and
+/// its whole-block dot product for matvec_cpu.wgsl (`shaders/block_dot/`).
+struct FormatShaders {
+    reader: &'static str,
+    block_dot: &'static str,
 }
 
-/// `block_dot` for `ty` (shaders/block_dot/), used by matvec_cpu.wgsl after the format's file.
-fn block_dot_source(ty: GgmlType) -> Result<&'static str, EngineError> {
+fn format_shaders(ty: GgmlType) -> Result<FormatShaders, EngineError> {
+    macro_rules! files {
+        ($name:literal) => {
+            FormatShaders {
+                reader: include_str!(concat!("../../../shaders/weights/", $name, ".wgsl")),
+                block_dot: include_str!(concat!("../../../shaders/block_dot/", $name, ".wgsl")),
+            }
+        };
+    }
     Ok(match ty {
-        GgmlType::F32 => include_str!("../../../shaders/block_dot/f32.wgsl"),
-        GgmlType::F16 => include_str!("../../../shaders/block_dot/f16.wgsl"),
-        GgmlType::Bf16 => include_str!("../../../shaders/block_dot/bf16.wgsl"),
-        GgmlType::Q8_0 => include_str!("../../../shaders/block_dot/q8_0.wgsl"),
-        GgmlType::Q4_0 => include_str!("../../../shaders/block_dot/q4_0.wgsl"),
-        GgmlType::Q4_1 => include_str!("../../../shaders/block_dot/q4_1.wgsl"),
-        GgmlType::Q5_0 => include_str!("../../../shaders/block_dot/q5_0.wgsl"),
-        GgmlType::Q5_1 => include_str!("../../../shaders/block_dot/q5_1.wgsl"),
-        GgmlType::Q4K => include_str!("../../../shaders/block_dot/q4_k.wgsl"),
-        GgmlType::Q5K => include_str!("../../../shaders/block_dot/q5_k.wgsl"),
-        GgmlType::Q6K => include_str!("../../../shaders/block_dot/q6_k.wgsl"),
+        GgmlType::F32 => files!("f32"),
+        GgmlType::F16 => files!("f16"),
+        GgmlType::Bf16 => files!("bf16"),
+        GgmlType::Q8_0 => files!("q8_0"),
+        GgmlType::Q4_0 => files!("q4_0"),
+        GgmlType::Q4_1 => files!("q4_1"),
+        GgmlType::Q5_0 => files!("q5_0"),
+        GgmlType::Q5_1 => files!("q5_1"),
+        GgmlType::Q4K => files!("q4_k"),
+        GgmlType::Q5K => files!("q5_k"),
+        GgmlType::Q6K => files!("q6_k"),
         other => return Err(EngineError::Unsupported(format!("no GPU kernel for {other} weights"))),
     })
+}
+
+/// The shared helpers and the format's reader, to put before a matrix kernel.
+fn weight_format_source(ty: GgmlType) -> Result<String, EngineError> {
+    let body = format_shaders(ty)?.reader;
+    let scales = if matches!(ty, GgmlType::Q4K | GgmlType::Q5K) { KQUANT_SCALES } else { "" };
+    Ok(format!("{COMMON}\n{scales}\n{body}\n"))
 }
 
 /// The kernels of the forward pass.
@@ -81,7 +83,7 @@ impl Kernel {
     fn source(self) -> Result<String, EngineError> {
         Ok(match self {
             Kernel::Matvec(ty) | Kernel::MatvecBlock(ty) => weight_format_source(ty)? + include_str!("../../../shaders/matvec.wgsl"),
-            Kernel::MatvecCpu(ty) => weight_format_source(ty)? + block_dot_source(ty)? + include_str!("../../../shaders/matvec_cpu.wgsl"),
+            Kernel::MatvecCpu(ty) => weight_format_source(ty)? + format_shaders(ty)?.block_dot + include_str!("../../../shaders/matvec_cpu.wgsl"),
             Kernel::Matmul(ty) => weight_format_source(ty)? + include_str!("../../../shaders/matmul.wgsl"),
             Kernel::Embed(ty) => weight_format_source(ty)? + include_str!("../../../shaders/embed.wgsl"),
             Kernel::RmsNorm => include_str!("../../../shaders/rmsnorm.wgsl").into(),
@@ -255,6 +257,11 @@ pub struct Recorder<'a> {
     max_groups: u32,
 }
 
+/// A whole buffer as a binding.
+fn whole(buffer: &wgpu::Buffer) -> wgpu::BufferBinding<'_> {
+    wgpu::BufferBinding { buffer, offset: 0, size: None }
+}
+
 /// Splits a 1-D count of workgroups over x and y (each dimension is limited to 65535).
 fn grid(n: u32, limit: u32) -> [u32; 3] {
     if n <= limit { [n.max(1), 1, 1] } else { [limit, n.div_ceil(limit), 1] }
@@ -265,8 +272,12 @@ impl<'a> Recorder<'a> {
         Recorder { kernels, dispatches: Vec::new(), max_groups: gpu.limits.max_compute_workgroups_per_dimension }
     }
 
+    /// Records a dispatch binding `buffers` whole, as bindings 1, 2, ...
     fn push(&mut self, kernel: Kernel, params: Params, buffers: Vec<&'a wgpu::Buffer>, groups: [u32; 3]) {
-        let buffers = buffers.into_iter().map(|b| wgpu::BufferBinding { buffer: b, offset: 0, size: None }).collect();
+        self.push_bindings(kernel, params, buffers.into_iter().map(whole).collect(), groups);
+    }
+
+    fn push_bindings(&mut self, kernel: Kernel, params: Params, buffers: Vec<wgpu::BufferBinding<'a>>, groups: [u32; 3]) {
         self.dispatches.push(Dispatch { kernel, pipeline: self.kernels.get(kernel), params, buffers, groups });
     }
 
@@ -330,11 +341,9 @@ impl<'a> Recorder<'a> {
                     let add = accumulate || k_begin > 0;
                     let out = out_offset + chunk.row_start + t0 * out_stride;
                     let params = Params::new(&[k, chunk.scale_offset, chunk.rows, tokens, out_stride, out, add as u32, k_begin, slice.min(k - k_begin)]);
-                    let whole = |buffer| wgpu::BufferBinding { buffer, offset: 0, size: None };
                     // The weights twice: as u32 words and as vec4 of them (matvec_cpu.wgsl).
                     let buffers = vec![whole(&chunk.buffer), window, whole(y), whole(&chunk.buffer)];
-                    let kernel = Kernel::MatvecCpu(w.ty);
-                    self.dispatches.push(Dispatch { kernel, pipeline: self.kernels.get(kernel), params, buffers, groups });
+                    self.push_bindings(Kernel::MatvecCpu(w.ty), params, buffers, groups);
                 }
             }
         }
