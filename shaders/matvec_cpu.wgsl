@@ -10,12 +10,15 @@
 //   3 y        storage  output f32; with `accumulate` the product is added (fused residual)
 //   4 weights4 storage  the same buffer as `weights`, read 16 bytes at a time where a
 //                       format's blocks are 16-byte aligned
-// One thread per row (or four: ROWS_PER_THREAD), whole quantization blocks per step
-// (shaders/block_dot/*.wgsl). Why: lavapipe turns every storage-buffer read into a per-lane
-// loop, while a uniform-buffer read at an address all threads share is one scalar load; so
-// activations come from a uniform buffer at shared addresses and each weight word is read once
-// per token. SwiftShader gathers every dynamic address lane by lane and runs loops as written,
-// hence the hand-unrolled block code and 16-byte reads. No barriers: both pay dearly for them.
+// Each thread computes four rows, spread a quarter of the rows apart, one whole quantization
+// block per step (shaders/block_dot/*.wgsl: `block_dot4`), reading each activation once for
+// the four. Why, per driver: lavapipe turns every storage-buffer read into a per-lane loop,
+// while a uniform-buffer read at an address all threads share is one scalar load; so the
+// activations come from a uniform buffer. SwiftShader gathers every 32-bit value of a dynamic
+// address lane by lane (a branch each) and runs loops as written: the fewer values read per
+// weight, the faster, hence four rows per activation read, whole blocks per step, the
+// block's Σx factored out of its offset term, and hand-unrolled block code. No barriers:
+// both pay dearly for them.
 
 struct CpuMatrixParams {
     k: u32,
@@ -35,45 +38,64 @@ struct CpuMatrixParams {
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<storage, read> weights4: array<vec4<u32>>;
 
-/// Values i*4 .. i*4+4 of the window; called by block_dot.
+/// Values i*4 .. i*4+4 of the window.
 fn x4(i: u32) -> vec4<f32> {
     return x[i];
 }
 
+/// The 16 or 32 values from vec4 i on, for a format's block code to index by constants.
+fn x16(i: u32) -> array<vec4<f32>, 4> {
+    return array<vec4<f32>, 4>(x[i], x[i + 1u], x[i + 2u], x[i + 3u]);
+}
+
+fn x32(i: u32) -> array<vec4<f32>, 8> {
+    return array<vec4<f32>, 8>(x[i], x[i + 1u], x[i + 2u], x[i + 3u], x[i + 4u], x[i + 5u], x[i + 6u], x[i + 7u]);
+}
+
+fn sum16(v: array<vec4<f32>, 4>) -> f32 {
+    return dot(v[0] + v[1] + v[2] + v[3], vec4<f32>(1.0));
+}
+
+fn sum32(v: array<vec4<f32>, 8>) -> f32 {
+    return dot(v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7], vec4<f32>(1.0));
+}
+
+/// (low nibbles of w) · lo and (high nibbles) · hi.
+fn nibble_dots(w: u32, lo: vec4<f32>, hi: vec4<f32>) -> vec2<f32> {
+    return vec2<f32>(dot(nibbles_lo(w), lo), dot(nibbles_hi(w), hi));
+}
+
+/// q · x for 32 4-bit values in four words from `word` on, low nibbles holding values 0..16
+/// and high ones 16..32 (Q4_0 and Q4_1 blocks).
+fn q4_32_dot(word: u32, x: array<vec4<f32>, 8>) -> f32 {
+    let d = nibble_dots(weights[word], x[0], x[4]) + nibble_dots(weights[word + 1u], x[1], x[5])
+        + nibble_dots(weights[word + 2u], x[2], x[6]) + nibble_dots(weights[word + 3u], x[3], x[7]);
+    return d.x + d.y;
+}
+
 const WG: u32 = 64u;
-/// Rows per thread: 1 or 4. With 4, thread i takes rows i, i + q, i + 2q, i + 3q (q = a
-/// quarter of the rows) and each activation read serves all four: 1.3-2.5x faster per
-/// weight on lavapipe and SwiftShader (per format).
-override ROWS_PER_THREAD: u32 = 1u;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     // Formats read through `weights`, `weights4` or both; both stay bound (one layout).
     _ = weights[0];
     _ = weights4[0];
-    let stride = (params.n_rows + ROWS_PER_THREAD - 1u) / ROWS_PER_THREAD;
+    let stride = (params.n_rows + 3u) / 4u;
     let row = (wid.x + wid.y * groups.x) * WG + lid;
     if (row >= stride) {
         return;
     }
     // Past the last row a thread repeats it: the same work, never written.
-    let last = params.n_rows - 1u;
-    let rows = min(vec4<u32>(row, row + stride, row + 2u * stride, row + 3u * stride), vec4<u32>(last));
+    let rows = min(vec4<u32>(row, row + stride, row + 2u * stride, row + 3u * stride), vec4<u32>(params.n_rows - 1u));
     let first_block = params.k_begin / BLOCK_VALUES;
     let n_blocks = params.k_len / BLOCK_VALUES;
     for (var t = 0u; t < params.n_tokens; t++) {
         let x0 = t * (params.k / 4u);
         var acc = vec4<f32>(0.0);
         for (var b = 0u; b < n_blocks; b++) {
-            let xi = x0 + b * (BLOCK_VALUES / 4u);
-            let block = first_block + b;
-            if (ROWS_PER_THREAD == 4u) {
-                acc += vec4<f32>(block_dot(rows.x, block, xi), block_dot(rows.y, block, xi), block_dot(rows.z, block, xi), block_dot(rows.w, block, xi));
-            } else {
-                acc.x += block_dot(row, block, xi);
-            }
+            acc += block_dot4(rows, first_block + b, x0 + b * (BLOCK_VALUES / 4u));
         }
-        for (var r = 0u; r < ROWS_PER_THREAD; r++) {
+        for (var r = 0u; r < 4u; r++) {
             if (row + r * stride < params.n_rows) {
                 let o = t * params.out_stride + params.out_offset + row + r * stride;
                 y[o] = select(0.0, y[o], params.accumulate == 1u) + acc[r];

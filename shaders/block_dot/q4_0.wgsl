@@ -1,15 +1,11 @@
-// Q4_0 block dot (layout in weights/q4_0.wgsl): value = d * (q - 8). Unrolled by hand:
-// SwiftShader runs loops as written, and the loop costs as much as the work.
+// Q4_0 block dot (layout in weights/q4_0.wgsl): value = d * (q - 8), so a block's dot is
+// d * (q · x - 8 Σx), Σx shared by the four rows.
 const BLOCK_VALUES: u32 = 32u;
 
-fn q4_0_word(w: u32, lo: vec4<f32>, hi: vec4<f32>) -> f32 {
-    return dot(nibbles_lo(w) - 8.0, lo) + dot(nibbles_hi(w) - 8.0, hi);
-}
-
-fn block_dot(row: u32, b: u32, xi: u32) -> f32 {
-    let block = row * (params.k / 32u) + b;
-    let q = 4u * block;
-    let acc = q4_0_word(weights[q], x4(xi), x4(xi + 4u)) + q4_0_word(weights[q + 1u], x4(xi + 1u), x4(xi + 5u))
-        + q4_0_word(weights[q + 2u], x4(xi + 2u), x4(xi + 6u)) + q4_0_word(weights[q + 3u], x4(xi + 3u), x4(xi + 7u));
-    return plane_scale(block) * acc;
+fn block_dot4(rows: vec4<u32>, b: u32, xi: u32) -> vec4<f32> {
+    let x = x32(xi);
+    let blocks = rows * (params.k / 32u) + b;
+    let qx = vec4<f32>(q4_32_dot(4u * blocks.x, x), q4_32_dot(4u * blocks.y, x), q4_32_dot(4u * blocks.z, x), q4_32_dot(4u * blocks.w, x));
+    let d = vec4<f32>(plane_scale(blocks.x), plane_scale(blocks.y), plane_scale(blocks.z), plane_scale(blocks.w));
+    return d * (qx - 8.0 * sum32(x));
 }

@@ -1,14 +1,14 @@
-// Q4_1 block dot (layout in weights/q4_1.wgsl): value = d * q + m. Unrolled by hand:
-// SwiftShader runs WGSL loops as written, and the loop costs as much as the work.
+// Q4_1 block dot (layout in weights/q4_1.wgsl): value = d * q + m, so a block's dot is
+// d * (q · x) + m * Σx, Σx shared by the four rows.
 const BLOCK_VALUES: u32 = 32u;
 
-fn q4_1_word(w: u32, dm: vec2<f32>, lo: vec4<f32>, hi: vec4<f32>) -> f32 {
-    return dot(nibbles_lo(w) * dm.x + dm.y, lo) + dot(nibbles_hi(w) * dm.x + dm.y, hi);
-}
-
-fn block_dot(row: u32, b: u32, xi: u32) -> f32 {
-    let base = (row * (params.k / 32u) + b) * 5u;
-    let dm = unpack2x16float(weights[base]);
-    return q4_1_word(weights[base + 1u], dm, x4(xi), x4(xi + 4u)) + q4_1_word(weights[base + 2u], dm, x4(xi + 1u), x4(xi + 5u))
-        + q4_1_word(weights[base + 3u], dm, x4(xi + 2u), x4(xi + 6u)) + q4_1_word(weights[base + 4u], dm, x4(xi + 3u), x4(xi + 7u));
+fn block_dot4(rows: vec4<u32>, b: u32, xi: u32) -> vec4<f32> {
+    let x = x32(xi);
+    let base = (rows * (params.k / 32u) + b) * 5u;
+    let qx = vec4<f32>(q4_32_dot(base.x + 1u, x), q4_32_dot(base.y + 1u, x), q4_32_dot(base.z + 1u, x), q4_32_dot(base.w + 1u, x));
+    let dm0 = unpack2x16float(weights[base.x]);
+    let dm1 = unpack2x16float(weights[base.y]);
+    let dm2 = unpack2x16float(weights[base.z]);
+    let dm3 = unpack2x16float(weights[base.w]);
+    return vec4<f32>(dm0.x, dm1.x, dm2.x, dm3.x) * qx + vec4<f32>(dm0.y, dm1.y, dm2.y, dm3.y) * sum32(x);
 }

@@ -1,12 +1,15 @@
-// Q8_0 block dot (layout in weights/q8_0.wgsl): value = d * q. The body is two vec4;
-// unrolled by hand (SwiftShader runs loops as written).
+// Q8_0 block dot (layout in weights/q8_0.wgsl): value = d * q; the body is two vec4.
 const BLOCK_VALUES: u32 = 32u;
 
-fn q8_0_vec4(q: vec4<u32>, xi: u32) -> f32 {
-    return dot(bytes_i(q.x), x4(xi)) + dot(bytes_i(q.y), x4(xi + 1u)) + dot(bytes_i(q.z), x4(xi + 2u)) + dot(bytes_i(q.w), x4(xi + 3u));
+fn q8_0_dot(block: u32, x: array<vec4<f32>, 8>) -> f32 {
+    let a = weights4[2u * block];
+    let b = weights4[2u * block + 1u];
+    return plane_scale(block) * (dot(bytes_i(a.x), x[0]) + dot(bytes_i(a.y), x[1]) + dot(bytes_i(a.z), x[2]) + dot(bytes_i(a.w), x[3])
+        + dot(bytes_i(b.x), x[4]) + dot(bytes_i(b.y), x[5]) + dot(bytes_i(b.z), x[6]) + dot(bytes_i(b.w), x[7]));
 }
 
-fn block_dot(row: u32, b: u32, xi: u32) -> f32 {
-    let block = row * (params.k / 32u) + b;
-    return plane_scale(block) * (q8_0_vec4(weights4[2u * block], xi) + q8_0_vec4(weights4[2u * block + 1u], xi + 4u));
+fn block_dot4(rows: vec4<u32>, b: u32, xi: u32) -> vec4<f32> {
+    let x = x32(xi);
+    let blocks = rows * (params.k / 32u) + b;
+    return vec4<f32>(q8_0_dot(blocks.x, x), q8_0_dot(blocks.y, x), q8_0_dot(blocks.z, x), q8_0_dot(blocks.w, x));
 }

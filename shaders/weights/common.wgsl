@@ -26,9 +26,11 @@ fn byte_of(word: u32, i: u32) -> u32 {
     return (word >> (8u * i)) & 0xffu;
 }
 
-// The four unsigned bytes of a word.
+// The four unsigned bytes of a word. Converted from i32 (same values): CPU adapters have no
+// unsigned conversion instruction and emulate one with five (SwiftShader) per component.
 fn bytes_u(w: u32) -> vec4<f32> {
-    return vec4<f32>(f32(w & 0xffu), f32((w >> 8u) & 0xffu), f32((w >> 16u) & 0xffu), f32(w >> 24u));
+    let v = bitcast<i32>(w);
+    return vec4<f32>(f32(v & 0xff), f32((v >> 8u) & 0xff), f32((v >> 16u) & 0xff), f32(bitcast<i32>(w >> 24u)));
 }
 
 // The four signed bytes of a word.
@@ -49,7 +51,8 @@ fn nibbles_hi(w: u32) -> vec4<f32> {
 
 // Bits 0..4 of x as four 0/1 values.
 fn bits4(x: u32) -> vec4<f32> {
-    return vec4<f32>(f32(x & 1u), f32((x >> 1u) & 1u), f32((x >> 2u) & 1u), f32((x >> 3u) & 1u));
+    let v = bitcast<i32>(x);
+    return vec4<f32>(f32(v & 1), f32((v >> 1u) & 1), f32((v >> 2u) & 1), f32((v >> 3u) & 1));
 }
 
 // The f16 scale of block `block` from the scale plane.

@@ -2,7 +2,7 @@
 //! `cargo run --release -p hearth-engine --example matvec_bench -- [rows] [cols] [reps] [types]`
 //! (defaults: 3072 × 3072, Phi-4-mini's hidden size; 8 repetitions; q4_0,q4_1,q8_0,q4_k,q6_k,f16).
 //! `HEARTH_TOKENS=n` times products with n tokens; `HEARTH_THREADS_PER_ROW=n` overrides the
-//! adapter's matvec choice, `HEARTH_ROWS_PER_THREAD=1|4` the CPU kernel's; `HEARTH_PLAIN_INPUT=1` gives x no uniform window (general kernels).
+//! adapter's matvec choice; `HEARTH_PLAIN_INPUT=1` gives x no uniform window (general kernels).
 //! Prints weights per second and the weight bytes read per second.
 
 use hearth_engine::kernels::{Kernels, Recorder, SubmitCache, X_WINDOW_BYTES};
@@ -55,9 +55,6 @@ fn main() {
     let mut gpu = pollster::block_on(Gpu::new()).expect("a GPU adapter");
     if let Some(t) = env("HEARTH_THREADS_PER_ROW") {
         gpu.set_matvec_threads_per_row(t);
-    }
-    if let Some(r) = env("HEARTH_ROWS_PER_THREAD") {
-        gpu.set_matvec_rows_per_thread(r);
     }
     let input_usage = if env("HEARTH_PLAIN_INPUT") == Some(1) { wgpu::BufferUsages::empty() } else { wgpu::BufferUsages::UNIFORM };
     println!("{}: {rows} x {cols}, {tokens} tokens, {reps} products per submission", gpu.adapter_name());

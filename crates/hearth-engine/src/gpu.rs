@@ -24,8 +24,6 @@ pub struct Gpu {
     binding_limit: Option<u64>,
     /// Threads that share one row in the decode matvec (see shaders/matvec.wgsl).
     matvec_threads_per_row: u32,
-    /// Rows each thread of the CPU-adapter matvec computes (ROWS_PER_THREAD in matvec_cpu.wgsl).
-    matvec_rows_per_thread: u32,
     /// Per-kernel timing, while profiling is on (see `profile.rs`).
     profile: Mutex<Option<ProfileState>>,
 }
@@ -69,7 +67,7 @@ impl Gpu {
             slot.get_or_insert_with(|| format!("device lost ({reason:?}): {message}"));
         });
         let cpu = info.device_type == wgpu::DeviceType::Cpu;
-        Ok(Gpu { device, queue, info, limits, fault, binding_limit: None, matvec_threads_per_row: if cpu { 1 } else { 64 }, matvec_rows_per_thread: if cpu { 4 } else { 1 }, profile: Mutex::new(None) })
+        Ok(Gpu { device, queue, info, limits, fault, binding_limit: None, matvec_threads_per_row: if cpu { 1 } else { 64 }, profile: Mutex::new(None) })
     }
 
     /// The largest buffer one shader binding may see; tensors larger than this are split.
@@ -138,18 +136,6 @@ impl Gpu {
         let mut totals: Vec<_> = state.totals.clone().into_iter().collect();
         totals.sort_by(|a: &(String, KernelTime), b| b.1.seconds.total_cmp(&a.1.seconds));
         Ok(totals)
-    }
-
-    /// Rows per thread of the CPU-adapter matvec (matvec_cpu.wgsl): 4 on CPU adapters, where
-    /// sharing each activation read between rows pays; 1 elsewhere.
-    pub fn matvec_rows_per_thread(&self) -> u32 {
-        self.matvec_rows_per_thread
-    }
-
-    /// Overrides the choice above; takes effect for kernels compiled afterwards. 1 or 4.
-    pub fn set_matvec_rows_per_thread(&mut self, rows: u32) {
-        assert!(rows == 1 || rows == 4, "rows per thread must be 1 or 4");
-        self.matvec_rows_per_thread = rows;
     }
 
     pub fn adapter_name(&self) -> String {

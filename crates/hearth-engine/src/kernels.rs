@@ -19,33 +19,42 @@ pub fn weight_format_supported(ty: GgmlType) -> bool {
     format_shaders(ty).is_ok()
 }
 
-/// A weight format's two shader files: its reader behind `load_w8` (`shaders/weights/`) and
-/// its whole-block dot product for matvec_cpu.wgsl (`shaders/block_dot/`).
+/// A weight format's shader files: its reader behind `load_w8` (`shaders/weights/`) and its
+/// four-row block dot product for matvec_cpu.wgsl (`shaders/block_dot/`; for the rarer
+/// formats a one-row `block_dot` that by_row.wgsl repeats for four rows).
 struct FormatShaders {
     reader: &'static str,
     block_dot: &'static str,
+    by_row: bool,
 }
 
 fn format_shaders(ty: GgmlType) -> Result<FormatShaders, EngineError> {
     macro_rules! files {
         ($name:literal) => {
+            files!($name, false)
+        };
+        ($name:literal, by_row) => {
+            files!($name, true)
+        };
+        ($name:literal, $by_row:expr) => {
             FormatShaders {
                 reader: include_str!(concat!("../../../shaders/weights/", $name, ".wgsl")),
                 block_dot: include_str!(concat!("../../../shaders/block_dot/", $name, ".wgsl")),
+                by_row: $by_row,
             }
         };
     }
     Ok(match ty {
-        GgmlType::F32 => files!("f32"),
+        GgmlType::F32 => files!("f32", by_row),
         GgmlType::F16 => files!("f16"),
-        GgmlType::Bf16 => files!("bf16"),
+        GgmlType::Bf16 => files!("bf16", by_row),
         GgmlType::Q8_0 => files!("q8_0"),
         GgmlType::Q4_0 => files!("q4_0"),
         GgmlType::Q4_1 => files!("q4_1"),
-        GgmlType::Q5_0 => files!("q5_0"),
-        GgmlType::Q5_1 => files!("q5_1"),
+        GgmlType::Q5_0 => files!("q5_0", by_row),
+        GgmlType::Q5_1 => files!("q5_1", by_row),
         GgmlType::Q4K => files!("q4_k"),
-        GgmlType::Q5K => files!("q5_k"),
+        GgmlType::Q5K => files!("q5_k", by_row),
         GgmlType::Q6K => files!("q6_k"),
         other => return Err(EngineError::Unsupported(format!("no GPU kernel for {other} weights"))),
     })
@@ -83,7 +92,11 @@ impl Kernel {
     fn source(self) -> Result<String, EngineError> {
         Ok(match self {
             Kernel::Matvec(ty) | Kernel::MatvecBlock(ty) => weight_format_source(ty)? + include_str!("../../../shaders/matvec.wgsl"),
-            Kernel::MatvecCpu(ty) => weight_format_source(ty)? + format_shaders(ty)?.block_dot + include_str!("../../../shaders/matvec_cpu.wgsl"),
+            Kernel::MatvecCpu(ty) => {
+                let files = format_shaders(ty)?;
+                let by_row = if files.by_row { include_str!("../../../shaders/block_dot/by_row.wgsl") } else { "" };
+                weight_format_source(ty)? + files.block_dot + by_row + include_str!("../../../shaders/matvec_cpu.wgsl")
+            }
             Kernel::Matmul(ty) => weight_format_source(ty)? + include_str!("../../../shaders/matmul.wgsl"),
             Kernel::Embed(ty) => weight_format_source(ty)? + include_str!("../../../shaders/embed.wgsl"),
             Kernel::RmsNorm => include_str!("../../../shaders/rmsnorm.wgsl").into(),
@@ -109,8 +122,6 @@ pub struct Kernels {
     x_window: bool,
     /// Offsets of uniform bindings are multiples of this.
     uniform_alignment: u64,
-    /// Rows per thread of `MatvecCpu`.
-    rows_per_thread: u32,
 }
 
 /// Bytes of the activation window `MatvecCpu` reads as a uniform buffer (`x` in
@@ -118,8 +129,10 @@ pub struct Kernels {
 pub const X_WINDOW_BYTES: u64 = 65536;
 const X_WINDOW_VALUES: u32 = (X_WINDOW_BYTES / 4) as u32;
 
-/// Threads in a matvec workgroup (WG in matvec.wgsl).
+/// Threads in a matvec workgroup (WG in matvec.wgsl and matvec_cpu.wgsl).
 const MATVEC_WORKGROUP: u32 = 64;
+/// Rows each thread of `MatvecCpu` computes (block_dot4 in matvec_cpu.wgsl).
+const CPU_ROWS_PER_THREAD: u32 = 4;
 /// Tokens a MatvecBlock workgroup multiplies each weight into.
 const PREFILL_TOKENS_PER_BLOCK: u32 = 8;
 
@@ -141,8 +154,6 @@ impl Kernels {
         let mut pipelines = HashMap::new();
         let matvec_constants = [("THREADS_PER_ROW", threads_per_row as f64)];
         let block_constants = [("THREADS_PER_ROW", threads_per_row as f64), ("TOKENS", PREFILL_TOKENS_PER_BLOCK as f64)];
-        let rows_per_thread = gpu.matvec_rows_per_thread();
-        let cpu_constants = [("ROWS_PER_THREAD", rows_per_thread as f64)];
         for kernel in wanted {
             let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
             let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -158,7 +169,6 @@ impl Kernels {
                     constants: match kernel {
                         Kernel::Matvec(_) => &matvec_constants,
                         Kernel::MatvecBlock(_) => &block_constants,
-                        Kernel::MatvecCpu(_) => &cpu_constants,
                         _ => &[],
                     },
                     ..Default::default()
@@ -170,7 +180,7 @@ impl Kernels {
             }
             pipelines.insert(kernel, pipeline);
         }
-        Ok(Kernels { pipelines, threads_per_row, x_window, uniform_alignment: gpu.limits.min_uniform_buffer_offset_alignment as u64, rows_per_thread })
+        Ok(Kernels { pipelines, threads_per_row, x_window, uniform_alignment: gpu.limits.min_uniform_buffer_offset_alignment as u64 })
     }
 
     /// Whether buffers passed as a matrix product's input `x` should also be usable as
@@ -329,7 +339,7 @@ impl<'a> Recorder<'a> {
         let tokens_per_window = (X_WINDOW_VALUES / k).max(1);
         let slice = k.min(X_WINDOW_VALUES);
         for chunk in &w.chunks {
-            let groups = grid(chunk.rows.div_ceil(self.kernels.rows_per_thread).div_ceil(MATVEC_WORKGROUP), self.max_groups);
+            let groups = grid(chunk.rows.div_ceil(CPU_ROWS_PER_THREAD).div_ceil(MATVEC_WORKGROUP), self.max_groups);
             for t0 in (0..n_tokens).step_by(tokens_per_window as usize) {
                 let tokens = tokens_per_window.min(n_tokens - t0);
                 for k_begin in (0..k).step_by(slice as usize) {

@@ -90,19 +90,14 @@ enum Input {
 /// wider output, on one buffer and on many row chunks.
 /// `threads_per_row` picks the matvec variant (the adapter's default when `None`).
 fn check_matmul(ty: GgmlType, rows: usize, cols: usize, tokens: usize, chunk_limit: Option<u64>, threads_per_row: Option<u32>) {
-    check_matmul_with(ty, rows, cols, tokens, chunk_limit, threads_per_row, Input::Session, None)
+    check_matmul_with(ty, rows, cols, tokens, chunk_limit, threads_per_row, Input::Session)
 }
 
-/// `rows_per_thread` picks that variant of the CPU-adapter kernel (the adapter's default when `None`).
-#[allow(clippy::too_many_arguments)]
-fn check_matmul_with(ty: GgmlType, rows: usize, cols: usize, tokens: usize, chunk_limit: Option<u64>, threads_per_row: Option<u32>, input: Input, rows_per_thread: Option<u32>) {
+fn check_matmul_with(ty: GgmlType, rows: usize, cols: usize, tokens: usize, chunk_limit: Option<u64>, threads_per_row: Option<u32>, input: Input) {
     let mut rng = StdRng::seed_from_u64(ty as u64 * 31 + tokens as u64);
     let mut gpu = pollster::block_on(Gpu::new()).unwrap();
     if let Some(t) = threads_per_row {
         gpu.set_matvec_threads_per_row(t);
-    }
-    if let Some(r) = rows_per_thread {
-        gpu.set_matvec_rows_per_thread(r);
     }
     if let Some(limit) = chunk_limit {
         gpu.limit_binding_bytes(limit);
@@ -169,19 +164,20 @@ fn matmul_every_weight_format() {
 fn general_kernels_for_inputs_without_uniform_windows() {
     // CPU adapters fall back to matvec / blocks of matvec for a plain storage input.
     for ty in [GgmlType::Q4K, GgmlType::Q8_0, GgmlType::F16] {
-        check_matmul_with(ty, 37, 512, 1, None, Some(1), Input::Storage, None);
-        check_matmul_with(ty, 37, 512, 11, None, Some(1), Input::Storage, None);
+        check_matmul_with(ty, 37, 512, 1, None, Some(1), Input::Storage);
+        check_matmul_with(ty, 37, 512, 11, None, Some(1), Input::Storage);
     }
 }
 
 #[test]
-fn one_and_four_rows_per_thread() {
-    // The CPU-adapter kernel with each thread on one row and on four spread rows (37 rows: the
-    // last thread's quarter is partly past the end).
+fn four_rows_per_thread_at_any_row_count() {
+    // The CPU-adapter kernel gives each thread four rows a quarter apart: row counts below
+    // four, not a multiple of four, and more than one workgroup's worth (the last threads'
+    // quarters are partly past the end).
     for ty in ALL_TYPES {
-        for rows_per_thread in [1, 4] {
-            check_matmul_with(ty, 37, 512, 1, None, Some(1), Input::Session, Some(rows_per_thread));
-            check_matmul_with(ty, 37, 512, 3, None, Some(1), Input::Session, Some(rows_per_thread));
+        for rows in [1, 3, 37, 4 * 64 + 6] {
+            check_matmul_with(ty, rows, 512, 1, None, Some(1), Input::Session);
+            check_matmul_with(ty, rows, 512, 3, None, Some(1), Input::Session);
         }
     }
 }

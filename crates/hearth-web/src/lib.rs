@@ -305,7 +305,6 @@ impl WasmEngine {
         let mut gpu = Gpu::new().await.map_err(js_error)?;
         if cpu_adapter {
             gpu.set_matvec_threads_per_row(1);
-            gpu.set_matvec_rows_per_thread(4);
         }
         Ok(WasmEngine { state: Rc::new(RefCell::new(State { gpu: Arc::new(gpu), loaded: None })) })
     }
