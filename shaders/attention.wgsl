@@ -12,9 +12,12 @@
 // context splits the keys into ranges of `split_len` so that many workgroups share one query
 // ("flash decoding"): each writes its unnormalized output, running maximum and sum to
 // `partials`, and attention_combine.wgsl merges them.
-// Keys are taken 64 at a time (one score per thread) with an online softmax: a running
+// Keys are taken WG at a time (one score per thread) with an online softmax: a running
 // maximum and sum rescale the accumulated output, so no score array grows with the context.
-// Each thread owns up to 4 output dimensions (head_dim ≤ 256).
+// Reads are vec4 (head_dim is a multiple of 4, at most 256); each thread owns up to four
+// vec4 of output dimensions: slots lid + i * WG. WG is 64 on GPUs and 16 on CPU adapters,
+// where every value a thread reads costs (SwiftShader gathers it lane by lane) and 64 threads
+// per head would mostly re-read the same scores.
 
 struct AttnParams {
     pos0: u32,
@@ -30,25 +33,41 @@ struct AttnParams {
 
 @group(0) @binding(0) var<uniform> params: AttnParams;
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
-@group(0) @binding(2) var<storage, read> k_cache: array<f32>;
-@group(0) @binding(3) var<storage, read> v_cache: array<f32>;
+@group(0) @binding(2) var<storage, read> k_cache: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> v_cache: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> partials: array<f32>;
 
-const WG: u32 = 64u;
+override WG: u32 = 64u;
 // WGSL has no infinity literal; exp() of anything minus this is 0.
 const NEG_BIG: f32 = -3.0e38;
 
-var<workgroup> q: array<f32, 256>;
-var<workgroup> scores: array<f32, WG>;
+var<workgroup> q: array<vec4<f32>, 64>;
+var<workgroup> scores: array<f32, 64>;
+
+/// Writes four output dimensions to `partials` or `out` from index `at` on.
+fn write4(at: u32, v: vec4<f32>, to_partials: bool) {
+    if (to_partials) {
+        partials[at] = v.x;
+        partials[at + 1u] = v.y;
+        partials[at + 2u] = v.z;
+        partials[at + 3u] = v.w;
+    } else {
+        out[at] = v.x;
+        out[at + 1u] = v.y;
+        out[at + 2u] = v.z;
+        out[at + 3u] = v.w;
+    }
+}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let h = wid.x;
     let t = wid.y;
     let hd = params.head_dim;
-    let kv_dim = params.n_head_kv * hd;
-    let kv_off = (h / (params.n_head / params.n_head_kv)) * hd;
+    let hd4 = hd / 4u;
+    let kv_dim4 = params.n_head_kv * hd4;
+    let kv_off4 = (h / (params.n_head / params.n_head_kv)) * hd4;
     let n_visible = params.pos0 + t + 1u;
     let split = wid.z;
     var first_key = 0u;
@@ -58,22 +77,27 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         n_keys = min(first_key + params.split_len, n_visible);
     }
 
-    for (var d = lid; d < hd; d += WG) {
-        q[d] = qkv[t * params.qkv_stride + h * hd + d] * params.scale;
+    for (var d = lid; d < hd4; d += WG) {
+        let at = t * params.qkv_stride + h * hd + 4u * d;
+        q[d] = vec4<f32>(qkv[at], qkv[at + 1u], qkv[at + 2u], qkv[at + 3u]) * params.scale;
     }
     workgroupBarrier();
 
     var running_max = NEG_BIG;
     var running_sum = 0.0;
-    var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
+    // Output slots lid + i * WG, i < 4, unrolled: CPU adapters run loops as written.
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
     for (var tile = first_key; tile < n_keys; tile += WG) {
         let key = tile + lid;
         var s = NEG_BIG;
         if (key < n_keys) {
             s = 0.0;
-            let kb = key * kv_dim + kv_off;
-            for (var d = 0u; d < hd; d++) {
-                s += q[d] * k_cache[kb + d];
+            let kb = key * kv_dim4 + kv_off4;
+            for (var d = 0u; d < hd4; d++) {
+                s += dot(q[d], k_cache[kb + d]);
             }
         }
         scores[lid] = s;
@@ -87,41 +111,51 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let new_max = max(running_max, tile_max);
         let correction = exp(running_max - new_max);
         running_sum *= correction;
-        for (var i = 0u; i < 4u; i++) {
-            acc[i] *= correction;
-        }
+        acc0 *= correction;
+        acc1 *= correction;
+        acc2 *= correction;
+        acc3 *= correction;
         for (var j = 0u; j < n_in_tile; j++) {
             let p = exp(scores[j] - new_max);
             running_sum += p;
-            let vb = (tile + j) * kv_dim + kv_off;
-            for (var i = 0u; i < 4u; i++) {
-                let d = lid + i * WG;
-                if (d < hd) {
-                    acc[i] += p * v_cache[vb + d];
-                }
+            let vb = (tile + j) * kv_dim4 + kv_off4 + lid;
+            if (lid < hd4) {
+                acc0 += p * v_cache[vb];
+            }
+            if (lid + WG < hd4) {
+                acc1 += p * v_cache[vb + WG];
+            }
+            if (lid + 2u * WG < hd4) {
+                acc2 += p * v_cache[vb + 2u * WG];
+            }
+            if (lid + 3u * WG < hd4) {
+                acc3 += p * v_cache[vb + 3u * WG];
             }
         }
         running_max = new_max;
         workgroupBarrier();
     }
-    if (params.split_len > 0u) {
-        let base = (h * params.n_splits + split) * (hd + 2u);
-        for (var i = 0u; i < 4u; i++) {
-            let d = lid + i * WG;
-            if (d < hd) {
-                partials[base + d] = acc[i];
-            }
-        }
+    let split_out = params.split_len > 0u;
+    var base = t * params.n_head * hd + h * hd;
+    var norm = 1.0 / running_sum;
+    if (split_out) {
+        base = (h * params.n_splits + split) * (hd + 2u);
+        norm = 1.0;
         if (lid == 0u) {
             partials[base + hd] = running_max;
             partials[base + hd + 1u] = running_sum;
         }
-        return;
     }
-    for (var i = 0u; i < 4u; i++) {
-        let d = lid + i * WG;
-        if (d < hd) {
-            out[t * params.n_head * hd + h * hd + d] = acc[i] / running_sum;
-        }
+    if (lid < hd4) {
+        write4(base + 4u * lid, acc0 * norm, split_out);
+    }
+    if (lid + WG < hd4) {
+        write4(base + 4u * (lid + WG), acc1 * norm, split_out);
+    }
+    if (lid + 2u * WG < hd4) {
+        write4(base + 4u * (lid + 2u * WG), acc2 * norm, split_out);
+    }
+    if (lid + 3u * WG < hd4) {
+        write4(base + 4u * (lid + 3u * WG), acc3 * norm, split_out);
     }
 }

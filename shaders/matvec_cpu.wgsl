@@ -73,7 +73,7 @@ fn q4_32_dot(word: u32, x: array<vec4<f32>, 8>) -> f32 {
     return d.x + d.y;
 }
 
-const WG: u32 = 64u;
+const WG: u32 = 16u;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

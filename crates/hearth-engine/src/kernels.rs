@@ -129,10 +129,12 @@ pub struct Kernels {
 pub const X_WINDOW_BYTES: u64 = 65536;
 const X_WINDOW_VALUES: u32 = (X_WINDOW_BYTES / 4) as u32;
 
-/// Threads in a matvec workgroup (WG in matvec.wgsl and matvec_cpu.wgsl).
+/// Threads in a matvec workgroup (WG in matvec.wgsl).
 const MATVEC_WORKGROUP: u32 = 64;
 /// Rows each thread of `MatvecCpu` computes (block_dot4 in matvec_cpu.wgsl).
 const CPU_ROWS_PER_THREAD: u32 = 4;
+/// Threads in a `MatvecCpu` workgroup (WG in matvec_cpu.wgsl).
+const CPU_MATVEC_WORKGROUP: u32 = 16;
 /// Tokens a MatvecBlock workgroup multiplies each weight into.
 const PREFILL_TOKENS_PER_BLOCK: u32 = 8;
 
@@ -154,6 +156,8 @@ impl Kernels {
         let mut pipelines = HashMap::new();
         let matvec_constants = [("THREADS_PER_ROW", threads_per_row as f64)];
         let block_constants = [("THREADS_PER_ROW", threads_per_row as f64), ("TOKENS", PREFILL_TOKENS_PER_BLOCK as f64)];
+        // Threads per head in attention.wgsl: fewer on CPU adapters, where each re-reads the scores.
+        let attention_constants = [("WG", if threads_per_row == 1 { 16.0 } else { 64.0 })];
         for kernel in wanted {
             let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
             let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -169,6 +173,7 @@ impl Kernels {
                     constants: match kernel {
                         Kernel::Matvec(_) => &matvec_constants,
                         Kernel::MatvecBlock(_) => &block_constants,
+                        Kernel::Attention => &attention_constants,
                         _ => &[],
                     },
                     ..Default::default()
@@ -339,7 +344,7 @@ impl<'a> Recorder<'a> {
         let tokens_per_window = (X_WINDOW_VALUES / k).max(1);
         let slice = k.min(X_WINDOW_VALUES);
         for chunk in &w.chunks {
-            let groups = grid(chunk.rows.div_ceil(CPU_ROWS_PER_THREAD).div_ceil(MATVEC_WORKGROUP), self.max_groups);
+            let groups = grid(chunk.rows.div_ceil(CPU_ROWS_PER_THREAD).div_ceil(CPU_MATVEC_WORKGROUP), self.max_groups);
             for t0 in (0..n_tokens).step_by(tokens_per_window as usize) {
                 let tokens = tokens_per_window.min(n_tokens - t0);
                 for k_begin in (0..k).step_by(slice as usize) {

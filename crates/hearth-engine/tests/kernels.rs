@@ -308,11 +308,14 @@ fn rope_rotates_queries_and_stores_keys_and_values() {
     }
 }
 
-fn check_attention(tokens: usize, pos0: usize) {
+/// Attention of `tokens` queries after `pos0` cached positions, heads `hd` wide, with the
+/// workgroup shape of CPU adapters (`threads_per_row` 1: 16 threads per head) or of GPUs (64).
+fn check_attention(tokens: usize, pos0: usize, hd: usize, threads_per_row: u32) {
     let mut rng = StdRng::seed_from_u64(6);
-    let gpu = pollster::block_on(Gpu::new()).unwrap();
+    let mut gpu = pollster::block_on(Gpu::new()).unwrap();
+    gpu.set_matvec_threads_per_row(threads_per_row);
     let kernels = pollster::block_on(Kernels::new(&gpu, [])).unwrap();
-    let (n_head, n_kv, hd) = (4, 2, 80);
+    let (n_head, n_kv) = (4, 2);
     let stride = (n_head + 2 * n_kv) * hd;
     let kv_dim = n_kv * hd;
     let shape = RopeShape { n_head: n_head as u32, n_head_kv: n_kv as u32, head_dim: hd as u32, n_rot: 0, qkv_stride: stride as u32, neox: true, base: 1.0, freq_scale: 1.0, attn_factor: 1.0 };
@@ -341,19 +344,35 @@ fn check_attention(tokens: usize, pos0: usize) {
             }
         }
     }
-    assert_close(&got, &want, 1e-4, &format!("attention, {tokens} queries after {pos0}"));
+    assert_close(&got, &want, 1e-4, &format!("attention, {tokens} queries after {pos0}, head width {hd}, {threads_per_row} threads per row"));
 }
 
 #[test]
 fn causal_attention_prefill_over_several_key_tiles() {
-    check_attention(3, 140);
+    for threads_per_row in [1, 64] {
+        check_attention(3, 140, 80, threads_per_row);
+    }
 }
 
 #[test]
 fn decode_attention_split_over_the_context() {
     // One query: 1 split (≤ 256 keys), exactly 2, and an uneven 4.
-    for pos0 in [100, 511, 900] {
-        check_attention(1, pos0);
+    for threads_per_row in [1, 64] {
+        for pos0 in [100, 511, 900] {
+            check_attention(1, pos0, 80, threads_per_row);
+        }
+    }
+}
+
+#[test]
+fn attention_at_every_head_width() {
+    // Each thread owns one to four vec4 slots of the head (16 threads per head on CPU
+    // adapters, 64 on GPUs), up to the widest head (256).
+    for threads_per_row in [1, 64] {
+        for hd in [4, 64, 128, 196, 256] {
+            check_attention(2, 20, hd, threads_per_row);
+            check_attention(1, 300, hd, threads_per_row);
+        }
     }
 }
 
