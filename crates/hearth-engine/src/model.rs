@@ -64,26 +64,18 @@ impl Model {
 
         let w = &config.weights;
         let token_embd = matrix(&w.token_embd, &mut report).await?;
-        let (n_embd, kv_dim, n_ff) = (config.n_embd as u32, config.kv_dim() as u32, config.n_ff as u32);
         let mut layers = Vec::with_capacity(config.n_layer);
         for lw in &w.layers {
             let attn_norm = vector(&lw.attn_norm).await?;
             let qkv = match &lw.qkv {
                 QkvWeights::Fused(n) => vec![Projection { weight: matrix(n, &mut report).await?, out_offset: 0 }],
-                QkvWeights::Separate { q, k, v } => vec![
-                    Projection { weight: matrix(q, &mut report).await?, out_offset: 0 },
-                    Projection { weight: matrix(k, &mut report).await?, out_offset: n_embd },
-                    Projection { weight: matrix(v, &mut report).await?, out_offset: n_embd + kv_dim },
-                ],
+                QkvWeights::Separate { q, k, v } => projections(&gpu, source, &[tensor(q)?, tensor(k)?, tensor(v)?], &mut report).await?,
             };
             let attn_output = matrix(&lw.attn_output, &mut report).await?;
             let ffn_norm = vector(&lw.ffn_norm).await?;
             let ffn_gate_up = match &lw.ffn_in {
                 FfnWeights::FusedGateUp(n) => vec![Projection { weight: matrix(n, &mut report).await?, out_offset: 0 }],
-                FfnWeights::Separate { gate, up } => vec![
-                    Projection { weight: matrix(gate, &mut report).await?, out_offset: 0 },
-                    Projection { weight: matrix(up, &mut report).await?, out_offset: n_ff },
-                ],
+                FfnWeights::Separate { gate, up } => projections(&gpu, source, &[tensor(gate)?, tensor(up)?], &mut report).await?,
             };
             let ffn_down = matrix(&lw.ffn_down, &mut report).await?;
             layers.push(Layer { attn_norm, qkv, attn_output, ffn_norm, ffn_gate_up, ffn_down });
@@ -126,4 +118,22 @@ impl Model {
         let layers: u64 = self.layers.iter().map(|l| l.qkv.iter().chain(&l.ffn_gate_up).map(|p| p.weight.gpu_bytes()).sum::<u64>() + l.attn_output.gpu_bytes() + l.ffn_down.gpu_bytes()).sum();
         layers + self.token_embd.gpu_bytes() + self.output.as_ref().map_or(0, GpuMatrix::gpu_bytes)
     }
+}
+
+/// Projections filling consecutive column ranges of one output from separate tensors (q, k,
+/// v or gate, up): each run of neighbours with the same type and row length is stacked into
+/// one matrix, so that one dispatch computes it (all of them, in most files).
+async fn projections<S: ByteSource>(gpu: &Gpu, source: &S, parts: &[&TensorInfo], report: &mut dyn FnMut(u64)) -> Result<Vec<Projection>, EngineError> {
+    let mut out = Vec::new();
+    let (mut start, mut out_offset) = (0, 0u32);
+    while start < parts.len() {
+        let same = |p: &&&TensorInfo| p.ty == parts[start].ty && p.matrix_shape().1 == parts[start].matrix_shape().1;
+        let end = start + parts[start..].iter().take_while(same).count();
+        let weight = GpuMatrix::upload_stacked(gpu, source, &parts[start..end], &mut *report).await?;
+        let rows = weight.rows;
+        out.push(Projection { weight, out_offset });
+        out_offset += rows;
+        start = end;
+    }
+    Ok(out)
 }

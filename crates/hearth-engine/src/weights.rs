@@ -42,9 +42,20 @@ impl GpuMatrix {
     }
 
     /// Streams `info` from `source` into GPU buffers of at most `gpu.max_binding_bytes()`.
-    pub async fn upload<S: ByteSource>(gpu: &Gpu, source: &S, info: &TensorInfo, mut progress: impl FnMut(u64)) -> Result<Self, EngineError> {
-        let (rows, cols) = info.matrix_shape();
-        let ty = info.ty;
+    pub async fn upload<S: ByteSource>(gpu: &Gpu, source: &S, info: &TensorInfo, progress: impl FnMut(u64)) -> Result<Self, EngineError> {
+        Self::upload_stacked(gpu, source, &[info], progress).await
+    }
+
+    /// One matrix of the rows of `parts` in order (same type and row length), so that one
+    /// dispatch computes what would take one per part (separate q, k, v or gate, up).
+    pub async fn upload_stacked<S: ByteSource>(gpu: &Gpu, source: &S, parts: &[&TensorInfo], mut progress: impl FnMut(u64)) -> Result<Self, EngineError> {
+        let first = parts.first().ok_or_else(|| EngineError::Unsupported("a matrix of no tensors".into()))?;
+        let (ty, cols) = (first.ty, first.matrix_shape().1);
+        if let Some(odd) = parts.iter().find(|p| p.ty != ty || p.matrix_shape().1 != cols) {
+            return Err(EngineError::Unsupported(format!("'{}' cannot be stacked under '{}': type or row length differs", odd.name, first.name)));
+        }
+        let rows: u64 = parts.iter().map(|p| p.matrix_shape().0).sum();
+        let name = parts.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join("+");
         let (block, block_bytes) = ty.block_layout();
         let blocks_per_row = cols as usize / block;
         let row_raw = (blocks_per_row * block_bytes) as u64;
@@ -53,7 +64,7 @@ impl GpuMatrix {
         // Chunks hold an even number of rows of blocks so that scale pairs never straddle.
         let rows_per_chunk = ((limit_words / row_words) & !1).max(2).min(rows);
         if row_words * 2 > limit_words {
-            return Err(EngineError::Unsupported(format!("a row of '{}' is larger than this GPU's binding limit", info.name)));
+            return Err(EngineError::Unsupported(format!("a row of '{name}' is larger than this GPU's binding limit")));
         }
         let rows_per_piece = ((PIECE_BYTES / row_raw.max(1)) & !1).max(2);
 
@@ -63,14 +74,14 @@ impl GpuMatrix {
             let chunk_rows = rows_per_chunk.min(rows - row_start);
             let n_blocks = chunk_rows as usize * blocks_per_row;
             let words = gpu_words(ty, n_blocks * block);
-            let buffer = gpu.storage_buffer(&info.name, words as u64 * 4, wgpu::BufferUsages::empty()).await?;
+            let buffer = gpu.storage_buffer(&name, words as u64 * 4, wgpu::BufferUsages::empty()).await?;
             let scale_offset = gpu_scale_plane_offset(ty, n_blocks);
 
             let mut r = 0u64;
             while r < chunk_rows {
                 let piece_rows = rows_per_piece.min(chunk_rows - r);
                 let mut raw = vec![0u8; (piece_rows * row_raw) as usize];
-                source.read_at(info.offset + (row_start + r) * row_raw, &mut raw).await?;
+                read_rows(source, parts, row_raw, row_start + r, &mut raw).await?;
                 let packed = repack_for_gpu(ty, &raw);
                 let first_block = r as usize * blocks_per_row;
                 let piece_blocks = piece_rows as usize * blocks_per_row;
@@ -89,8 +100,25 @@ impl GpuMatrix {
             row_start += chunk_rows;
         }
         gpu.check()?;
-        Ok(GpuMatrix { name: info.name.clone(), ty, rows: rows as u32, cols: cols as u32, chunks })
+        Ok(GpuMatrix { name, ty, rows: rows as u32, cols: cols as u32, chunks })
     }
+}
+
+/// Fills `out` with rows `first_row..` of the stacked `parts`, `row_bytes` each.
+async fn read_rows<S: ByteSource>(source: &S, parts: &[&TensorInfo], row_bytes: u64, first_row: u64, out: &mut [u8]) -> Result<(), EngineError> {
+    let (mut row, mut filled) = (first_row, 0usize);
+    let mut part_start = 0u64;
+    for part in parts {
+        let part_rows = part.matrix_shape().0;
+        while filled < out.len() && row < part_start + part_rows {
+            let n = ((part_start + part_rows - row) as usize * row_bytes as usize).min(out.len() - filled);
+            source.read_at(part.offset + (row - part_start) * row_bytes, &mut out[filled..filled + n]).await?;
+            filled += n;
+            row += n as u64 / row_bytes;
+        }
+        part_start += part_rows;
+    }
+    Ok(())
 }
 
 /// A small f32 vector (norm weights, RoPE factors), dequantized on the host.

@@ -448,3 +448,52 @@ fn top_k_keeps_the_best_128_over_several_rounds() {
         }
     }
 }
+
+#[test]
+fn stacked_tensors_multiply_as_one_matrix() {
+    // Separate q, k, v (or gate, up) tensors, scattered through a file, uploaded as one
+    // matrix: its products equal those of the rows concatenated beforehand, also when its
+    // chunks and upload pieces straddle the tensors' boundaries.
+    let mut rng = StdRng::seed_from_u64(12);
+    for (ty, limit) in [(GgmlType::Q8_0, None), (GgmlType::Q8_0, Some(4096)), (GgmlType::Q4K, Some(1024)), (GgmlType::F16, None)] {
+        let mut gpu = pollster::block_on(Gpu::new()).unwrap();
+        if let Some(l) = limit {
+            gpu.limit_binding_bytes(l);
+        }
+        let cols = 256;
+        let parts: Vec<Vec<u8>> = [6, 10, 4].iter().map(|&rows| random_weights(&mut rng, ty, rows, cols)).collect();
+        let (mut file, mut infos) = (Vec::new(), Vec::new());
+        for (i, raw) in parts.iter().enumerate() {
+            file.extend((0..13).map(|_| rng.random::<u8>())); // unrelated bytes between tensors
+            let rows = raw.len() / ty.bytes_for(cols as u64).unwrap() as usize;
+            infos.push(TensorInfo { name: format!("part{i}"), dims: vec![cols as u64, rows as u64], ty, offset: file.len() as u64, n_bytes: raw.len() as u64 });
+            file.extend(raw);
+        }
+        let refs: Vec<&TensorInfo> = infos.iter().collect();
+        let stacked = pollster::block_on(GpuMatrix::upload_stacked(&gpu, &SliceSource(&file), &refs, |_| {})).unwrap();
+        let whole = pollster::block_on(matrix(&gpu, ty, &parts.concat(), 20, cols));
+        assert_eq!((stacked.rows, stacked.name.as_str()), (20, "part0+part1+part2"));
+        if limit.is_some() {
+            assert!(stacked.chunks.len() > 1, "{ty}: expected several chunks");
+        }
+        let kernels = pollster::block_on(Kernels::new(&gpu, [ty])).unwrap();
+        let x = buffer(&gpu, &random_vec(&mut rng, cols));
+        let products: Vec<Vec<f32>> = [&stacked, &whole]
+            .iter()
+            .map(|m| {
+                let y = buffer(&gpu, &[0.0; 20]);
+                let mut rec = Recorder::new(&gpu, &kernels);
+                rec.matmul(m, &x, 0, 1, &y, 20, 0, false);
+                rec.submit(&gpu, &mut SubmitCache::default(), |_| {});
+                read(&gpu, &y, 20)
+            })
+            .collect();
+        assert_eq!(products[0], products[1], "{ty}, binding limit {limit:?}");
+    }
+    // Parts of different types cannot share one matrix.
+    let gpu = pollster::block_on(Gpu::new()).unwrap();
+    let a = TensorInfo { name: "a".into(), dims: vec![32, 2], ty: GgmlType::Q8_0, offset: 0, n_bytes: 68 };
+    let b = TensorInfo { name: "b".into(), dims: vec![32, 2], ty: GgmlType::F16, offset: 68, n_bytes: 128 };
+    let err = pollster::block_on(GpuMatrix::upload_stacked(&gpu, &SliceSource(&[0u8; 196]), &[&a, &b], |_| {})).err().expect("mixed types rejected");
+    assert!(err.to_string().contains("'b' cannot be stacked under 'a'"), "{err}");
+}
