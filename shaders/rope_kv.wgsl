@@ -5,7 +5,9 @@
 //   1 qkv        storage  f32 [n_tokens, qkv_stride]: per token n_head query heads, then
 //                         n_head_kv key heads, then n_head_kv value heads, head_dim each
 //   2 freq       storage  f32 [n_rot / 2] frequency divisors (LongRoPE factors; ones if none)
-//   3 k_cache    storage  f32 [capacity, n_head_kv * head_dim], row = position
+//   3 k_cache    storage  KvValue [capacity, n_head_kv * head_dim], row = position; KvValue
+//                         is f16 where the device has shader-f16, else f32 (the host
+//                         prepends its alias)
 //   4 v_cache    storage  same layout as k_cache
 // Workgroup (token t, head h) over h in [0, n_head + 2 n_head_kv): queries are rotated in
 // place, keys rotated into k_cache, values copied into v_cache, at position pos0 + t.
@@ -29,8 +31,8 @@ struct RopeParams {
 @group(0) @binding(0) var<uniform> params: RopeParams;
 @group(0) @binding(1) var<storage, read_write> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read> freq: array<f32>;
-@group(0) @binding(3) var<storage, read_write> k_cache: array<f32>;
-@group(0) @binding(4) var<storage, read_write> v_cache: array<f32>;
+@group(0) @binding(3) var<storage, read_write> k_cache: array<KvValue>;
+@group(0) @binding(4) var<storage, read_write> v_cache: array<KvValue>;
 
 const WG: u32 = 64u;
 
@@ -55,7 +57,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         // Value head: copy into the cache.
         let vh = head - params.n_head - params.n_head_kv;
         for (var d = lid; d < hd; d += WG) {
-            v_cache[pos * kv_dim + vh * hd + d] = qkv[row + n_q + kv_dim + vh * hd + d];
+            v_cache[pos * kv_dim + vh * hd + d] = KvValue(qkv[row + n_q + kv_dim + vh * hd + d]);
         }
         return;
     }
@@ -79,13 +81,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             qkv[src + p.x] = r0;
             qkv[src + p.y] = r1;
         } else {
-            k_cache[dst + p.x] = r0;
-            k_cache[dst + p.y] = r1;
+            k_cache[dst + p.x] = KvValue(r0);
+            k_cache[dst + p.y] = KvValue(r1);
         }
     }
     if (!is_query) {
         for (var d = params.n_rot + lid; d < hd; d += WG) {
-            k_cache[dst + d] = qkv[src + d];
+            k_cache[dst + d] = KvValue(qkv[src + d]);
         }
     }
 }

@@ -181,9 +181,9 @@ async fn inspect(path: &Path, list_tensors: bool) -> Result<(), AnyError> {
             let longrope = if c.weights.rope_factors_long.is_some() { format!(", LongRoPE (original context {}, attention factor {})", c.original_context_length, c.rope_attn_factor) } else { String::new() };
             line!(r, "context       {} tokens, RoPE base {}{longrope}", c.context_length, c.rope_base);
             let weights = c.weight_bytes(&gguf);
-            let kv = c.kv_bytes_per_token();
+            let kv = c.kv_bytes_per_token(2);
             let mib = |b: u64| b as f64 / (1 << 20) as f64;
-            line!(r, "GPU memory    weights {:.1} MiB + KV cache {:.1} KiB per token ({:.1} MiB at 4096 tokens, {:.1} MiB at the full {})", mib(weights), kv as f64 / 1024.0, mib(kv * 4096), mib(kv * c.context_length as u64), c.context_length);
+            line!(r, "GPU memory    weights {:.1} MiB + KV cache {:.1} KiB per token ({:.1} MiB at 4096 tokens, {:.1} MiB at the full {}; f16, twice that on GPUs without shader-f16)", mib(weights), kv as f64 / 1024.0, mib(kv * 4096), mib(kv * c.context_length as u64), c.context_length);
         }
         Err(e) => line!(r, "runnable      no: {e}"),
     }

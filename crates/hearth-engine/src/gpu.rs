@@ -24,6 +24,8 @@ pub struct Gpu {
     binding_limit: Option<u64>,
     /// Threads that share one row in the decode matvec (see shaders/matvec.wgsl).
     matvec_threads_per_row: u32,
+    /// Whether KV caches hold f16 (the device has shader-f16) rather than f32.
+    kv_f16: bool,
     /// Per-kernel timing, while profiling is on (see `profile.rs`).
     profile: Mutex<Option<ProfileState>>,
 }
@@ -43,7 +45,8 @@ impl Gpu {
         let info = adapter.get_info();
         let limits = adapter.limits();
         // Timestamps cost nothing until a pass asks for them; they let `--profile` time kernels.
-        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        // shader-f16 halves the KV cache (its memory and attention's reads at long context).
+        let features = adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("hearth"),
@@ -67,7 +70,8 @@ impl Gpu {
             slot.get_or_insert_with(|| format!("device lost ({reason:?}): {message}"));
         });
         let cpu = info.device_type == wgpu::DeviceType::Cpu;
-        Ok(Gpu { device, queue, info, limits, fault, binding_limit: None, matvec_threads_per_row: if cpu { 1 } else { 64 }, profile: Mutex::new(None) })
+        let kv_f16 = features.contains(wgpu::Features::SHADER_F16);
+        Ok(Gpu { device, queue, info, limits, fault, binding_limit: None, matvec_threads_per_row: if cpu { 1 } else { 64 }, kv_f16, profile: Mutex::new(None) })
     }
 
     /// The largest buffer one shader binding may see; tensors larger than this are split.
@@ -136,6 +140,24 @@ impl Gpu {
         let mut totals: Vec<_> = state.totals.clone().into_iter().collect();
         totals.sort_by(|a: &(String, KernelTime), b| b.1.seconds.total_cmp(&a.1.seconds));
         Ok(totals)
+    }
+
+    /// Whether KV caches are f16: where the device has shader-f16, as llama.cpp's are by
+    /// default; f32 elsewhere.
+    pub fn kv_f16(&self) -> bool {
+        self.kv_f16
+    }
+
+    /// Bytes of one cached key or value.
+    pub fn kv_value_bytes(&self) -> usize {
+        if self.kv_f16 { 2 } else { 4 }
+    }
+
+    /// Chooses f16 (where the device has shader-f16; returns whether it is now on) or f32 KV
+    /// caches for models loaded afterwards.
+    pub fn set_kv_f16(&mut self, on: bool) -> bool {
+        self.kv_f16 = on && self.device.features().contains(wgpu::Features::SHADER_F16);
+        self.kv_f16
     }
 
     pub fn adapter_name(&self) -> String {

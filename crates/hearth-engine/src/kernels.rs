@@ -88,8 +88,13 @@ pub enum Kernel {
     AttentionCombine,
 }
 
+/// Declares the KV caches' element type (`KvValue` in rope_kv.wgsl and attention.wgsl).
+fn kv_prelude(f16: bool) -> &'static str {
+    if f16 { "enable f16;\nalias KvValue = f16;\n" } else { "alias KvValue = f32;\n" }
+}
+
 impl Kernel {
-    fn source(self) -> Result<String, EngineError> {
+    fn source(self, kv_f16: bool) -> Result<String, EngineError> {
         Ok(match self {
             Kernel::Matvec(ty) | Kernel::MatvecBlock(ty) => weight_format_source(ty)? + include_str!("../../../shaders/matvec.wgsl"),
             Kernel::MatvecCpu(ty) => {
@@ -100,8 +105,8 @@ impl Kernel {
             Kernel::Matmul(ty) => weight_format_source(ty)? + include_str!("../../../shaders/matmul.wgsl"),
             Kernel::Embed(ty) => weight_format_source(ty)? + include_str!("../../../shaders/embed.wgsl"),
             Kernel::RmsNorm => include_str!("../../../shaders/rmsnorm.wgsl").into(),
-            Kernel::RopeKv => include_str!("../../../shaders/rope_kv.wgsl").into(),
-            Kernel::Attention => include_str!("../../../shaders/attention.wgsl").into(),
+            Kernel::RopeKv => kv_prelude(kv_f16).to_owned() + include_str!("../../../shaders/rope_kv.wgsl"),
+            Kernel::Attention => kv_prelude(kv_f16).to_owned() + include_str!("../../../shaders/attention.wgsl"),
             Kernel::SiluGate => include_str!("../../../shaders/silu_gate.wgsl").into(),
             Kernel::Argmax => include_str!("../../../shaders/argmax.wgsl").into(),
             Kernel::Penalize => include_str!("../../../shaders/penalize.wgsl").into(),
@@ -122,6 +127,8 @@ pub struct Kernels {
     x_window: bool,
     /// Offsets of uniform bindings are multiples of this.
     uniform_alignment: u64,
+    /// Whether the KV caches these kernels read and write hold f16 (else f32).
+    kv_f16: bool,
 }
 
 /// Bytes of the activation window `MatvecCpu` reads as a uniform buffer (`x` in
@@ -162,7 +169,7 @@ impl Kernels {
             let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
             let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(&format!("{kernel:?}")),
-                source: wgpu::ShaderSource::Wgsl(kernel.source()?.into()),
+                source: wgpu::ShaderSource::Wgsl(kernel.source(gpu.kv_f16())?.into()),
             });
             let pipeline = gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(&format!("{kernel:?}")),
@@ -185,7 +192,12 @@ impl Kernels {
             }
             pipelines.insert(kernel, pipeline);
         }
-        Ok(Kernels { pipelines, threads_per_row, x_window, uniform_alignment: gpu.limits.min_uniform_buffer_offset_alignment as u64 })
+        Ok(Kernels { pipelines, threads_per_row, x_window, uniform_alignment: gpu.limits.min_uniform_buffer_offset_alignment as u64, kv_f16: gpu.kv_f16() })
+    }
+
+    /// Bytes of one cached key or value (2: f16 caches, 4: f32).
+    pub fn kv_value_bytes(&self) -> usize {
+        if self.kv_f16 { 2 } else { 4 }
     }
 
     /// Whether buffers passed as a matrix product's input `x` should also be usable as

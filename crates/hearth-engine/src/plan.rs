@@ -27,9 +27,10 @@ impl MemoryPlan {
 
 const MIB: u64 = 1 << 20;
 
-/// Refuses a context window whose per-layer KV buffer exceeds one binding.
-pub fn check_context(config: &Config, ctx: usize, binding_limit: u64) -> Result<(), EngineError> {
-    let kv_row = (config.kv_dim() * 4) as u64;
+/// Refuses a context window whose per-layer KV buffer (`value_bytes` per value) exceeds one
+/// binding.
+pub fn check_context(config: &Config, ctx: usize, value_bytes: usize, binding_limit: u64) -> Result<(), EngineError> {
+    let kv_row = (config.kv_dim() * value_bytes) as u64;
     if ctx as u64 * kv_row > binding_limit {
         return Err(EngineError::Unsupported(format!(
             "a context window of {ctx} tokens needs {} MiB per KV-cache buffer, more than this GPU's {} MiB binding limit; use a window of at most {} tokens",
@@ -60,11 +61,11 @@ pub fn plan(gpu: &Gpu, gguf: &Gguf, config: &Config, ctx: Option<usize>, budget:
             return Err(EngineError::Unsupported(format!("a row of '{name}' takes {row_bytes} bytes, more than this GPU can bind ({limit} bytes)")));
         }
     }
-    check_context(config, ctx, limit)?;
+    check_context(config, ctx, gpu.kv_value_bytes(), limit)?;
     let rows = 512.min(ctx) as u64;
     let widest = (config.n_embd * 3 + config.qkv_dim() + 3 * config.n_ff) as u64 * 4;
     let logits = (config.n_vocab as u64 * 4 * rows).min(limit);
-    let plan = MemoryPlan { weights: config.weight_bytes(gguf), kv_cache: config.kv_bytes_per_token() * ctx as u64, activations: rows * widest + 2 * logits };
+    let plan = MemoryPlan { weights: config.weight_bytes(gguf), kv_cache: config.kv_bytes_per_token(gpu.kv_value_bytes()) * ctx as u64, activations: rows * widest + 2 * logits };
     if let Some(budget) = budget
         && plan.total() > budget
     {

@@ -89,7 +89,7 @@ impl Session {
         }
         let gpu = &model.gpu;
         let limit = gpu.max_binding_bytes();
-        crate::plan::check_context(c, ctx, limit)?;
+        crate::plan::check_context(c, ctx, model.kernels.kv_value_bytes(), limit)?;
         let widest = [c.qkv_dim(), 2 * c.n_ff, c.n_embd].into_iter().max().unwrap_or(1) as u64 * 4;
         let rows = (limit / widest).min(MAX_UBATCH as u64).min(ctx as u64) as usize;
         let logits_rows = (limit / (c.n_vocab as u64 * 4)).min(rows as u64).max(1) as usize;
@@ -179,7 +179,8 @@ impl Session {
         }
         let capacity = tokens.max(self.kv_capacity * 2).min(self.ctx);
         let gpu = self.model.gpu.clone();
-        let bytes = (capacity * self.model.config.kv_dim() * 4) as u64;
+        let row_bytes = (self.model.config.kv_dim() * self.model.kernels.kv_value_bytes()) as u64;
+        let bytes = capacity as u64 * row_bytes;
         let mut layers = Vec::with_capacity(self.kv.len());
         for i in 0..self.model.config.n_layer {
             let k = gpu.storage_buffer(&format!("k cache {i}"), bytes, wgpu::BufferUsages::empty()).await?;
@@ -187,7 +188,7 @@ impl Session {
             layers.push(LayerCache { k, v });
         }
         if !self.history.is_empty() {
-            let used = (self.history.len() * self.model.config.kv_dim() * 4) as u64;
+            let used = self.history.len() as u64 * row_bytes;
             let mut encoder = gpu.device.create_command_encoder(&Default::default());
             for (old, new) in self.kv.iter().zip(&layers) {
                 encoder.copy_buffer_to_buffer(&old.k, 0, &new.k, 0, used);

@@ -77,6 +77,32 @@ fn assert_close(got: &[f32], want: &[f64], tol: f64, what: &str) {
     }
 }
 
+/// A KV-cache buffer holding `values` as f16 or f32.
+fn kv_buffer(gpu: &Gpu, values: &[f32], f16_cache: bool) -> wgpu::Buffer {
+    if !f16_cache {
+        return buffer(gpu, values);
+    }
+    let mut bytes: Vec<u8> = values.iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()).collect();
+    bytes.resize(bytes.len().next_multiple_of(4), 0);
+    let b = pollster::block_on(gpu.storage_buffer("kv", bytes.len() as u64, wgpu::BufferUsages::empty())).unwrap();
+    gpu.queue.write_buffer(&b, 0, &bytes);
+    b
+}
+
+fn read_kv(gpu: &Gpu, b: &wgpu::Buffer, n: usize, f16_cache: bool) -> Vec<f32> {
+    if !f16_cache {
+        return read(gpu, b, n);
+    }
+    let bytes = pollster::block_on(gpu.read_storage(b, (n * 2).next_multiple_of(4) as u64)).unwrap();
+    bytes.chunks_exact(2).take(n).map(|h| f16::from_le_bytes([h[0], h[1]]).to_f32()).collect()
+}
+
+/// The KV-cache element types this adapter can run: f32, and f16 where it has shader-f16.
+fn kv_types() -> Vec<bool> {
+    let mut gpu = pollster::block_on(Gpu::new()).unwrap();
+    if gpu.set_kv_f16(true) { vec![false, true] } else { vec![false] }
+}
+
 /// How the input x of a matrix product is allocated.
 #[derive(Clone, Copy, PartialEq)]
 enum Input {
@@ -267,9 +293,20 @@ fn rope_ref(head: &[f32], pos: usize, n_rot: usize, neox: bool, base: f64, freq:
 
 #[test]
 fn rope_rotates_queries_and_stores_keys_and_values() {
+    for f16_cache in kv_types() {
+        check_rope(f16_cache);
+    }
+}
+
+/// RoPE into an f16 or f32 cache: keys within the cache type's rounding of the reference,
+/// values exactly the cache type's rounding of the input.
+fn check_rope(f16_cache: bool) {
     let mut rng = StdRng::seed_from_u64(5);
-    let gpu = pollster::block_on(Gpu::new()).unwrap();
+    let mut gpu = pollster::block_on(Gpu::new()).unwrap();
+    gpu.set_kv_f16(f16_cache);
     let kernels = pollster::block_on(Kernels::new(&gpu, [])).unwrap();
+    let round = |v: f32| if f16_cache { f16::from_f32(v).to_f32() } else { v };
+    let key_tol = if f16_cache { 1e-3 } else { 1e-4 };
     for neox in [true, false] {
         let (n_head, n_kv, hd, n_rot, tokens, pos0) = (6, 2, 80, 60, 3, 7);
         let stride = (n_head + 2 * n_kv) * hd;
@@ -279,12 +316,12 @@ fn rope_rotates_queries_and_stores_keys_and_values() {
         let qkv_b = buffer(&gpu, &qkv);
         let freq_b = pollster::block_on(GpuVector::from_values(&gpu, "freq", &freq)).unwrap();
         let cap = 16;
-        let k_b = buffer(&gpu, &vec![0.0; cap * n_kv * hd]);
-        let v_b = buffer(&gpu, &vec![0.0; cap * n_kv * hd]);
+        let k_b = kv_buffer(&gpu, &vec![0.0; cap * n_kv * hd], f16_cache);
+        let v_b = kv_buffer(&gpu, &vec![0.0; cap * n_kv * hd], f16_cache);
         let mut rec = Recorder::new(&gpu, &kernels);
         rec.rope_kv(&shape, pos0 as u32, tokens as u32, &qkv_b, &freq_b, &k_b, &v_b);
         rec.submit(&gpu, &mut SubmitCache::default(), |_| {});
-        let (q_got, k_got, v_got) = (read(&gpu, &qkv_b, tokens * stride), read(&gpu, &k_b, cap * n_kv * hd), read(&gpu, &v_b, cap * n_kv * hd));
+        let (q_got, k_got, v_got) = (read(&gpu, &qkv_b, tokens * stride), read_kv(&gpu, &k_b, cap * n_kv * hd, f16_cache), read_kv(&gpu, &v_b, cap * n_kv * hd, f16_cache));
         for t in 0..tokens {
             let pos = pos0 + t;
             for h in 0..n_head + n_kv {
@@ -297,23 +334,33 @@ fn rope_rotates_queries_and_stores_keys_and_values() {
                     &k_got[pos * n_kv * hd + kh * hd..pos * n_kv * hd + (kh + 1) * hd]
                 };
                 want.truncate(hd);
-                assert_close(got, &want, 1e-4, &format!("rope neox={neox} t={t} head {h}"));
+                let tol = if h < n_head { 1e-4 } else { key_tol };
+                assert_close(got, &want, tol, &format!("rope neox={neox} t={t} head {h}, f16 cache {f16_cache}"));
             }
             for vh in 0..n_kv {
                 let src = &qkv[t * stride + (n_head + n_kv + vh) * hd..][..hd];
                 let got = &v_got[pos * n_kv * hd + vh * hd..][..hd];
-                assert_eq!(got, src, "v cache t={t} head {vh}");
+                let want: Vec<f32> = src.iter().map(|&v| round(v)).collect();
+                assert_eq!(got, &want[..], "v cache t={t} head {vh}, f16 cache {f16_cache}");
             }
         }
     }
 }
 
 /// Attention of `tokens` queries after `pos0` cached positions, heads `hd` wide, with the
-/// workgroup shape of CPU adapters (`threads_per_row` 1: 16 threads per head) or of GPUs (64).
+/// workgroup shape of CPU adapters (`threads_per_row` 1: 16 threads per head) or of GPUs (64),
+/// over every KV-cache type the adapter has (the reference reads the cache's rounded values).
 fn check_attention(tokens: usize, pos0: usize, hd: usize, threads_per_row: u32) {
+    for f16_cache in kv_types() {
+        check_attention_with(tokens, pos0, hd, threads_per_row, f16_cache);
+    }
+}
+
+fn check_attention_with(tokens: usize, pos0: usize, hd: usize, threads_per_row: u32, f16_cache: bool) {
     let mut rng = StdRng::seed_from_u64(6);
     let mut gpu = pollster::block_on(Gpu::new()).unwrap();
     gpu.set_matvec_threads_per_row(threads_per_row);
+    gpu.set_kv_f16(f16_cache);
     let kernels = pollster::block_on(Kernels::new(&gpu, [])).unwrap();
     let (n_head, n_kv) = (4, 2);
     let stride = (n_head + 2 * n_kv) * hd;
@@ -321,9 +368,11 @@ fn check_attention(tokens: usize, pos0: usize, hd: usize, threads_per_row: u32) 
     let shape = RopeShape { n_head: n_head as u32, n_head_kv: n_kv as u32, head_dim: hd as u32, n_rot: 0, qkv_stride: stride as u32, neox: true, base: 1.0, freq_scale: 1.0, attn_factor: 1.0 };
     let qkv: Vec<f32> = random_vec(&mut rng, tokens * stride).iter().map(|v| v * 3.0).collect();
     let cap = pos0 + tokens;
-    let k = random_vec(&mut rng, cap * kv_dim);
-    let v = random_vec(&mut rng, cap * kv_dim);
-    let (qkv_b, k_b, v_b) = (buffer(&gpu, &qkv), buffer(&gpu, &k), buffer(&gpu, &v));
+    // The cache holds what its type can: the reference reads the same rounded values.
+    let round = |v: Vec<f32>| -> Vec<f32> { if f16_cache { v.iter().map(|&x| f16::from_f32(x).to_f32()).collect() } else { v } };
+    let k = round(random_vec(&mut rng, cap * kv_dim));
+    let v = round(random_vec(&mut rng, cap * kv_dim));
+    let (qkv_b, k_b, v_b) = (buffer(&gpu, &qkv), kv_buffer(&gpu, &k, f16_cache), kv_buffer(&gpu, &v, f16_cache));
     let out = buffer(&gpu, &vec![0.0; tokens * n_head * hd]);
     let partials = buffer(&gpu, &vec![0.0; n_head * cap.div_ceil(256) * (hd + 2)]);
     let mut rec = Recorder::new(&gpu, &kernels);
@@ -344,7 +393,7 @@ fn check_attention(tokens: usize, pos0: usize, hd: usize, threads_per_row: u32) 
             }
         }
     }
-    assert_close(&got, &want, 1e-4, &format!("attention, {tokens} queries after {pos0}, head width {hd}, {threads_per_row} threads per row"));
+    assert_close(&got, &want, 1e-4, &format!("attention, {tokens} queries after {pos0}, head width {hd}, {threads_per_row} threads per row, f16 cache {f16_cache}"));
 }
 
 #[test]

@@ -13,11 +13,17 @@ fn fixtures() -> PathBuf {
 }
 
 async fn load(file: &str) -> Arc<Model> {
+    load_with(file, true).await
+}
+
+/// `kv_f16`: an f16 KV cache where the adapter has shader-f16 (the default), else f32.
+async fn load_with(file: &str, kv_f16: bool) -> Arc<Model> {
     let bytes = std::fs::read(fixtures().join(file)).expect("fixture model");
     let source = SliceSource(&bytes);
     let gguf = read_header(&source).await.expect("header");
-    let gpu = Arc::new(Gpu::new().await.expect("a GPU adapter (lavapipe: apt-get install mesa-vulkan-drivers)"));
-    Arc::new(Model::load(gpu, &gguf, &source, &mut |_, _| {}).await.expect("model loads"))
+    let mut gpu = Gpu::new().await.expect("a GPU adapter (lavapipe: apt-get install mesa-vulkan-drivers)");
+    gpu.set_kv_f16(kv_f16);
+    Arc::new(Model::load(Arc::new(gpu), &gguf, &source, &mut |_, _| {}).await.expect("model loads"))
 }
 
 fn reference(name: &str) -> Value {
@@ -29,10 +35,11 @@ fn ids(v: &Value) -> Vec<u32> {
 }
 
 /// llama.cpp rounds activations to 8 bits inside quantized matmuls (to bf16/f16 for bf16/f16
-/// weights); Hearth keeps them in f32. A top-1 disagreement is only a failure where
+/// weights); Hearth keeps them in f32 (both keep the KV cache in f16, Hearth where the GPU
+/// has shader-f16). A top-1 disagreement is only a failure where
 /// llama.cpp's own top-1/top-2 margin is wider than that rounding noise. Measured against an
 /// exact f64 forward pass, llama.cpp's largest logit error on these fixtures is 0.24 (Q4_K_M),
-/// 0.18 (Q8_0), 0.09 (BF16), 0.006 (F32); Hearth's is 1.4e-5.
+/// 0.18 (Q8_0), 0.09 (BF16), 0.006 (F32); Hearth's is 1.4e-5 with an f32 cache.
 fn near_tie_margin(name: &str) -> f32 {
     if name.contains("bf16") {
         0.1
@@ -57,8 +64,12 @@ fn top2(row: &[f32]) -> (usize, f32) {
 }
 
 async fn check_logits(name: &str) {
+    check_logits_with(name, true).await
+}
+
+async fn check_logits_with(name: &str, kv_f16: bool) {
     let meta = reference(name);
-    let model = load(meta["model"].as_str().unwrap()).await;
+    let model = load_with(meta["model"].as_str().unwrap(), kv_f16).await;
     let tie = near_tie_margin(name);
     for case in meta["logits"].as_array().unwrap() {
         let tokens = ids(&case["tokens"]);
@@ -129,6 +140,31 @@ fixture_tests! {
     longrope_short_and_long_factors => "tiny-longrope",
 }
 
+/// The f32 KV cache (adapters without shader-f16: SwiftShader in Chromium) matches too.
+#[test]
+fn f32_kv_cache_logits() {
+    for name in ["tiny-q4_k_m", "tiny-f16-gqa-tied", "tiny-longrope"] {
+        pollster::block_on(check_logits_with(name, false));
+    }
+}
+
+/// Where the adapter has shader-f16 (lavapipe does) the cache is f16: half the bytes.
+#[test]
+fn f16_kv_cache_takes_half_the_memory() {
+    pollster::block_on(async {
+        let f16_model = load_with("tiny-f16-gqa-tied.gguf", true).await;
+        let f32_model = load_with("tiny-f16-gqa-tied.gguf", false).await;
+        assert_eq!(f32_model.kernels.kv_value_bytes(), 4);
+        if !f16_model.gpu.kv_f16() {
+            eprintln!("this adapter has no shader-f16: only f32 caches to compare");
+            return;
+        }
+        let f16_bytes = Session::new(f16_model, Some(600)).await.unwrap().kv_bytes();
+        let f32_bytes = Session::new(f32_model, Some(600)).await.unwrap().kv_bytes();
+        assert_eq!(f32_bytes, 2 * f16_bytes);
+    });
+}
+
 /// Splitting every matrix into many row chunks (as on a device with small bindings) must not
 /// change a single logit.
 #[test]
@@ -173,7 +209,7 @@ fn kv_cache_grows_with_use_and_context_is_enforced() {
     pollster::block_on(async {
         let model = load("tiny-f16-gqa-tied.gguf").await;
         let mut session = Session::new(model.clone(), Some(600)).await.unwrap();
-        let per_token = model.config.kv_bytes_per_token();
+        let per_token = model.config.kv_bytes_per_token(model.kernels.kv_value_bytes());
         assert_eq!(session.kv_bytes(), 256 * per_token, "the cache starts at 256 tokens, not the window");
         let tokens: Vec<u32> = (0..300).map(|i| (i * 7 + 3) % 320).collect();
         let grown = session.logits(&tokens).await.unwrap();

@@ -156,8 +156,10 @@ impl Config {
     }
 
     /// Bytes of KV cache per token of context (f32 keys and values, all layers).
-    pub fn kv_bytes_per_token(&self) -> u64 {
-        (2 * self.n_layer * self.kv_dim() * 4) as u64
+    /// Bytes of keys and values one token takes in the cache, at `value_bytes` per value (2
+    /// for an f16 cache, 4 for f32).
+    pub fn kv_bytes_per_token(&self, value_bytes: usize) -> u64 {
+        (2 * self.n_layer * self.kv_dim() * value_bytes) as u64
     }
 
     /// Whether a session with this context window uses LongRoPE's long factors. Decided once
