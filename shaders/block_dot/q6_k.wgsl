@@ -3,8 +3,29 @@
 // quadrant qd takes a nibble of ql word 16n + 8 (qd % 2) + l / 4 (low nibbles for qd < 2),
 // two bits 2qd of qh word 32 + 8n + l / 4, and signed scale byte 8n + 2qd + l / 16.
 // value = d * scale * (q - 32): per group of 16 values d * scale * (q · x - 32 Σx), the Σx
-// shared by the four rows. Activation group (n, qd, part p = l / 16) is x[8n + 2qd + p].
+// shared by the thread's rows. Activation group (n, qd, part p = l / 16) is v[8n + 2qd + p].
 const BLOCK_VALUES: u32 = 256u;
+
+/// The super-block's activations in groups of 16, and sums[2n + p]: Σx of part p of each
+/// quadrant of half n.
+struct XBlock {
+    v: array<array<vec4<f32>, 4>, 16>,
+    sums: array<vec4<f32>, 4>,
+}
+
+fn x_block(xi: u32) -> XBlock {
+    let v = array<array<vec4<f32>, 4>, 16>(
+        x16(xi), x16(xi + 4u), x16(xi + 8u), x16(xi + 12u), x16(xi + 16u), x16(xi + 20u), x16(xi + 24u), x16(xi + 28u),
+        x16(xi + 32u), x16(xi + 36u), x16(xi + 40u), x16(xi + 44u), x16(xi + 48u), x16(xi + 52u), x16(xi + 56u), x16(xi + 60u),
+    );
+    let sums = array<vec4<f32>, 4>(
+        vec4<f32>(sum16(v[0]), sum16(v[2]), sum16(v[4]), sum16(v[6])),
+        vec4<f32>(sum16(v[1]), sum16(v[3]), sum16(v[5]), sum16(v[7])),
+        vec4<f32>(sum16(v[8]), sum16(v[10]), sum16(v[12]), sum16(v[14])),
+        vec4<f32>(sum16(v[9]), sum16(v[11]), sum16(v[13]), sum16(v[15])),
+    );
+    return XBlock(v, sums);
+}
 
 // q · x of four values of each quadrant, from ql words a (quadrants 0, 2) and b (1, 3) and
 // qh word h; the 6-bit values are assembled in integer lanes (high bits to bits 4..6).
@@ -23,7 +44,9 @@ fn q6k_part(a: vec4<u32>, b: vec4<u32>, h: vec4<u32>, x0: array<vec4<f32>, 4>, x
         + q6k_word(a.z, b.z, h.z, x0[2], x1[2], x2[2], x3[2]) + q6k_word(a.w, b.w, h.w, x0[3], x1[3], x2[3], x3[3]);
 }
 
-fn q6k_row(row: u32, b: u32, x: array<array<vec4<f32>, 4>, 16>, sums: array<vec4<f32>, 4>) -> f32 {
+fn q6k_row(row: u32, b: u32, xb: XBlock) -> f32 {
+    let x = xb.v;
+    let sums = xb.sums;
     let block = row * (params.k / 256u) + b;
     let base = block * 13u;
     let s = weights4[base + 12u];
@@ -39,17 +62,6 @@ fn q6k_row(row: u32, b: u32, x: array<array<vec4<f32>, 4>, 16>, sums: array<vec4
         + dot(h1p0 - 32.0 * sums[2], vec4<f32>(s2.x, s2.z, s3.x, s3.z)) + dot(h1p1 - 32.0 * sums[3], vec4<f32>(s2.y, s2.w, s3.y, s3.w)));
 }
 
-fn block_dot4(rows: vec4<u32>, b: u32, xi: u32) -> vec4<f32> {
-    let x = array<array<vec4<f32>, 4>, 16>(
-        x16(xi), x16(xi + 4u), x16(xi + 8u), x16(xi + 12u), x16(xi + 16u), x16(xi + 20u), x16(xi + 24u), x16(xi + 28u),
-        x16(xi + 32u), x16(xi + 36u), x16(xi + 40u), x16(xi + 44u), x16(xi + 48u), x16(xi + 52u), x16(xi + 56u), x16(xi + 60u),
-    );
-    // Σx of part p of each quadrant of half n.
-    let sums = array<vec4<f32>, 4>(
-        vec4<f32>(sum16(x[0]), sum16(x[2]), sum16(x[4]), sum16(x[6])),
-        vec4<f32>(sum16(x[1]), sum16(x[3]), sum16(x[5]), sum16(x[7])),
-        vec4<f32>(sum16(x[8]), sum16(x[10]), sum16(x[12]), sum16(x[14])),
-        vec4<f32>(sum16(x[9]), sum16(x[11]), sum16(x[13]), sum16(x[15])),
-    );
-    return vec4<f32>(q6k_row(rows.x, b, x, sums), q6k_row(rows.y, b, x, sums), q6k_row(rows.z, b, x, sums), q6k_row(rows.w, b, x, sums));
+fn block_dot4(rows: vec4<u32>, b: u32, xb: XBlock) -> vec4<f32> {
+    return vec4<f32>(q6k_row(rows.x, b, xb), q6k_row(rows.y, b, xb), q6k_row(rows.z, b, xb), q6k_row(rows.w, b, xb));
 }

@@ -20,8 +20,8 @@ pub fn weight_format_supported(ty: GgmlType) -> bool {
 }
 
 /// A weight format's shader files: its reader behind `load_w8` (`shaders/weights/`) and its
-/// four-row block dot product for matvec_cpu.wgsl (`shaders/block_dot/`; for the rarer
-/// formats a one-row `block_dot` that by_row.wgsl repeats for four rows).
+/// block activations and four-row block dot product for matvec_cpu.wgsl (`shaders/block_dot/`;
+/// for the rarer formats a one-row `block_dot` that by_row.wgsl repeats for four rows).
 struct FormatShaders {
     reader: &'static str,
     block_dot: &'static str,
@@ -138,8 +138,8 @@ const X_WINDOW_VALUES: u32 = (X_WINDOW_BYTES / 4) as u32;
 
 /// Threads in a matvec workgroup (WG in matvec.wgsl).
 const MATVEC_WORKGROUP: u32 = 64;
-/// Rows each thread of `MatvecCpu` computes (block_dot4 in matvec_cpu.wgsl).
-const CPU_ROWS_PER_THREAD: u32 = 4;
+/// Rows each thread of `MatvecCpu` computes (two block_dot4 groups in matvec_cpu.wgsl).
+const CPU_ROWS_PER_THREAD: u32 = 8;
 /// Threads in a `MatvecCpu` workgroup (WG in matvec_cpu.wgsl).
 const CPU_MATVEC_WORKGROUP: u32 = 16;
 /// Tokens a MatvecBlock workgroup multiplies each weight into.

@@ -196,12 +196,12 @@ fn general_kernels_for_inputs_without_uniform_windows() {
 }
 
 #[test]
-fn four_rows_per_thread_at_any_row_count() {
-    // The CPU-adapter kernel gives each thread four rows a quarter apart: row counts below
-    // four, not a multiple of four, and more than one workgroup's worth (the last threads'
-    // quarters are partly past the end).
+fn eight_rows_per_thread_at_any_row_count() {
+    // The CPU-adapter kernel gives each thread eight rows an eighth apart: row counts below
+    // eight, not a multiple of eight, and more than one workgroup's worth (the last threads'
+    // eighths are partly past the end).
     for ty in ALL_TYPES {
-        for rows in [1, 3, 37, 4 * 64 + 6] {
+        for rows in [1, 3, 5, 37, 8 * 16 + 6] {
             check_matmul_with(ty, rows, 512, 1, None, Some(1), Input::Session);
             check_matmul_with(ty, rows, 512, 3, None, Some(1), Input::Session);
         }
