@@ -29,6 +29,12 @@ for target in "${targets[@]}"; do
   mkdir -p "corpus/$target" "seeds/$target" "regressions/$target" "../target/fuzz-logs"
   log="../target/fuzz-logs/$target.log"
   echo "fuzz: $target for ${seconds}s"
+  # Built first, so that a target that does not compile is reported as such, not as a crash.
+  if ! cargo "${toolchain[@]}" fuzz build --release "$target" >"$log" 2>&1; then
+    tail -n 30 "$log"
+    echo "fuzz: $target does not build (log: target/fuzz-logs/$target.log)"
+    exit 1
+  fi
   # -rss_limit_mb: an input that makes the parser allocate what a header merely claims fails.
   status=0
   # libFuzzer adds what it finds to the first folder: the kept corpus, or with FUZZ_KEEP=0 (the

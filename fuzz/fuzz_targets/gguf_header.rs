@@ -13,7 +13,7 @@ const TENSOR_BYTES_CHECKED: u64 = 1 << 16;
 fn check_model(gguf: &Gguf) {
     if let Ok(config) = hearth_model::Config::from_gguf(gguf) {
         let _ = config.expected_tensors();
-        let _ = config.kv_bytes_per_token();
+        let _ = (config.kv_bytes_per_token(2), config.kv_bytes_per_token(4));
         let _ = config.uses_long_rope_factors(config.context_length);
     }
 }
