@@ -13,14 +13,13 @@
 // Each thread computes eight rows, spread an eighth of the rows apart, one whole
 // quantization block per step: it reads the block's activations once (the format's
 // `x_block`, shaders/block_dot/*.wgsl) and multiplies them into two groups of four rows
-// (`block_dot4`). Why, per driver: lavapipe turns every storage-buffer read into a per-lane loop,
-// while a uniform-buffer read at an address all threads share is one scalar load; so the
+// (`block_dot4`). Why, per driver: lavapipe turns every storage-buffer read into a per-lane
+// loop, while a uniform-buffer read at an address all threads share is one scalar load; so the
 // activations come from a uniform buffer. SwiftShader gathers every 32-bit value of a dynamic
 // address lane by lane (a branch each) and runs loops as written: the fewer values read per
-// weight, the faster, hence eight rows per activation read (1.45x faster than four on
-// SwiftShader, 1.13x on lavapipe, for Q4_1 at 3072 x 3072), whole blocks per step, the
-// block's Σx factored out of its offset term, and hand-unrolled block code. No barriers:
-// both pay dearly for them.
+// weight, the faster, hence eight rows per activation read (1.2-1.4x faster than four there),
+// whole blocks per step, the block's Σx factored out of its offset term, and hand-unrolled
+// block code. No barriers: both pay dearly for them.
 
 struct CpuMatrixParams {
     k: u32,

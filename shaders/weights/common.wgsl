@@ -10,9 +10,12 @@
 //     var<storage, read> weights: array<u32>;    // the tensor (or a row chunk) in GPU layout
 //     var<uniform> params: <struct with fields `k` (row length in values) and
 //                                  `scale_offset` (word offset of the f16 scale plane)>;
-// shaders/block_dot/ adds, per format, a whole-block dot product for matvec_cpu.wgsl:
-//     const BLOCK_VALUES: u32;  fn block_dot(row: u32, b: u32, xi: u32) -> f32
-// = W[row, b*BLOCK_VALUES ..] · (x4(xi), x4(xi + 1), ...), with x4 defined by that kernel.
+// shaders/block_dot/ adds, per format, the whole-block code of matvec_cpu.wgsl:
+//     const BLOCK_VALUES: u32;  struct XBlock;  fn x_block(xi: u32) -> XBlock
+//     fn block_dot4(rows: vec4<u32>, b: u32, xb: XBlock) -> vec4<f32>
+// x_block reads one block's activations from vec4 xi on (once per thread), block_dot4 gives
+// W[row, b*BLOCK_VALUES ..] · those activations for four rows; the rarer formats define a
+// one-row `block_dot(row, b, xi)` instead, which block_dot/by_row.wgsl wraps.
 // The GPU layout is described in crates/hearth-gguf/src/quant.rs: blocks are uploaded as
 // 32-bit words; Q8_0, Q4_0, Q5_0 and Q6_K keep their f16 scale `d` in a separate plane
 // after all block bodies, two scales per word.
