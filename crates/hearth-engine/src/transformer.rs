@@ -160,12 +160,12 @@ impl Session {
         self.kv.iter().map(|l| l.k.size() + l.v.size()).sum()
     }
 
-    /// GPU bytes of the activation buffers.
     /// Bind groups kept for reuse by the next forward passes.
     pub fn cached_bind_groups(&self) -> usize {
         self.submit_cache.cached_bind_groups()
     }
 
+    /// GPU bytes of the activation buffers.
     pub fn activation_bytes(&self) -> u64 {
         let a = &self.act;
         let top_k = a.top_k.iter().map(|(v, i)| v.size() + i.size()).sum::<u64>();
