@@ -85,6 +85,13 @@ const BYTE_SCALES = vec4<f32>(1.0, 1.0 / 256.0, 1.0 / 65536.0, 1.0 / 16777216.0)
 /// The low and high nibbles of the four bytes of a word, in place (0xf0000000 as i32).
 const LOW_NIBBLES = vec4<i32>(0xf, 0xf00, 0xf0000, 0xf000000);
 const HIGH_NIBBLES = vec4<i32>(0xf0, 0xf000, 0xf00000, -0x10000000);
+/// The four bytes of a word, in place (0xff000000 as i32).
+const BYTES = vec4<i32>(0xff, 0xff00, 0xff0000, -0x1000000);
+
+/// The four signed bytes of a word: the low three flipped to read as q + 128.
+fn signed_bytes(w: u32) -> vec4<f32> {
+    return vec4<f32>(vec4<i32>(bitcast<i32>(w ^ 0x00808080u)) & BYTES) * BYTE_SCALES - vec4<f32>(128.0, 128.0, 128.0, 0.0);
+}
 
 /// The activations of a 32-value block of 4-bit values (Q4_0, Q4_1): `v[i]` (values 4i..4i+4)
 /// scaled for low nibbles for i < 4, for high nibbles from 4 on (values 16.. of the block);

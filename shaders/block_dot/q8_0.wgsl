@@ -10,9 +10,6 @@ struct XBlock {
     fix: f32,
 }
 
-/// 0xff000000 as i32.
-const BYTES = vec4<i32>(0xff, 0xff00, 0xff0000, -0x1000000);
-
 fn x_block(xi: u32) -> XBlock {
     let x = x32(xi);
     let s = BYTE_SCALES;
