@@ -16,9 +16,10 @@
 // Keys are taken WG at a time (one score per thread) with an online softmax: a running
 // maximum and sum rescale the accumulated output, so no score array grows with the context.
 // Reads are vec4 (head_dim is a multiple of 4, at most 256); each thread owns up to four
-// vec4 of output dimensions: slots lid + i * WG. WG is 64 on GPUs and 16 on CPU adapters,
-// where every value a thread reads costs (SwiftShader gathers it lane by lane) and 64 threads
-// per head would mostly re-read the same scores.
+// vec4 of output dimensions: slots lid + i * WG. WG is 64 on GPUs; on CPU adapters, where
+// every value a thread reads costs (SwiftShader gathers it lane by lane) and each thread
+// re-reads the tile's scores, it is the fewest of 4, 8, 16 that cover the head (4 for heads
+// of 64: twice as fast there as 16).
 
 struct AttnParams {
     pos0: u32,

@@ -80,7 +80,8 @@ pub enum Kernel {
     Embed(GgmlType),
     RmsNorm,
     RopeKv,
-    Attention,
+    /// attention.wgsl with this many threads per head (its WG).
+    Attention(u32),
     SiluGate,
     Argmax,
     Penalize,
@@ -106,7 +107,7 @@ impl Kernel {
             Kernel::Embed(ty) => weight_format_source(ty)? + include_str!("../../../shaders/embed.wgsl"),
             Kernel::RmsNorm => include_str!("../../../shaders/rmsnorm.wgsl").into(),
             Kernel::RopeKv => kv_prelude(kv_f16).to_owned() + include_str!("../../../shaders/rope_kv.wgsl"),
-            Kernel::Attention => kv_prelude(kv_f16).to_owned() + include_str!("../../../shaders/attention.wgsl"),
+            Kernel::Attention(_) => kv_prelude(kv_f16).to_owned() + include_str!("../../../shaders/attention.wgsl"),
             Kernel::SiluGate => include_str!("../../../shaders/silu_gate.wgsl").into(),
             Kernel::Argmax => include_str!("../../../shaders/argmax.wgsl").into(),
             Kernel::Penalize => include_str!("../../../shaders/penalize.wgsl").into(),
@@ -142,6 +143,12 @@ const MATVEC_WORKGROUP: u32 = 64;
 const CPU_ROWS_PER_THREAD: u32 = 8;
 /// Threads in a `MatvecCpu` workgroup (WG in matvec_cpu.wgsl).
 const CPU_MATVEC_WORKGROUP: u32 = 16;
+/// Threads per head of attention.wgsl on GPUs.
+const GPU_ATTENTION_THREADS: u32 = 64;
+/// On CPU adapters, the fewest that give each thread at most four vec4 output slots (see
+/// `Kernels::attention_threads`): every thread there re-reads each tile's scores, and
+/// SwiftShader runs a workgroup's lanes 4 at a time, switching between them at barriers.
+const CPU_ATTENTION_THREADS: [u32; 3] = [4, 8, 16];
 /// Tokens a MatvecBlock workgroup multiplies each weight into.
 const PREFILL_TOKENS_PER_BLOCK: u32 = 8;
 
@@ -150,7 +157,9 @@ impl Kernels {
     pub async fn new(gpu: &Gpu, formats: impl IntoIterator<Item = GgmlType>) -> Result<Self, EngineError> {
         let threads_per_row = gpu.matvec_threads_per_row();
         let x_window = threads_per_row == 1 && gpu.limits.max_uniform_buffer_binding_size >= X_WINDOW_BYTES;
-        let mut wanted = vec![Kernel::RmsNorm, Kernel::RopeKv, Kernel::Attention, Kernel::SiluGate, Kernel::Argmax, Kernel::Penalize, Kernel::TopK, Kernel::AttentionCombine];
+        let mut wanted = vec![Kernel::RmsNorm, Kernel::RopeKv, Kernel::SiluGate, Kernel::Argmax, Kernel::Penalize, Kernel::TopK, Kernel::AttentionCombine];
+        let attention_widths: &[u32] = if threads_per_row == 1 { &CPU_ATTENTION_THREADS } else { &[GPU_ATTENTION_THREADS] };
+        wanted.extend(attention_widths.iter().map(|&threads| Kernel::Attention(threads)));
         for ty in formats {
             let prefill = if threads_per_row == 1 { Kernel::MatvecBlock(ty) } else { Kernel::Matmul(ty) };
             let cpu = x_window.then_some(Kernel::MatvecCpu(ty));
@@ -163,9 +172,8 @@ impl Kernels {
         let mut pipelines = HashMap::new();
         let matvec_constants = [("THREADS_PER_ROW", threads_per_row as f64)];
         let block_constants = [("THREADS_PER_ROW", threads_per_row as f64), ("TOKENS", PREFILL_TOKENS_PER_BLOCK as f64)];
-        // Threads per head in attention.wgsl: fewer on CPU adapters, where each re-reads the scores.
-        let attention_constants = [("WG", if threads_per_row == 1 { 16.0 } else { 64.0 })];
         for kernel in wanted {
+            let attention_constants;
             let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
             let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(&format!("{kernel:?}")),
@@ -180,7 +188,10 @@ impl Kernels {
                     constants: match kernel {
                         Kernel::Matvec(_) => &matvec_constants,
                         Kernel::MatvecBlock(_) => &block_constants,
-                        Kernel::Attention => &attention_constants,
+                        Kernel::Attention(threads) => {
+                            attention_constants = [("WG", threads as f64)];
+                            &attention_constants
+                        }
                         _ => &[],
                     },
                     ..Default::default()
@@ -193,6 +204,16 @@ impl Kernels {
             pipelines.insert(kernel, pipeline);
         }
         Ok(Kernels { pipelines, threads_per_row, x_window, uniform_alignment: gpu.limits.min_uniform_buffer_offset_alignment as u64, kv_f16: gpu.kv_f16() })
+    }
+
+    /// Threads per head of attention for heads of `head_dim` values: on CPU adapters, enough
+    /// for four vec4 output slots each (head_dim ≤ 256: 16 threads).
+    fn attention_threads(&self, head_dim: u32) -> u32 {
+        if self.threads_per_row == 1 {
+            head_dim.div_ceil(16).next_power_of_two().clamp(CPU_ATTENTION_THREADS[0], CPU_ATTENTION_THREADS[2])
+        } else {
+            GPU_ATTENTION_THREADS
+        }
     }
 
     /// Bytes of one cached key or value (2: f16 caches, 4: f32).
@@ -420,7 +441,8 @@ impl<'a> Recorder<'a> {
         let n_splits = if n_tokens == 1 { n_keys.div_ceil(ATTENTION_SPLIT) } else { 1 };
         let split_len = if n_splits > 1 { ATTENTION_SPLIT } else { 0 };
         let params = Params::new(&[pos0, rope.n_head, rope.n_head_kv, rope.head_dim, rope.qkv_stride, scale.to_bits(), split_len, n_splits]);
-        self.push(Kernel::Attention, params, vec![qkv, k_cache, v_cache, out, partials], [rope.n_head, n_tokens, n_splits]);
+        let threads = self.kernels.attention_threads(rope.head_dim);
+        self.push(Kernel::Attention(threads), params, vec![qkv, k_cache, v_cache, out, partials], [rope.n_head, n_tokens, n_splits]);
         if n_splits > 1 {
             self.push(Kernel::AttentionCombine, Params::new(&[rope.head_dim, n_splits]), vec![partials, out], [rope.n_head, 1, 1]);
         }

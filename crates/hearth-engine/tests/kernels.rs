@@ -415,10 +415,10 @@ fn decode_attention_split_over_the_context() {
 
 #[test]
 fn attention_at_every_head_width() {
-    // Each thread owns one to four vec4 slots of the head (16 threads per head on CPU
-    // adapters, 64 on GPUs), up to the widest head (256).
+    // Each thread owns one to four vec4 slots of the head (4, 8 or 16 threads per head on CPU
+    // adapters by head width, 64 on GPUs), up to the widest head (256).
     for threads_per_row in [1, 64] {
-        for hd in [4, 64, 128, 196, 256] {
+        for hd in [4, 64, 68, 96, 128, 196, 256] {
             check_attention(2, 20, hd, threads_per_row);
             check_attention(1, 300, hd, threads_per_row);
         }
