@@ -6,7 +6,8 @@
 //   0 params  uniform  ArgmaxParams (below)
 //   1 logits  storage  f32 [n]
 //   2 result  storage  u32 [1]
-// A single workgroup; each thread scans a strided slice, then a tree reduction.
+// A single workgroup; each thread scans a strided slice, then a tree reduction. WG threads
+// (a power of two ≤ 256): 256 on GPUs, 4 on CPU adapters (see rmsnorm.wgsl).
 
 struct ArgmaxParams {
     n: u32,
@@ -16,9 +17,9 @@ struct ArgmaxParams {
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> result: array<u32>;
 
-const WG: u32 = 256u;
-var<workgroup> best_value: array<f32, WG>;
-var<workgroup> best_index: array<u32, WG>;
+override WG: u32 = 256u;
+var<workgroup> best_value: array<f32, 256>;
+var<workgroup> best_index: array<u32, 256>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32) {

@@ -253,27 +253,31 @@ fn embedding_gather_across_chunks() {
 
 #[test]
 fn rms_norm_rows_with_offset() {
-    let mut rng = StdRng::seed_from_u64(4);
-    let gpu = pollster::block_on(Gpu::new()).unwrap();
-    let kernels = pollster::block_on(Kernels::new(&gpu, [])).unwrap();
-    let (n, rows, eps) = (100, 5, 1e-5f32);
-    let x = random_vec(&mut rng, rows * n);
-    let wv = random_vec(&mut rng, n);
-    let xb = buffer(&gpu, &x);
-    let weight = pollster::block_on(GpuVector::from_values(&gpu, "w", &wv)).unwrap();
-    let out = buffer(&gpu, &vec![0.0; 3 * n]);
-    let mut rec = Recorder::new(&gpu, &kernels);
-    rec.rms_norm(&xb, 2, 3, &weight, eps, &out);
-    rec.submit(&gpu, &mut SubmitCache::default(), |_| {});
-    let got = read(&gpu, &out, 3 * n);
-    let mut want = Vec::new();
-    for r in 2..5 {
-        let row = &x[r * n..(r + 1) * n];
-        let ms: f64 = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / n as f64;
-        let scale = 1.0 / (ms + eps as f64).sqrt();
-        want.extend(row.iter().zip(&wv).map(|(&v, &w)| v as f64 * scale * w as f64));
+    // 4 threads a row on CPU adapters (threads_per_row 1), 64 on GPUs; n covers neither evenly.
+    for threads_per_row in [1, 64] {
+        let mut rng = StdRng::seed_from_u64(4);
+        let mut gpu = pollster::block_on(Gpu::new()).unwrap();
+        gpu.set_matvec_threads_per_row(threads_per_row);
+        let kernels = pollster::block_on(Kernels::new(&gpu, [])).unwrap();
+        let (n, rows, eps) = (100, 5, 1e-5f32);
+        let x = random_vec(&mut rng, rows * n);
+        let wv = random_vec(&mut rng, n);
+        let xb = buffer(&gpu, &x);
+        let weight = pollster::block_on(GpuVector::from_values(&gpu, "w", &wv)).unwrap();
+        let out = buffer(&gpu, &vec![0.0; 3 * n]);
+        let mut rec = Recorder::new(&gpu, &kernels);
+        rec.rms_norm(&xb, 2, 3, &weight, eps, &out);
+        rec.submit(&gpu, &mut SubmitCache::default(), |_| {});
+        let got = read(&gpu, &out, 3 * n);
+        let mut want = Vec::new();
+        for r in 2..5 {
+            let row = &x[r * n..(r + 1) * n];
+            let ms: f64 = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / n as f64;
+            let scale = 1.0 / (ms + eps as f64).sqrt();
+            want.extend(row.iter().zip(&wv).map(|(&v, &w)| v as f64 * scale * w as f64));
+        }
+        assert_close(&got, &want, 1e-5, &format!("rms_norm, {threads_per_row} threads per row"));
     }
-    assert_close(&got, &want, 1e-5, "rms_norm");
 }
 
 /// Reference RoPE on one head: pairs (i, i + n_rot/2) or (2i, 2i+1) over the first n_rot dims.
@@ -451,8 +455,16 @@ fn silu_gate_on_odd_widths() {
 
 #[test]
 fn argmax_picks_the_first_of_equal_maxima() {
+    // 4 threads on CPU adapters (threads_per_row 1), 256 on GPUs.
+    for threads_per_row in [1, 64] {
+        check_argmax(threads_per_row);
+    }
+}
+
+fn check_argmax(threads_per_row: u32) {
     let mut rng = StdRng::seed_from_u64(8);
-    let gpu = pollster::block_on(Gpu::new()).unwrap();
+    let mut gpu = pollster::block_on(Gpu::new()).unwrap();
+    gpu.set_matvec_threads_per_row(threads_per_row);
     let kernels = pollster::block_on(Kernels::new(&gpu, [])).unwrap();
     for n in [1usize, 5, 255, 1000, 200_064] {
         let mut logits = random_vec(&mut rng, n);
@@ -466,7 +478,7 @@ fn argmax_picks_the_first_of_equal_maxima() {
         rec.argmax(&lb, n as u32, &rb);
         rec.submit(&gpu, &mut SubmitCache::default(), |_| {});
         let got: Vec<u32> = bytemuck::pod_collect_to_vec(&pollster::block_on(gpu.read_storage(&rb, 4)).unwrap());
-        assert_eq!(got[0] as usize, expected, "n = {n}");
+        assert_eq!(got[0] as usize, expected, "n = {n}, {threads_per_row} threads per row");
     }
 }
 
