@@ -10,14 +10,14 @@
 //   3 y        storage  output f32; with `accumulate` the product is added (fused residual)
 //   4 weights4 storage  the same buffer as `weights`, read 16 bytes at a time where a
 //                       format's blocks are 16-byte aligned
-// Each thread computes eight rows, spread an eighth of the rows apart, one whole
-// quantization block per step: it reads the block's activations once (the format's
-// `x_block`, shaders/block_dot/*.wgsl) and multiplies them into two groups of four rows
+// Each thread computes ROWS_PER_THREAD rows (8 or 16) spread evenly over the matrix, one
+// whole quantization block per step: it reads the block's activations once (the format's
+// `x_block`, shaders/block_dot/*.wgsl) and multiplies them into groups of four rows
 // (`block_dot4`). Why, per driver: lavapipe turns every storage-buffer read into a per-lane
 // loop, while a uniform-buffer read at an address all threads share is one scalar load; so the
 // activations come from a uniform buffer. SwiftShader gathers every 32-bit value of a dynamic
 // address lane by lane (a branch each) and runs loops as written: the fewer values read per
-// weight, the faster, hence eight rows per activation read (1.2-1.4x faster than four there),
+// weight, the faster, hence 8 or 16 rows per activation read (8: 1.2-1.4x faster than 4),
 // whole blocks per step, the block's Σx factored out of its offset term, and hand-unrolled
 // block code. No barriers: both pay dearly for them.
 
@@ -127,37 +127,42 @@ fn q4_32_dot(word: u32, x: XNibbles) -> f32 {
 }
 
 const WG: u32 = 16u;
+/// Rows per thread, 8 or 16 (two or four block_dot4 groups): 16 where a block's activations
+/// are few enough to leave registers for four groups (kernels.rs: cpu_rows_per_thread).
+override ROWS_PER_THREAD: u32 = 8u;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     // Formats read through `weights`, `weights4` or both; both stay bound (one layout).
     _ = weights[0];
     _ = weights4[0];
-    let stride = (params.n_rows + 7u) / 8u;
+    let stride = (params.n_rows + ROWS_PER_THREAD - 1u) / ROWS_PER_THREAD;
     let row = (wid.x + wid.y * groups.x) * WG + lid;
     if (row >= stride) {
         return;
     }
-    // Past the last row a thread repeats it: the same work, never written.
+    // Rows row + i * stride; past the last row a thread repeats it: the same work, never written.
     let last = vec4<u32>(params.n_rows - 1u);
-    let rows_a = min(vec4<u32>(row, row + stride, row + 2u * stride, row + 3u * stride), last);
-    let rows_b = min(vec4<u32>(row + 4u * stride, row + 5u * stride, row + 6u * stride, row + 7u * stride), last);
+    let rows0 = vec4<u32>(0u, 1u, 2u, 3u) * stride + row;
+    let rows = array<vec4<u32>, 4>(min(rows0, last), min(rows0 + 4u * stride, last), min(rows0 + 8u * stride, last), min(rows0 + 12u * stride, last));
     let first_block = params.k_begin / BLOCK_VALUES;
     let n_blocks = params.k_len / BLOCK_VALUES;
     for (var t = 0u; t < params.n_tokens; t++) {
         let x0 = t * (params.k / 4u);
-        var acc_a = vec4<f32>(0.0);
-        var acc_b = vec4<f32>(0.0);
+        var acc = array<vec4<f32>, 4>();
         for (var b = 0u; b < n_blocks; b++) {
             let xb = x_block(x0 + b * (BLOCK_VALUES / 4u));
-            acc_a += block_dot4(rows_a, first_block + b, xb);
-            acc_b += block_dot4(rows_b, first_block + b, xb);
+            acc[0] += block_dot4(rows[0], first_block + b, xb);
+            acc[1] += block_dot4(rows[1], first_block + b, xb);
+            if (ROWS_PER_THREAD == 16u) {
+                acc[2] += block_dot4(rows[2], first_block + b, xb);
+                acc[3] += block_dot4(rows[3], first_block + b, xb);
+            }
         }
-        for (var r = 0u; r < 8u; r++) {
+        for (var r = 0u; r < ROWS_PER_THREAD; r++) {
             if (row + r * stride < params.n_rows) {
                 let o = t * params.out_stride + params.out_offset + row + r * stride;
-                let v = select(acc_b[r % 4u], acc_a[r % 4u], r < 4u);
-                y[o] = select(0.0, y[o], params.accumulate == 1u) + v;
+                y[o] = select(0.0, y[o], params.accumulate == 1u) + acc[r / 4u][r % 4u];
             }
         }
     }

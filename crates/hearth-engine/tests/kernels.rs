@@ -196,12 +196,12 @@ fn general_kernels_for_inputs_without_uniform_windows() {
 }
 
 #[test]
-fn eight_rows_per_thread_at_any_row_count() {
-    // The CPU-adapter kernel gives each thread eight rows an eighth apart: row counts below
-    // eight, not a multiple of eight, and more than one workgroup's worth (the last threads'
-    // eighths are partly past the end).
+fn eight_or_sixteen_rows_per_thread_at_any_row_count() {
+    // The CPU-adapter kernel gives each thread eight or sixteen rows (by format) spread evenly:
+    // row counts below eight, between eight and sixteen, not a multiple of either, and more
+    // than one workgroup's worth (the last threads' rows are partly past the end).
     for ty in ALL_TYPES {
-        for rows in [1, 3, 5, 37, 8 * 16 + 6] {
+        for rows in [1, 3, 5, 13, 37, 16 * 16 + 6] {
             check_matmul_with(ty, rows, 512, 1, None, Some(1), Input::Session);
             check_matmul_with(ty, rows, 512, 3, None, Some(1), Input::Session);
         }
