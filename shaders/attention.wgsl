@@ -3,8 +3,8 @@
 // Bindings:
 //   0 params   uniform  AttnParams (below)
 //   1 qkv      storage  f32 [n_tokens, qkv_stride]; query head h of token t at t*qkv_stride + h*head_dim
-//   2 k_cache  storage  KvValue [capacity, n_head_kv * head_dim], row = position (f16 or
-//                       f32: see rope_kv.wgsl)
+//   2 k_cache  storage  KvWord [capacity, n_head_kv * head_dim / 4], row = position: four
+//                       values each (f32, f16 or packed f16: see rope_kv.wgsl)
 //   3 v_cache  storage  same layout
 //   4 out      storage  f32 [n_tokens, n_head * head_dim]
 //   5 partials storage  f32 [n_head, n_splits, head_dim + 2] (split decoding only)
@@ -35,8 +35,8 @@ struct AttnParams {
 
 @group(0) @binding(0) var<uniform> params: AttnParams;
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
-@group(0) @binding(2) var<storage, read> k_cache: array<vec4<KvValue>>;
-@group(0) @binding(3) var<storage, read> v_cache: array<vec4<KvValue>>;
+@group(0) @binding(2) var<storage, read> k_cache: array<KvWord>;
+@group(0) @binding(3) var<storage, read> v_cache: array<KvWord>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> partials: array<f32>;
 
@@ -99,7 +99,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             s = 0.0;
             let kb = key * kv_dim4 + kv_off4;
             for (var d = 0u; d < hd4; d++) {
-                s += dot(q[d], vec4<f32>(k_cache[kb + d]));
+                s += dot(q[d], kv4(k_cache[kb + d]));
             }
         }
         scores[lid] = s;
@@ -122,16 +122,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             running_sum += p;
             let vb = (tile + j) * kv_dim4 + kv_off4 + lid;
             if (lid < hd4) {
-                acc0 += p * vec4<f32>(v_cache[vb]);
+                acc0 += p * kv4(v_cache[vb]);
             }
             if (lid + WG < hd4) {
-                acc1 += p * vec4<f32>(v_cache[vb + WG]);
+                acc1 += p * kv4(v_cache[vb + WG]);
             }
             if (lid + 2u * WG < hd4) {
-                acc2 += p * vec4<f32>(v_cache[vb + 2u * WG]);
+                acc2 += p * kv4(v_cache[vb + 2u * WG]);
             }
             if (lid + 3u * WG < hd4) {
-                acc3 += p * vec4<f32>(v_cache[vb + 3u * WG]);
+                acc3 += p * kv4(v_cache[vb + 3u * WG]);
             }
         }
         running_max = new_max;

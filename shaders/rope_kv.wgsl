@@ -5,12 +5,14 @@
 //   1 qkv        storage  f32 [n_tokens, qkv_stride]: per token n_head query heads, then
 //                         n_head_kv key heads, then n_head_kv value heads, head_dim each
 //   2 freq       storage  f32 [n_rot / 2] frequency divisors (LongRoPE factors; ones if none)
-//   3 k_cache    storage  KvValue [capacity, n_head_kv * head_dim], row = position; KvValue
-//                         is f16 where the device has shader-f16, else f32 (the host
-//                         prepends its alias)
+//   3 k_cache    storage  KvWord [capacity, n_head_kv * head_dim / 4], row = position; a
+//                         KvWord holds four values: vec4 of f32, vec4 of f16 where the
+//                         device has shader-f16, else two u32 of packed f16 pairs (the host
+//                         prepends KvWord and its kv_word; kernels.rs: kv_prelude)
 //   4 v_cache    storage  same layout as k_cache
 // Workgroup (token t, head h) over h in [0, n_head + 2 n_head_kv): queries are rotated in
-// place, keys rotated into k_cache, values copied into v_cache, at position pos0 + t.
+// place, keys rotated into k_cache and values copied into v_cache at position pos0 + t, one
+// cache word (four values; head_dim is a multiple of 4) per thread and step.
 // Pair i of the first n_rot dimensions is (i, i + n_rot/2) in NeoX style, (2i, 2i+1) in the
 // original style; angle = pos * freq_scale * base^(-2i/n_rot) / freq[i]; cos and sin are
 // scaled by attn_factor (LongRoPE). Dimensions past n_rot pass through unchanged.
@@ -31,8 +33,8 @@ struct RopeParams {
 @group(0) @binding(0) var<uniform> params: RopeParams;
 @group(0) @binding(1) var<storage, read_write> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read> freq: array<f32>;
-@group(0) @binding(3) var<storage, read_write> k_cache: array<KvValue>;
-@group(0) @binding(4) var<storage, read_write> v_cache: array<KvValue>;
+@group(0) @binding(3) var<storage, read_write> k_cache: array<KvWord>;
+@group(0) @binding(4) var<storage, read_write> v_cache: array<KvWord>;
 
 const WG: u32 = 64u;
 
@@ -41,6 +43,35 @@ fn pair(i: u32) -> vec2<u32> {
         return vec2<u32>(i, i + params.n_rot / 2u);
     }
     return vec2<u32>(2u * i, 2u * i + 1u);
+}
+
+/// (cos, sin) of pair i's angle at `pos`, scaled by attn_factor.
+fn rotation(i: u32, pos: u32) -> vec2<f32> {
+    let inv_freq = exp2(-params.log2_base * f32(2u * i) / f32(params.n_rot));
+    let theta = f32(pos) * params.freq_scale * inv_freq / freq[i];
+    return vec2<f32>(cos(theta), sin(theta)) * params.attn_factor;
+}
+
+/// Dimension d of the head at qkv[src], rotated to `pos`; read-only, so that each thread can
+/// write whole cache words without waiting for the threads rotating the other dimensions.
+fn rotated(src: u32, d: u32, pos: u32) -> f32 {
+    let x = qkv[src + d];
+    if (d >= params.n_rot) {
+        return x;
+    }
+    let half = params.n_rot / 2u;
+    var i = d / 2u;
+    var partner = d ^ 1u;
+    var first = (d & 1u) == 0u;
+    if (params.neox == 1u) {
+        i = d % half;
+        first = d < half;
+        partner = select(d - half, d + half, first);
+    }
+    let cs = rotation(i, pos);
+    let y = qkv[src + partner];
+    // Pair (x0, x1) becomes (x0 c - x1 s, x0 s + x1 c).
+    return select(y * cs.y + x * cs.x, x * cs.x - y * cs.y, first);
 }
 
 @compute @workgroup_size(WG)
@@ -53,41 +84,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let row = t * params.qkv_stride;
     let n_q = params.n_head * hd;
 
-    if (head >= params.n_head + params.n_head_kv) {
-        // Value head: copy into the cache.
-        let vh = head - params.n_head - params.n_head_kv;
-        for (var d = lid; d < hd; d += WG) {
-            v_cache[pos * kv_dim + vh * hd + d] = KvValue(qkv[row + n_q + kv_dim + vh * hd + d]);
+    if (head < params.n_head) {
+        // Query head: rotated in place, a pair per step.
+        let src = row + head * hd;
+        for (var i = lid; i < params.n_rot / 2u; i += WG) {
+            let p = pair(i);
+            let cs = rotation(i, pos);
+            let x0 = qkv[src + p.x];
+            let x1 = qkv[src + p.y];
+            qkv[src + p.x] = x0 * cs.x - x1 * cs.y;
+            qkv[src + p.y] = x0 * cs.y + x1 * cs.x;
         }
         return;
     }
-    let is_query = head < params.n_head;
-    var src = row + head * hd;
-    var dst = pos * kv_dim + (head - params.n_head) * hd;
-    if (!is_query) {
-        src = row + n_q + (head - params.n_head) * hd;
-    }
-    for (var i = lid; i < params.n_rot / 2u; i += WG) {
-        let p = pair(i);
-        let inv_freq = exp2(-params.log2_base * f32(2u * i) / f32(params.n_rot));
-        let theta = f32(pos) * params.freq_scale * inv_freq / freq[i];
-        let c = cos(theta) * params.attn_factor;
-        let s = sin(theta) * params.attn_factor;
-        let x0 = qkv[src + p.x];
-        let x1 = qkv[src + p.y];
-        let r0 = x0 * c - x1 * s;
-        let r1 = x0 * s + x1 * c;
-        if (is_query) {
-            qkv[src + p.x] = r0;
-            qkv[src + p.y] = r1;
+    let is_key = head < params.n_head + params.n_head_kv;
+    let kv_head = select(head - params.n_head - params.n_head_kv, head - params.n_head, is_key);
+    let src = row + n_q + select(kv_dim, 0u, is_key) + kv_head * hd;
+    let dst = (pos * kv_dim + kv_head * hd) / 4u;
+    for (var w = lid; w < hd / 4u; w += WG) {
+        let d = 4u * w;
+        if (is_key) {
+            k_cache[dst + w] = kv_word(vec4<f32>(rotated(src, d, pos), rotated(src, d + 1u, pos), rotated(src, d + 2u, pos), rotated(src, d + 3u, pos)));
         } else {
-            k_cache[dst + p.x] = KvValue(r0);
-            k_cache[dst + p.y] = KvValue(r1);
-        }
-    }
-    if (!is_query) {
-        for (var d = params.n_rot + lid; d < hd; d += WG) {
-            k_cache[dst + d] = KvValue(qkv[src + d]);
+            v_cache[dst + w] = kv_word(vec4<f32>(qkv[src + d], qkv[src + d + 1u], qkv[src + d + 2u], qkv[src + d + 3u]));
         }
     }
 }

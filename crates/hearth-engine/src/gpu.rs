@@ -24,10 +24,31 @@ pub struct Gpu {
     binding_limit: Option<u64>,
     /// Threads that share one row in the decode matvec (see shaders/matvec.wgsl).
     matvec_threads_per_row: u32,
-    /// Whether KV caches hold f16 (the device has shader-f16) rather than f32.
-    kv_f16: bool,
+    /// How KV caches hold their values.
+    kv_cache: KvCache,
     /// Per-kernel timing, while profiling is on (see `profile.rs`).
     profile: Mutex<Option<ProfileState>>,
+}
+
+/// How the KV caches hold keys and values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KvCache {
+    F32,
+    /// f16 values read and written as f16 (the device has shader-f16).
+    F16,
+    /// f16 values packed two to a u32 (pack2x16float, the same bytes as F16): half of f32's
+    /// memory and of attention's reads on devices without shader-f16 (SwiftShader).
+    PackedF16,
+}
+
+impl KvCache {
+    /// Bytes of one cached key or value.
+    pub fn value_bytes(self) -> usize {
+        match self {
+            KvCache::F32 => 4,
+            KvCache::F16 | KvCache::PackedF16 => 2,
+        }
+    }
 }
 
 impl Gpu {
@@ -70,8 +91,15 @@ impl Gpu {
             slot.get_or_insert_with(|| format!("device lost ({reason:?}): {message}"));
         });
         let cpu = info.device_type == wgpu::DeviceType::Cpu;
-        let kv_f16 = features.contains(wgpu::Features::SHADER_F16);
-        Ok(Gpu { device, queue, info, limits, fault, binding_limit: None, matvec_threads_per_row: if cpu { 1 } else { 64 }, kv_f16, profile: Mutex::new(None) })
+        // Without shader-f16, GPUs pack f16 pairs (half the memory and reads for one unpack
+        // instruction); CPU adapters keep f32, where unpacking costs more than the reads it
+        // saves (SwiftShader: SmolLM2 decode at context 1024 7% slower packed).
+        let kv_cache = match (features.contains(wgpu::Features::SHADER_F16), cpu) {
+            (true, _) => KvCache::F16,
+            (false, false) => KvCache::PackedF16,
+            (false, true) => KvCache::F32,
+        };
+        Ok(Gpu { device, queue, info, limits, fault, binding_limit: None, matvec_threads_per_row: if cpu { 1 } else { 64 }, kv_cache, profile: Mutex::new(None) })
     }
 
     /// The largest buffer one shader binding may see; tensors larger than this are split.
@@ -142,22 +170,25 @@ impl Gpu {
         Ok(totals)
     }
 
-    /// Whether KV caches are f16: where the device has shader-f16, as llama.cpp's are by
-    /// default; f32 elsewhere.
-    pub fn kv_f16(&self) -> bool {
-        self.kv_f16
+    /// How KV caches hold their values: f16 by default, as llama.cpp's do (native where the
+    /// device has shader-f16, packed in pairs elsewhere).
+    pub fn kv_cache(&self) -> KvCache {
+        self.kv_cache
     }
 
     /// Bytes of one cached key or value.
     pub fn kv_value_bytes(&self) -> usize {
-        if self.kv_f16 { 2 } else { 4 }
+        self.kv_cache.value_bytes()
     }
 
-    /// Chooses f16 (where the device has shader-f16; returns whether it is now on) or f32 KV
-    /// caches for models loaded afterwards.
-    pub fn set_kv_f16(&mut self, on: bool) -> bool {
-        self.kv_f16 = on && self.device.features().contains(wgpu::Features::SHADER_F16);
-        self.kv_f16
+    /// Chooses the KV cache's representation for models loaded afterwards; false (nothing
+    /// changed) for native f16 on a device without shader-f16.
+    pub fn set_kv_cache(&mut self, kv: KvCache) -> bool {
+        if kv == KvCache::F16 && !self.device.features().contains(wgpu::Features::SHADER_F16) {
+            return false;
+        }
+        self.kv_cache = kv;
+        true
     }
 
     pub fn adapter_name(&self) -> String {

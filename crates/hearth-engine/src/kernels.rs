@@ -5,7 +5,7 @@
 //! `load_w8(row, k)` and specialised per weight format by prepending
 //! `shaders/weights/common.wgsl` and the format's file.
 
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, KvCache};
 use crate::weights::{GpuMatrix, GpuVector};
 use crate::EngineError;
 use hearth_gguf::GgmlType;
@@ -89,13 +89,18 @@ pub enum Kernel {
     AttentionCombine,
 }
 
-/// Declares the KV caches' element type (`KvValue` in rope_kv.wgsl and attention.wgsl).
-fn kv_prelude(f16: bool) -> &'static str {
-    if f16 { "enable f16;\nalias KvValue = f16;\n" } else { "alias KvValue = f32;\n" }
+/// Declares how the KV caches hold values, for rope_kv.wgsl and attention.wgsl: `KvWord`,
+/// the cache's element holding four values, `kv4` reading one and `kv_word` making one.
+fn kv_prelude(kv: KvCache) -> &'static str {
+    match kv {
+        KvCache::F32 => "alias KvWord = vec4<f32>;\nfn kv4(w: KvWord) -> vec4<f32> { return w; }\nfn kv_word(v: vec4<f32>) -> KvWord { return v; }\n",
+        KvCache::F16 => "enable f16;\nalias KvWord = vec4<f16>;\nfn kv4(w: KvWord) -> vec4<f32> { return vec4<f32>(w); }\nfn kv_word(v: vec4<f32>) -> KvWord { return vec4<f16>(v); }\n",
+        KvCache::PackedF16 => "alias KvWord = vec2<u32>;\nfn kv4(w: KvWord) -> vec4<f32> { return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }\nfn kv_word(v: vec4<f32>) -> KvWord { return vec2<u32>(pack2x16float(v.xy), pack2x16float(v.zw)); }\n",
+    }
 }
 
 impl Kernel {
-    fn source(self, kv_f16: bool) -> Result<String, EngineError> {
+    fn source(self, kv: KvCache) -> Result<String, EngineError> {
         Ok(match self {
             Kernel::Matvec(ty) | Kernel::MatvecBlock(ty) => weight_format_source(ty)? + include_str!("../../../shaders/matvec.wgsl"),
             Kernel::MatvecCpu(ty) => {
@@ -106,8 +111,8 @@ impl Kernel {
             Kernel::Matmul(ty) => weight_format_source(ty)? + include_str!("../../../shaders/matmul.wgsl"),
             Kernel::Embed(ty) => weight_format_source(ty)? + include_str!("../../../shaders/embed.wgsl"),
             Kernel::RmsNorm => include_str!("../../../shaders/rmsnorm.wgsl").into(),
-            Kernel::RopeKv => kv_prelude(kv_f16).to_owned() + include_str!("../../../shaders/rope_kv.wgsl"),
-            Kernel::Attention(_) => kv_prelude(kv_f16).to_owned() + include_str!("../../../shaders/attention.wgsl"),
+            Kernel::RopeKv => kv_prelude(kv).to_owned() + include_str!("../../../shaders/rope_kv.wgsl"),
+            Kernel::Attention(_) => kv_prelude(kv).to_owned() + include_str!("../../../shaders/attention.wgsl"),
             Kernel::SiluGate => include_str!("../../../shaders/silu_gate.wgsl").into(),
             Kernel::Argmax => include_str!("../../../shaders/argmax.wgsl").into(),
             Kernel::Penalize => include_str!("../../../shaders/penalize.wgsl").into(),
@@ -128,8 +133,8 @@ pub struct Kernels {
     x_window: bool,
     /// Offsets of uniform bindings are multiples of this.
     uniform_alignment: u64,
-    /// Whether the KV caches these kernels read and write hold f16 (else f32).
-    kv_f16: bool,
+    /// How the KV caches these kernels read and write hold values.
+    kv_cache: KvCache,
 }
 
 /// Bytes of the activation window `MatvecCpu` reads as a uniform buffer (`x` in
@@ -188,7 +193,7 @@ impl Kernels {
             let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
             let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(&format!("{kernel:?}")),
-                source: wgpu::ShaderSource::Wgsl(kernel.source(gpu.kv_f16())?.into()),
+                source: wgpu::ShaderSource::Wgsl(kernel.source(gpu.kv_cache())?.into()),
             });
             let pipeline = gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(&format!("{kernel:?}")),
@@ -220,7 +225,7 @@ impl Kernels {
             }
             pipelines.insert(kernel, pipeline);
         }
-        Ok(Kernels { pipelines, threads_per_row, x_window, uniform_alignment: gpu.limits.min_uniform_buffer_offset_alignment as u64, kv_f16: gpu.kv_f16() })
+        Ok(Kernels { pipelines, threads_per_row, x_window, uniform_alignment: gpu.limits.min_uniform_buffer_offset_alignment as u64, kv_cache: gpu.kv_cache() })
     }
 
     /// Threads per head of attention for heads of `head_dim` values: on CPU adapters, enough
@@ -235,7 +240,7 @@ impl Kernels {
 
     /// Bytes of one cached key or value (2: f16 caches, 4: f32).
     pub fn kv_value_bytes(&self) -> usize {
-        if self.kv_f16 { 2 } else { 4 }
+        self.kv_cache.value_bytes()
     }
 
     /// Whether buffers passed as a matrix product's input `x` should also be usable as

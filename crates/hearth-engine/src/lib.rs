@@ -15,7 +15,7 @@ pub mod sampling;
 pub mod transformer;
 pub mod weights;
 
-pub use gpu::Gpu;
+pub use gpu::{Gpu, KvCache};
 pub use model::Model;
 pub use plan::{MemoryPlan, plan};
 pub use profile::KernelTime;

@@ -3,7 +3,7 @@
 
 use hearth_engine::kernels::{Kernels, Recorder, RopeShape, SubmitCache, X_WINDOW_BYTES};
 use hearth_engine::weights::{GpuMatrix, GpuVector};
-use hearth_engine::Gpu;
+use hearth_engine::{Gpu, KvCache};
 use hearth_gguf::quant::dequantize;
 use hearth_gguf::{GgmlType, SliceSource, TensorInfo};
 use half::{bf16, f16};
@@ -97,10 +97,15 @@ fn read_kv(gpu: &Gpu, b: &wgpu::Buffer, n: usize, f16_cache: bool) -> Vec<f32> {
     bytes.chunks_exact(2).take(n).map(|h| f16::from_le_bytes([h[0], h[1]]).to_f32()).collect()
 }
 
-/// The KV-cache element types this adapter can run: f32, and f16 where it has shader-f16.
-fn kv_types() -> Vec<bool> {
+/// The KV-cache representations this adapter can run: f32, packed f16, and native f16 where
+/// it has shader-f16.
+fn kv_types() -> Vec<KvCache> {
     let mut gpu = pollster::block_on(Gpu::new()).unwrap();
-    if gpu.set_kv_f16(true) { vec![false, true] } else { vec![false] }
+    let mut kinds = vec![KvCache::F32, KvCache::PackedF16];
+    if gpu.set_kv_cache(KvCache::F16) {
+        kinds.push(KvCache::F16);
+    }
+    kinds
 }
 
 /// How the input x of a matrix product is allocated.
@@ -297,17 +302,18 @@ fn rope_ref(head: &[f32], pos: usize, n_rot: usize, neox: bool, base: f64, freq:
 
 #[test]
 fn rope_rotates_queries_and_stores_keys_and_values() {
-    for f16_cache in kv_types() {
-        check_rope(f16_cache);
+    for kv in kv_types() {
+        check_rope(kv);
     }
 }
 
 /// RoPE into an f16 or f32 cache: keys within the cache type's rounding of the reference,
 /// values exactly the cache type's rounding of the input.
-fn check_rope(f16_cache: bool) {
+fn check_rope(kv: KvCache) {
     let mut rng = StdRng::seed_from_u64(5);
     let mut gpu = pollster::block_on(Gpu::new()).unwrap();
-    gpu.set_kv_f16(f16_cache);
+    assert!(gpu.set_kv_cache(kv));
+    let f16_cache = kv != KvCache::F32;
     let kernels = pollster::block_on(Kernels::new(&gpu, [])).unwrap();
     let round = |v: f32| if f16_cache { f16::from_f32(v).to_f32() } else { v };
     let key_tol = if f16_cache { 1e-3 } else { 1e-4 };
@@ -339,13 +345,13 @@ fn check_rope(f16_cache: bool) {
                 };
                 want.truncate(hd);
                 let tol = if h < n_head { 1e-4 } else { key_tol };
-                assert_close(got, &want, tol, &format!("rope neox={neox} t={t} head {h}, f16 cache {f16_cache}"));
+                assert_close(got, &want, tol, &format!("rope neox={neox} t={t} head {h}, {kv:?} cache"));
             }
             for vh in 0..n_kv {
                 let src = &qkv[t * stride + (n_head + n_kv + vh) * hd..][..hd];
                 let got = &v_got[pos * n_kv * hd + vh * hd..][..hd];
                 let want: Vec<f32> = src.iter().map(|&v| round(v)).collect();
-                assert_eq!(got, &want[..], "v cache t={t} head {vh}, f16 cache {f16_cache}");
+                assert_eq!(got, &want[..], "v cache t={t} head {vh}, {kv:?} cache");
             }
         }
     }
@@ -355,16 +361,17 @@ fn check_rope(f16_cache: bool) {
 /// workgroup shape of CPU adapters (`threads_per_row` 1: 16 threads per head) or of GPUs (64),
 /// over every KV-cache type the adapter has (the reference reads the cache's rounded values).
 fn check_attention(tokens: usize, pos0: usize, hd: usize, threads_per_row: u32) {
-    for f16_cache in kv_types() {
-        check_attention_with(tokens, pos0, hd, threads_per_row, f16_cache);
+    for kv in kv_types() {
+        check_attention_with(tokens, pos0, hd, threads_per_row, kv);
     }
 }
 
-fn check_attention_with(tokens: usize, pos0: usize, hd: usize, threads_per_row: u32, f16_cache: bool) {
+fn check_attention_with(tokens: usize, pos0: usize, hd: usize, threads_per_row: u32, kv: KvCache) {
     let mut rng = StdRng::seed_from_u64(6);
     let mut gpu = pollster::block_on(Gpu::new()).unwrap();
     gpu.set_matvec_threads_per_row(threads_per_row);
-    gpu.set_kv_f16(f16_cache);
+    assert!(gpu.set_kv_cache(kv));
+    let f16_cache = kv != KvCache::F32;
     let kernels = pollster::block_on(Kernels::new(&gpu, [])).unwrap();
     let (n_head, n_kv) = (4, 2);
     let stride = (n_head + 2 * n_kv) * hd;
@@ -397,7 +404,7 @@ fn check_attention_with(tokens: usize, pos0: usize, hd: usize, threads_per_row: 
             }
         }
     }
-    assert_close(&got, &want, 1e-4, &format!("attention, {tokens} queries after {pos0}, head width {hd}, {threads_per_row} threads per row, f16 cache {f16_cache}"));
+    assert_close(&got, &want, 1e-4, &format!("attention, {tokens} queries after {pos0}, head width {hd}, {threads_per_row} threads per row, {kv:?} cache"));
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! continuations, for tiny random-weight Phi-3 models of every supported tensor type
 //! (fixtures written by `scripts/make-fixtures.py`, answers recorded from llama.cpp).
 
-use hearth_engine::{Gpu, Model, Session};
+use hearth_engine::{Gpu, KvCache, Model, Session};
 use hearth_gguf::{SliceSource, read_header};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -12,17 +12,19 @@ fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
 }
 
+/// Loads with the adapter's default KV cache (f16: native where it has shader-f16, else packed).
 async fn load(file: &str) -> Arc<Model> {
-    load_with(file, true).await
+    load_with(file, None).await
 }
 
-/// `kv_f16`: an f16 KV cache where the adapter has shader-f16 (the default), else f32.
-async fn load_with(file: &str, kv_f16: bool) -> Arc<Model> {
+async fn load_with(file: &str, kv: Option<KvCache>) -> Arc<Model> {
     let bytes = std::fs::read(fixtures().join(file)).expect("fixture model");
     let source = SliceSource(&bytes);
     let gguf = read_header(&source).await.expect("header");
     let mut gpu = Gpu::new().await.expect("a GPU adapter (lavapipe: apt-get install mesa-vulkan-drivers)");
-    gpu.set_kv_f16(kv_f16);
+    if let Some(kv) = kv {
+        assert!(gpu.set_kv_cache(kv), "{kv:?} KV cache on this adapter");
+    }
     Arc::new(Model::load(Arc::new(gpu), &gguf, &source, &mut |_, _| {}).await.expect("model loads"))
 }
 
@@ -64,12 +66,12 @@ fn top2(row: &[f32]) -> (usize, f32) {
 }
 
 async fn check_logits(name: &str) {
-    check_logits_with(name, true).await
+    check_logits_with(name, None).await
 }
 
-async fn check_logits_with(name: &str, kv_f16: bool) {
+async fn check_logits_with(name: &str, kv: Option<KvCache>) {
     let meta = reference(name);
-    let model = load_with(meta["model"].as_str().unwrap(), kv_f16).await;
+    let model = load_with(meta["model"].as_str().unwrap(), kv).await;
     let tie = near_tie_margin(name);
     for case in meta["logits"].as_array().unwrap() {
         let tokens = ids(&case["tokens"]);
@@ -140,28 +142,29 @@ fixture_tests! {
     longrope_short_and_long_factors => "tiny-longrope",
 }
 
-/// The f32 KV cache (adapters without shader-f16: SwiftShader in Chromium) matches too.
+/// The f32 KV cache and f16 packed in pairs (the default where the adapter has no shader-f16,
+/// as SwiftShader in Chromium) match too.
 #[test]
-fn f32_kv_cache_logits() {
-    for name in ["tiny-q4_k_m", "tiny-f16-gqa-tied", "tiny-longrope"] {
-        pollster::block_on(check_logits_with(name, false));
+fn f32_and_packed_f16_kv_cache_logits() {
+    for kv in [KvCache::F32, KvCache::PackedF16] {
+        for name in ["tiny-q4_k_m", "tiny-f16-gqa-tied", "tiny-longrope"] {
+            pollster::block_on(check_logits_with(name, Some(kv)));
+        }
     }
 }
 
-/// Where the adapter has shader-f16 (lavapipe does) the cache is f16: half the bytes.
+/// f16 caches, native or packed, take half the bytes of f32 ones.
 #[test]
 fn f16_kv_cache_takes_half_the_memory() {
     pollster::block_on(async {
-        let f16_model = load_with("tiny-f16-gqa-tied.gguf", true).await;
-        let f32_model = load_with("tiny-f16-gqa-tied.gguf", false).await;
+        let f32_model = load_with("tiny-f16-gqa-tied.gguf", Some(KvCache::F32)).await;
         assert_eq!(f32_model.kernels.kv_value_bytes(), 4);
-        if !f16_model.gpu.kv_f16() {
-            eprintln!("this adapter has no shader-f16: only f32 caches to compare");
-            return;
-        }
-        let f16_bytes = Session::new(f16_model, Some(600)).await.unwrap().kv_bytes();
         let f32_bytes = Session::new(f32_model, Some(600)).await.unwrap().kv_bytes();
-        assert_eq!(f32_bytes, 2 * f16_bytes);
+        for kv in [None, Some(KvCache::PackedF16)] {
+            let f16_model = load_with("tiny-f16-gqa-tied.gguf", kv).await;
+            let f16_bytes = Session::new(f16_model, Some(600)).await.unwrap().kv_bytes();
+            assert_eq!(f32_bytes, 2 * f16_bytes, "{kv:?}");
+        }
     });
 }
 
