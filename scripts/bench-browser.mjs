@@ -61,7 +61,10 @@ try {
       if (peer.error || hearth.error) continue;
       const p = hearth.prefill.map((h, i) => `${h.prompt_len} tokens ${ratio(h.tokens_per_s, peer.prefill[i]?.tokens_per_s)}×`).join(', ');
       const d = hearth.decode.map((h, i) => `ctx ${h.ctx_len} ${ratio(h.tokens_per_s, peer.decode[i]?.tokens_per_s)}×`).join(', ');
-      console.log(`Hearth / wllama ${peer.build} (${peer.threads} threads): prefill ${p}; decode ${d}`);
+      // The WebGPU build falls back to the CPU where its backend cannot start (it requires
+      // shader-f16): say where the weights really were.
+      const where = peer.weights_on?.length ? `weights on ${peer.weights_on.join(' + ')}` : 'weights on an unknown backend';
+      console.log(`Hearth / wllama ${peer.build} build (${peer.threads} threads, ${where}): prefill ${p}; decode ${d}`);
     }
   }
 } finally {

@@ -15,7 +15,13 @@ const gpuLayers = Number(params.get('gpu-layers') ?? 999);
 const out = document.getElementById('result');
 
 async function main() {
-  const wllama = new Wllama({ default: '/wllama/wasm/wllama.wasm' }, { suppressNativeLog: true });
+  // llama.cpp's own log says where the weights went: "load_tensors: <backend> model buffer
+  // size = …" per backend. Its WebGPU backend needs shader-f16; where the adapter lacks it
+  // (SwiftShader) the "webgpu" build silently runs everything on the CPU.
+  const log = [];
+  const keep = (...args) => { const line = args.join(' ').trim(); if (/offload|webgpu|buffer size/i.test(line)) log.push(line); };
+  const logger = { debug: keep, log: keep, warn: keep, error: keep };
+  const wllama = new Wllama({ default: '/wllama/wasm/wllama.wasm' }, { logger });
   const nCtx = Math.max(...promptLens, ...ctxLens.map((c) => c + decodeTokens)) + 64;
   const started = performance.now();
   const config = { n_ctx: nCtx, n_batch: 512, n_gpu_layers: gpuLayers };
@@ -46,6 +52,8 @@ async function main() {
     threads: wllama.getNumThreads(),
     webgpu_supported: wllama.isSupportWebGPU(),
     load_s: loadS,
+    weights_on: [...new Set(log.map((l) => /load_tensors:\s+(\S+) model buffer size/.exec(l)?.[1]).filter(Boolean))],
+    native_log: log,
     prefill,
     decode,
   };
