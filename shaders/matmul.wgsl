@@ -1,13 +1,15 @@
-// Tiled matrix × matrix for prefill: Y[m, out_offset + n] (+)= sum_k X[x_row + m, k] W[n, k].
+// Tiled matrix × matrix for prefill on GPUs: Y[m, out_offset + n] (+)= sum_k X[x_row + m, k] W[n, k].
 //
 // Bindings:
 //   0 params   uniform  MatrixParams (below; the same struct as matvec.wgsl)
 //   1 weights  storage  W, n_rows × k values in the GPU layout of its format (weights/*.wgsl)
 //   2 x        storage  activations, row-major [tokens, k] f32 read as vec4
 //   3 y        storage  row-major [n_tokens, out_stride] f32; `accumulate` adds (fused residual)
-// Each 16×16 workgroup computes a 32-token × 32-row tile, 2×2 outputs per thread. For each
-// 32-wide slice of k it dequantizes the weight tile once into workgroup memory (128 threads,
-// one load_w8 each) and stages the activation tile beside it.
+// A workgroup of 256 threads computes a tile of 64 tokens × 64 weight rows, 4 × 4 outputs per
+// thread. For each 32-wide slice of k every thread dequantizes 8 weights once (one load_w8)
+// and stages 8 activations, both transposed into workgroup memory as vec4 along the tile's
+// rows and tokens; then each of the slice's 32 steps reads one vec4 of tokens and one of rows
+// and does 16 multiply-adds. Each weight is dequantized once per 64 tokens.
 
 struct MatrixParams {
     k: u32,
@@ -25,61 +27,63 @@ struct MatrixParams {
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 
-const TILE: u32 = 32u;
-// Rows padded by one to spread workgroup-memory banks.
-var<workgroup> w_tile: array<array<f32, 33>, 32>;
-var<workgroup> x_tile: array<array<f32, 33>, 32>;
+const TILE: u32 = 64u;
+const TILE_K: u32 = 32u;
+// [k][rows / 4] and [k][tokens / 4]: 2 × 8 KiB.
+var<workgroup> w_tile: array<vec4<f32>, 512>;
+var<workgroup> x_tile: array<vec4<f32>, 512>;
 
-@compute @workgroup_size(16, 16)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let n0 = wid.x * TILE;
     let m0 = wid.y * TILE;
-    var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
-    for (var k0 = 0u; k0 < params.k; k0 += TILE) {
-        if (lid < 128u) {
-            let r = lid / 4u;
-            let g = (lid % 4u) * 8u;
-            var w = W8(vec4<f32>(0.0), vec4<f32>(0.0));
-            if (n0 + r < params.n_rows) {
-                w = load_w8(n0 + r, k0 + g);
-            }
-            for (var i = 0u; i < 4u; i++) {
-                w_tile[r][g + i] = w.lo[i];
-                w_tile[r][g + 4u + i] = w.hi[i];
-            }
+    // This thread's outputs: tokens m0 + 4 ty .. + 4, rows n0 + 4 tx .. + 4.
+    let tx = lid % 16u;
+    let ty = lid / 16u;
+    // What it stages: 8 weights of row lid / 4 and 8 activations of token lid / 4.
+    let r = lid / 4u;
+    let g = (lid % 4u) * 8u;
+    var acc = array<vec4<f32>, 4>();
+    for (var k0 = 0u; k0 < params.k; k0 += TILE_K) {
+        var w = W8(vec4<f32>(0.0), vec4<f32>(0.0));
+        if (n0 + r < params.n_rows && k0 + g < params.k) {
+            w = load_w8(n0 + r, k0 + g);
         }
-        {
-            let m = lid / 8u;
-            let kk = (lid % 8u) * 4u;
-            var v = vec4<f32>(0.0);
-            if (m0 + m < params.n_tokens) {
-                v = x[((params.x_row + m0 + m) * params.k + k0 + kk) / 4u];
-            }
-            for (var i = 0u; i < 4u; i++) {
-                x_tile[m][kk + i] = v[i];
-            }
+        var lo = vec4<f32>(0.0);
+        var hi = vec4<f32>(0.0);
+        if (m0 + r < params.n_tokens && k0 + g < params.k) {
+            let xi = ((params.x_row + m0 + r) * params.k + k0 + g) / 4u;
+            lo = x[xi];
+            hi = x[xi + 1u];
+        }
+        for (var i = 0u; i < 4u; i++) {
+            w_tile[(g + i) * 16u + r / 4u][r % 4u] = w.lo[i];
+            w_tile[(g + 4u + i) * 16u + r / 4u][r % 4u] = w.hi[i];
+            x_tile[(g + i) * 16u + r / 4u][r % 4u] = lo[i];
+            x_tile[(g + 4u + i) * 16u + r / 4u][r % 4u] = hi[i];
         }
         workgroupBarrier();
-        let tm = lid3.y * 2u;
-        let tn = lid3.x * 2u;
-        for (var kk = 0u; kk < TILE; kk++) {
-            let a0 = x_tile[tm][kk];
-            let a1 = x_tile[tm + 1u][kk];
-            let b0 = w_tile[tn][kk];
-            let b1 = w_tile[tn + 1u][kk];
-            acc[0] += a0 * b0;
-            acc[1] += a0 * b1;
-            acc[2] += a1 * b0;
-            acc[3] += a1 * b1;
+        for (var kk = 0u; kk < TILE_K; kk++) {
+            let a = x_tile[kk * 16u + ty];
+            let b = w_tile[kk * 16u + tx];
+            acc[0] += a.x * b;
+            acc[1] += a.y * b;
+            acc[2] += a.z * b;
+            acc[3] += a.w * b;
         }
         workgroupBarrier();
     }
     for (var i = 0u; i < 4u; i++) {
-        let m = m0 + lid3.y * 2u + i / 2u;
-        let n = n0 + lid3.x * 2u + i % 2u;
-        if (m < params.n_tokens && n < params.n_rows) {
-            let o = m * params.out_stride + params.out_offset + n;
-            y[o] = select(0.0, y[o], params.accumulate == 1u) + acc[i];
+        let m = m0 + 4u * ty + i;
+        if (m >= params.n_tokens) {
+            break;
+        }
+        for (var j = 0u; j < 4u; j++) {
+            let n = n0 + 4u * tx + j;
+            if (n < params.n_rows) {
+                let o = m * params.out_stride + params.out_offset + n;
+                y[o] = select(0.0, y[o], params.accumulate == 1u) + acc[i][j];
+            }
         }
     }
 }

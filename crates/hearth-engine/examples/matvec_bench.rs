@@ -54,7 +54,7 @@ fn main() {
     let tokens = env("HEARTH_TOKENS").unwrap_or(1);
     let mut gpu = pollster::block_on(Gpu::new()).expect("a GPU adapter");
     if let Some(t) = env("HEARTH_THREADS_PER_ROW") {
-        gpu.set_matvec_threads_per_row(t);
+        gpu.set_matvec_threads_per_row(t).expect("HEARTH_THREADS_PER_ROW: 1, 4, 8, 16, 32 or 64");
     }
     let input_usage = if env("HEARTH_PLAIN_INPUT") == Some(1) { wgpu::BufferUsages::empty() } else { wgpu::BufferUsages::UNIFORM };
     println!("{}: {rows} x {cols}, {tokens} tokens, {reps} products per submission", gpu.adapter_name());

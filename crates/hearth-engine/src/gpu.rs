@@ -8,6 +8,10 @@ use crate::EngineError;
 use crate::profile::{KernelTime, PendingProfile, ProfileState};
 use std::sync::{Arc, Mutex};
 
+/// Lanes that share a group of four rows in the GPU decode matvec (matvec_gpu.wgsl): 16 lanes
+/// take a Phi-4-mini row (3072 values) in three 64-value steps of Q4_K.
+const GPU_MATVEC_THREADS: u32 = 16;
+
 /// Some drivers (SwiftShader in Chromium) refuse a buffer of exactly the 1 GiB they
 /// advertise; staying a MiB below costs nothing.
 const LARGEST_BUFFER: u64 = (1 << 30) - (1 << 20);
@@ -22,7 +26,8 @@ pub struct Gpu {
     fault: Arc<Mutex<Option<String>>>,
     /// A smaller binding limit than the device's, to exercise tensor splitting in tests.
     binding_limit: Option<u64>,
-    /// Threads that share one row in the decode matvec (see shaders/matvec.wgsl).
+    /// Threads that share a row (or a GPU's group of rows) in the decode matvec: 1 selects
+    /// the CPU-adapter kernels (see shaders/matvec_cpu.wgsl and matvec_gpu.wgsl).
     matvec_threads_per_row: u32,
     /// How KV caches hold their values.
     kv_cache: KvCache,
@@ -99,7 +104,7 @@ impl Gpu {
             (false, false) => KvCache::PackedF16,
             (false, true) => KvCache::F32,
         };
-        Ok(Gpu { device, queue, info, limits, fault, binding_limit: None, matvec_threads_per_row: if cpu { 1 } else { 64 }, kv_cache, profile: Mutex::new(None) })
+        Ok(Gpu { device, queue, info, limits, fault, binding_limit: None, matvec_threads_per_row: if cpu { 1 } else { GPU_MATVEC_THREADS }, kv_cache, profile: Mutex::new(None) })
     }
 
     /// The largest buffer one shader binding may see; tensors larger than this are split.
@@ -119,12 +124,15 @@ impl Gpu {
         self.matvec_threads_per_row
     }
 
-    /// Overrides the choice above: for adapters that hide being CPU-emulated (the browser's
-    /// SwiftShader reports no device type through WebGPU) and for tests of every variant.
-    /// Takes effect for kernels compiled afterwards. `threads` must be a power of two ≤ 64.
-    pub fn set_matvec_threads_per_row(&mut self, threads: u32) {
-        assert!(threads.is_power_of_two() && threads <= 64, "threads per row must be a power of two up to 64");
+    /// Overrides the choice above: 1 for adapters that hide being CPU-emulated (the browser's
+    /// SwiftShader reports no device type through WebGPU), a GPU's lanes per group of rows
+    /// for tuning, every variant for tests. Takes effect for kernels compiled afterwards.
+    pub fn set_matvec_threads_per_row(&mut self, threads: u32) -> Result<(), EngineError> {
+        if threads != 1 && !(threads.is_power_of_two() && (4..=64).contains(&threads)) {
+            return Err(EngineError::Unsupported(format!("{threads} threads per matrix row: the choices are 1 (CPU adapters) and 4, 8, 16, 32 or 64 (GPUs)")));
+        }
         self.matvec_threads_per_row = threads;
+        Ok(())
     }
 
     /// Starts timing every dispatch by kernel (or stops, dropping what was gathered). Fails

@@ -6,6 +6,7 @@
 //! `shaders/weights/common.wgsl` and the format's file.
 
 use crate::gpu::{Gpu, KvCache};
+use crate::model::Projection;
 use crate::weights::{GpuMatrix, GpuVector};
 use crate::EngineError;
 use hearth_gguf::GgmlType;
@@ -20,42 +21,64 @@ pub fn weight_format_supported(ty: GgmlType) -> bool {
 }
 
 /// A weight format's shader files: its reader behind `load_w8` (`shaders/weights/`) and its
-/// block activations and four-row block dot product for matvec_cpu.wgsl (`shaders/block_dot/`;
-/// for the rarer formats a one-row `block_dot` that by_row.wgsl repeats for four rows).
+/// whole-block dot products for matvec_cpu.wgsl and matvec_gpu.wgsl (`shaders/block_dot/`).
 struct FormatShaders {
     reader: &'static str,
-    block_dot: &'static str,
-    by_row: bool,
+    /// The CPU-adapter kernel's blocks.
+    cpu: BlockDot,
+    /// The GPU kernel's: the same 32-value blocks, or for the K-quants parts of a super-block
+    /// small enough for a GPU thread's registers (`shaders/block_dot/gpu/`).
+    gpu: BlockDot,
 }
 
+/// A format's block activations and four-row block dot product: `files` in order, and
+/// whether they define only a one-row `block_dot` that by_row.wgsl repeats for four rows (the
+/// rarer formats), and the values per block (BLOCK_VALUES).
+#[derive(Clone, Copy)]
+struct BlockDot {
+    files: &'static [&'static str],
+    by_row: bool,
+    values: u32,
+}
+
+const CHUNK64: &str = include_str!("../../../shaders/block_dot/gpu/chunk64.wgsl");
+
 fn format_shaders(ty: GgmlType) -> Result<FormatShaders, EngineError> {
-    macro_rules! files {
-        ($name:literal) => {
-            files!($name, false)
+    macro_rules! dot {
+        ($name:literal, $values:literal) => {
+            BlockDot { files: &[include_str!(concat!("../../../shaders/block_dot/", $name, ".wgsl"))], by_row: false, values: $values }
         };
-        ($name:literal, by_row) => {
-            files!($name, true)
-        };
-        ($name:literal, $by_row:expr) => {
-            FormatShaders {
-                reader: include_str!(concat!("../../../shaders/weights/", $name, ".wgsl")),
-                block_dot: include_str!(concat!("../../../shaders/block_dot/", $name, ".wgsl")),
-                by_row: $by_row,
-            }
+        ($name:literal, $values:literal, by_row) => {
+            BlockDot { files: &[include_str!(concat!("../../../shaders/block_dot/", $name, ".wgsl"))], by_row: true, values: $values }
         };
     }
+    macro_rules! reader {
+        ($name:literal) => {
+            include_str!(concat!("../../../shaders/weights/", $name, ".wgsl"))
+        };
+    }
+    // Most formats' 32-value blocks serve both kernels.
+    let both = |reader: &'static str, dot: BlockDot| FormatShaders { reader, cpu: dot, gpu: dot };
     Ok(match ty {
-        GgmlType::F32 => files!("f32", by_row),
-        GgmlType::F16 => files!("f16"),
-        GgmlType::Bf16 => files!("bf16", by_row),
-        GgmlType::Q8_0 => files!("q8_0"),
-        GgmlType::Q4_0 => files!("q4_0"),
-        GgmlType::Q4_1 => files!("q4_1"),
-        GgmlType::Q5_0 => files!("q5_0", by_row),
-        GgmlType::Q5_1 => files!("q5_1", by_row),
-        GgmlType::Q4K => files!("q4_k"),
-        GgmlType::Q5K => files!("q5_k", by_row),
-        GgmlType::Q6K => files!("q6_k"),
+        GgmlType::F32 => both(reader!("f32"), dot!("f32", 32, by_row)),
+        GgmlType::F16 => both(reader!("f16"), dot!("f16", 32)),
+        GgmlType::Bf16 => both(reader!("bf16"), dot!("bf16", 32, by_row)),
+        GgmlType::Q8_0 => both(reader!("q8_0"), dot!("q8_0", 32)),
+        GgmlType::Q4_0 => both(reader!("q4_0"), dot!("q4_0", 32)),
+        GgmlType::Q4_1 => both(reader!("q4_1"), dot!("q4_1", 32)),
+        GgmlType::Q5_0 => both(reader!("q5_0"), dot!("q5_0", 32, by_row)),
+        GgmlType::Q5_1 => both(reader!("q5_1"), dot!("q5_1", 32, by_row)),
+        GgmlType::Q4K => FormatShaders {
+            reader: reader!("q4_k"),
+            cpu: dot!("q4_k", 256),
+            gpu: BlockDot { files: &[CHUNK64, include_str!("../../../shaders/block_dot/gpu/q4_k.wgsl")], by_row: false, values: 64 },
+        },
+        GgmlType::Q5K => FormatShaders {
+            reader: reader!("q5_k"),
+            cpu: dot!("q5_k", 256, by_row),
+            gpu: BlockDot { files: &[CHUNK64, include_str!("../../../shaders/block_dot/gpu/q5_k.wgsl")], by_row: false, values: 64 },
+        },
+        GgmlType::Q6K => FormatShaders { reader: reader!("q6_k"), cpu: dot!("q6_k", 256), gpu: dot!("gpu/q6_k", 32) },
         other => return Err(EngineError::Unsupported(format!("no GPU kernel for {other} weights"))),
     })
 }
@@ -67,6 +90,19 @@ fn weight_format_source(ty: GgmlType) -> Result<String, EngineError> {
     Ok(format!("{COMMON}\n{scales}\n{body}\n"))
 }
 
+/// A matrix kernel built on whole-block dot products: the format's reader, the blocks'
+/// helpers, the format's block files, then the kernel.
+fn block_kernel_source(ty: GgmlType, dot: BlockDot, kernel: &str) -> Result<String, EngineError> {
+    let mut source = weight_format_source(ty)? + include_str!("../../../shaders/block_dot/common.wgsl");
+    for file in dot.files {
+        source += file;
+    }
+    if dot.by_row {
+        source += include_str!("../../../shaders/block_dot/by_row.wgsl");
+    }
+    Ok(source + kernel)
+}
+
 /// The kernels of the forward pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
@@ -76,6 +112,8 @@ pub enum Kernel {
     MatvecBlock(GgmlType),
     /// matvec_cpu.wgsl: decode and prefill on CPU-emulated adapters.
     MatvecCpu(GgmlType),
+    /// matvec_gpu.wgsl: decode on GPUs.
+    MatvecGpu(GgmlType),
     Matmul(GgmlType),
     Embed(GgmlType),
     RmsNorm,
@@ -103,11 +141,8 @@ impl Kernel {
     fn source(self, kv: KvCache) -> Result<String, EngineError> {
         Ok(match self {
             Kernel::Matvec(ty) | Kernel::MatvecBlock(ty) => weight_format_source(ty)? + include_str!("../../../shaders/matvec.wgsl"),
-            Kernel::MatvecCpu(ty) => {
-                let files = format_shaders(ty)?;
-                let by_row = if files.by_row { include_str!("../../../shaders/block_dot/by_row.wgsl") } else { "" };
-                weight_format_source(ty)? + files.block_dot + by_row + include_str!("../../../shaders/matvec_cpu.wgsl")
-            }
+            Kernel::MatvecCpu(ty) => block_kernel_source(ty, format_shaders(ty)?.cpu, include_str!("../../../shaders/matvec_cpu.wgsl"))?,
+            Kernel::MatvecGpu(ty) => block_kernel_source(ty, format_shaders(ty)?.gpu, include_str!("../../../shaders/matvec_gpu.wgsl"))?,
             Kernel::Matmul(ty) => weight_format_source(ty)? + include_str!("../../../shaders/matmul.wgsl"),
             Kernel::Embed(ty) => weight_format_source(ty)? + include_str!("../../../shaders/embed.wgsl"),
             Kernel::RmsNorm => include_str!("../../../shaders/rmsnorm.wgsl").into(),
@@ -142,8 +177,12 @@ pub struct Kernels {
 pub const X_WINDOW_BYTES: u64 = 65536;
 const X_WINDOW_VALUES: u32 = (X_WINDOW_BYTES / 4) as u32;
 
-/// Threads in a matvec workgroup (WG in matvec.wgsl).
+/// Threads in a matvec workgroup (WG in matvec.wgsl and matvec_gpu.wgsl).
 const MATVEC_WORKGROUP: u32 = 64;
+/// Rows each group of lanes of matvec_gpu.wgsl computes.
+const GPU_MATVEC_ROWS: u32 = 4;
+/// Tokens and weight rows of a matmul.wgsl tile.
+const MATMUL_TILE: u32 = 64;
 /// Rows each thread of `MatvecCpu` computes (ROWS_PER_THREAD in matvec_cpu.wgsl): one read of
 /// a block's activations serves them all. Sixteen for the small quantized blocks (SwiftShader:
 /// Q4_0, Q4_1 and Q8_0 1.1-1.2x faster than eight; lavapipe unchanged); eight for the rest,
@@ -173,9 +212,9 @@ impl Kernels {
         let attention_widths: &[u32] = if threads_per_row == 1 { &CPU_ATTENTION_THREADS } else { &[GPU_ATTENTION_THREADS] };
         wanted.extend(attention_widths.iter().map(|&threads| Kernel::Attention(threads)));
         for ty in formats {
-            let prefill = if threads_per_row == 1 { Kernel::MatvecBlock(ty) } else { Kernel::Matmul(ty) };
-            let cpu = x_window.then_some(Kernel::MatvecCpu(ty));
-            for k in [Kernel::Matvec(ty), prefill, Kernel::Embed(ty)].into_iter().chain(cpu) {
+            // Matvec is the general kernel, for inputs the faster ones cannot take.
+            let (prefill, fast) = if threads_per_row == 1 { (Kernel::MatvecBlock(ty), x_window.then_some(Kernel::MatvecCpu(ty))) } else { (Kernel::Matmul(ty), Some(Kernel::MatvecGpu(ty))) };
+            for k in [Kernel::Matvec(ty), prefill, Kernel::Embed(ty)].into_iter().chain(fast) {
                 if !wanted.contains(&k) {
                     wanted.push(k);
                 }
@@ -202,7 +241,7 @@ impl Kernels {
                 entry_point: Some("main"),
                 compilation_options: wgpu::PipelineCompilationOptions {
                     constants: match kernel {
-                        Kernel::Matvec(_) => &matvec_constants,
+                        Kernel::Matvec(_) | Kernel::MatvecGpu(_) => &matvec_constants,
                         Kernel::MatvecBlock(_) => &block_constants,
                         Kernel::MatvecCpu(ty) => {
                             cpu_constants = [("ROWS_PER_THREAD", cpu_rows_per_thread(ty) as f64)];
@@ -356,7 +395,10 @@ impl<'a> Recorder<'a> {
     /// once per row chunk of `w`.
     #[allow(clippy::too_many_arguments)]
     pub fn matmul(&mut self, w: &'a GpuMatrix, x: &'a wgpu::Buffer, x_row: u32, n_tokens: u32, y: &'a wgpu::Buffer, out_stride: u32, out_offset: u32, accumulate: bool) {
-        if self.matmul_by_windows(w, x, x_row, n_tokens, y, out_stride, out_offset, accumulate) {
+        if self.matmul_by_windows(w, x, x_row, n_tokens, y, out_stride, out_offset, accumulate, 0) {
+            return;
+        }
+        if n_tokens == 1 && self.matvec_gpu(w, x, x_row, y, out_offset, accumulate, 0) {
             return;
         }
         for chunk in &w.chunks {
@@ -368,18 +410,65 @@ impl<'a> Recorder<'a> {
                 let [gx, gy, _] = grid(row_groups, self.max_groups);
                 self.push(Kernel::MatvecBlock(w.ty), params, vec![&chunk.buffer, x, y], [gx, gy, n_tokens.div_ceil(PREFILL_TOKENS_PER_BLOCK)]);
             } else {
-                self.push(Kernel::Matmul(w.ty), params, vec![&chunk.buffer, x, y], [chunk.rows.div_ceil(32), n_tokens.div_ceil(32), 1]);
+                self.push(Kernel::Matmul(w.ty), params, vec![&chunk.buffer, x, y], [chunk.rows.div_ceil(MATMUL_TILE), n_tokens.div_ceil(MATMUL_TILE), 1]);
             }
         }
     }
 
+    /// The feed-forward block's gated activation `act[t, :] = silu(gate) * up`, where
+    /// `[gate | up] = W x[t]` comes from `parts` (gate rows into columns `[0, n_ff)`, up rows
+    /// after). Where one matrix holds both halves, the matrix kernel applies the gate as it
+    /// writes (decoding on GPUs, every pass on CPU adapters): one dispatch, and `gate_up` is
+    /// not touched. Otherwise the products go to `gate_up` and silu_gate.wgsl follows.
+    pub fn gated_ffn_input(&mut self, parts: &'a [Projection], x: &'a wgpu::Buffer, n_tokens: u32, n_ff: u32, gate_up: &'a wgpu::Buffer, act: &'a wgpu::Buffer) {
+        if let [only] = parts
+            && only.out_offset == 0
+            && only.weight.rows == 2 * n_ff
+            && only.weight.chunks.len() == 1
+            && (self.matmul_by_windows(&only.weight, x, 0, n_tokens, act, n_ff, 0, false, n_ff) || (n_tokens == 1 && self.matvec_gpu(&only.weight, x, 0, act, 0, false, n_ff)))
+        {
+            return;
+        }
+        for p in parts {
+            self.matmul(&p.weight, x, 0, n_tokens, gate_up, 2 * n_ff, p.out_offset, false);
+        }
+        self.silu_gate(n_ff, n_tokens, gate_up, act);
+    }
+
+    /// `matmul` of one token on GPUs through `MatvecGpu`; with `glu` > 0 the gated activation
+    /// of its first `glu` rows by the next `glu` (matvec_gpu.wgsl). Returns false, recording
+    /// nothing, on CPU adapters and where the row length is not a whole number of blocks.
+    #[allow(clippy::too_many_arguments)]
+    fn matvec_gpu(&mut self, w: &'a GpuMatrix, x: &'a wgpu::Buffer, x_row: u32, y: &'a wgpu::Buffer, out_offset: u32, accumulate: bool, glu: u32) -> bool {
+        let threads = self.kernels.threads_per_row;
+        let whole_blocks = format_shaders(w.ty).is_ok_and(|f| w.cols.is_multiple_of(f.gpu.values));
+        if threads == 1 || !whole_blocks {
+            return false;
+        }
+        let rows_per_group = GPU_MATVEC_ROWS * (MATVEC_WORKGROUP / threads);
+        for chunk in &w.chunks {
+            let rows = if glu > 0 { glu } else { chunk.rows };
+            let params = Params::new(&[w.cols, chunk.scale_offset, rows, out_offset + chunk.row_start, accumulate as u32, x_row, glu]);
+            // The weights twice: as u32 words and as vec4 of them.
+            let buffers = vec![whole(&chunk.buffer), whole(x), whole(y), whole(&chunk.buffer)];
+            self.push_bindings(Kernel::MatvecGpu(w.ty), params, buffers, grid(rows.div_ceil(rows_per_group), self.max_groups));
+        }
+        true
+    }
+
     /// `matmul` on CPU adapters through `MatvecCpu`: the tokens and the k range are cut into
     /// windows of at most X_WINDOW_BYTES of `x`, one dispatch each (later k slices add to the
-    /// first). Returns false, recording nothing, where `x` cannot be windowed.
+    /// first). With `glu` > 0, the gated activation of the first `glu` rows by the next `glu`
+    /// (one k slice only). Returns false, recording nothing, where `x` cannot be windowed.
     #[allow(clippy::too_many_arguments)]
-    fn matmul_by_windows(&mut self, w: &'a GpuMatrix, x: &'a wgpu::Buffer, x_row: u32, n_tokens: u32, y: &'a wgpu::Buffer, out_stride: u32, out_offset: u32, accumulate: bool) -> bool {
+    fn matmul_by_windows(&mut self, w: &'a GpuMatrix, x: &'a wgpu::Buffer, x_row: u32, n_tokens: u32, y: &'a wgpu::Buffer, out_stride: u32, out_offset: u32, accumulate: bool, glu: u32) -> bool {
         let k = w.cols;
         if n_tokens == 0 {
+            return false;
+        }
+        // matvec_cpu.wgsl's threads take rows a stride apart: with glu, each gate row's up row
+        // must fall to the same thread, and one pass must see the whole row.
+        if glu > 0 && (k > X_WINDOW_VALUES || !w.rows.is_multiple_of(cpu_rows_per_thread(w.ty))) {
             return false;
         }
         let row_bytes = k as u64 * 4;
@@ -410,7 +499,7 @@ impl<'a> Recorder<'a> {
                     };
                     let add = accumulate || k_begin > 0;
                     let out = out_offset + chunk.row_start + t0 * out_stride;
-                    let params = Params::new(&[k, chunk.scale_offset, chunk.rows, tokens, out_stride, out, add as u32, k_begin, slice.min(k - k_begin)]);
+                    let params = Params::new(&[k, chunk.scale_offset, chunk.rows, tokens, out_stride, out, add as u32, k_begin, slice.min(k - k_begin), glu]);
                     // The weights twice: as u32 words and as vec4 of them (matvec_cpu.wgsl).
                     let buffers = vec![whole(&chunk.buffer), window, whole(y), whole(&chunk.buffer)];
                     self.push_bindings(Kernel::MatvecCpu(w.ty), params, buffers, groups);

@@ -280,10 +280,7 @@ impl Session {
 
             // Feed-forward block: x += Wdown · (silu(gate) * up), [gate | up] = Wgate_up · norm(x)
             rec.rms_norm(&a.x, 0, n, &layer.ffn_norm, c.rms_eps, &a.normed);
-            for p in &layer.ffn_gate_up {
-                rec.matmul(&p.weight, &a.normed, 0, n, &a.gate_up, 2 * n_ff, p.out_offset, false);
-            }
-            rec.silu_gate(n_ff, n, &a.gate_up, &a.ffn_act);
+            rec.gated_ffn_input(&layer.ffn_gate_up, &a.normed, n, n_ff, &a.gate_up, &a.ffn_act);
             rec.matmul(&layer.ffn_down, &a.ffn_act, 0, n, &a.x, d, 0, true);
         }
         // Head: final norm and the vocabulary projection, for every position or the last.

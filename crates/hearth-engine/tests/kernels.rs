@@ -2,6 +2,7 @@
 //! the workgroup or tile sizes.
 
 use hearth_engine::kernels::{Kernels, Recorder, RopeShape, SubmitCache, X_WINDOW_BYTES};
+use hearth_engine::model::Projection;
 use hearth_engine::weights::{GpuMatrix, GpuVector};
 use hearth_engine::{Gpu, KvCache};
 use hearth_gguf::quant::dequantize;
@@ -128,7 +129,7 @@ fn check_matmul_with(ty: GgmlType, rows: usize, cols: usize, tokens: usize, chun
     let mut rng = StdRng::seed_from_u64(ty as u64 * 31 + tokens as u64);
     let mut gpu = pollster::block_on(Gpu::new()).unwrap();
     if let Some(t) = threads_per_row {
-        gpu.set_matvec_threads_per_row(t);
+        gpu.set_matvec_threads_per_row(t).unwrap();
     }
     if let Some(limit) = chunk_limit {
         gpu.limit_binding_bytes(limit);
@@ -173,12 +174,97 @@ fn check_matmul_with(ty: GgmlType, rows: usize, cols: usize, tokens: usize, chun
 
 #[test]
 fn matvec_every_weight_format_and_row_split() {
-    // One thread per row (CPU adapters), a few, and a whole workgroup per row (GPUs).
+    // One thread per row (CPU adapters), and groups of 8 and 64 lanes (GPUs).
     for ty in ALL_TYPES {
         for threads in [1, 8, 64] {
             check_matmul(ty, 37, 512, 1, None, Some(threads));
         }
     }
+}
+
+#[test]
+fn gpu_matvec_at_every_lane_count() {
+    // matvec_gpu.wgsl: groups of 4 to 64 lanes over rows whose blocks (32 values; 64 for
+    // Q4_K and Q5_K, 32 for Q6_K) do not divide evenly among the lanes, and row counts that
+    // fill neither a group's four rows nor a workgroup.
+    for ty in ALL_TYPES {
+        for threads in [4, 16, 32] {
+            check_matmul(ty, 37, 1280, 1, None, Some(threads));
+        }
+    }
+    // A row length that is no whole number of blocks takes the general kernel.
+    check_matmul(GgmlType::F16, 5, 200, 1, None, Some(16));
+}
+
+/// `act = silu(W_gate x) * (W_up x)` through `Recorder::gated_ffn_input` for `n_ff` gate and up
+/// rows, stacked in one matrix or (`separate`) as two; `fused`: whether the matrix kernel must
+/// have applied the gate itself, leaving the `gate_up` scratch buffer untouched.
+fn check_gated(ty: GgmlType, n_ff: usize, cols: usize, tokens: usize, threads: u32, separate: bool, fused: bool) {
+    let what = format!("{ty} gated, n_ff {n_ff}, k {cols}, {tokens} tokens, {threads} threads per row, separate {separate}");
+    let mut rng = StdRng::seed_from_u64(ty as u64 * 7 + n_ff as u64);
+    let mut gpu = pollster::block_on(Gpu::new()).unwrap();
+    gpu.set_matvec_threads_per_row(threads).unwrap();
+    let raw = random_weights(&mut rng, ty, 2 * n_ff, cols);
+    let w = dequantize(ty, &raw).unwrap();
+    let parts = if separate {
+        let half = raw.len() / 2;
+        vec![
+            Projection { weight: pollster::block_on(matrix(&gpu, ty, &raw[..half], n_ff, cols)), out_offset: 0 },
+            Projection { weight: pollster::block_on(matrix(&gpu, ty, &raw[half..], n_ff, cols)), out_offset: n_ff as u32 },
+        ]
+    } else {
+        vec![Projection { weight: pollster::block_on(matrix(&gpu, ty, &raw, 2 * n_ff, cols)), out_offset: 0 }]
+    };
+    let kernels = pollster::block_on(Kernels::new(&gpu, [ty])).unwrap();
+    let x = random_vec(&mut rng, tokens * cols);
+    // As a session allocates matrix inputs: a uniform window fits past the last row.
+    let xb = pollster::block_on(gpu.storage_buffer("x", (x.len() * 4) as u64 + X_WINDOW_BYTES, wgpu::BufferUsages::UNIFORM)).unwrap();
+    gpu.queue.write_buffer(&xb, 0, bytemuck::cast_slice(&x));
+    const UNTOUCHED: f32 = 1234.5;
+    let gate_up = buffer(&gpu, &vec![UNTOUCHED; tokens * 2 * n_ff]);
+    let act = buffer(&gpu, &vec![0.0; tokens * n_ff]);
+    let mut rec = Recorder::new(&gpu, &kernels);
+    rec.gated_ffn_input(&parts, &xb, tokens as u32, n_ff as u32, &gate_up, &act);
+    rec.submit(&gpu, &mut SubmitCache::default(), |_| {});
+    let got = read(&gpu, &act, tokens * n_ff);
+    let scratch_untouched = read(&gpu, &gate_up, tokens * 2 * n_ff).iter().all(|&v| v == UNTOUCHED);
+    assert_eq!(scratch_untouched, fused, "{what}: fused into the matrix kernel");
+    for t in 0..tokens {
+        for i in 0..n_ff {
+            // Each product and the magnitude of its terms, which bounds its f32 error.
+            let product = |r: usize| {
+                let terms = (0..cols).map(|k| w[r * cols + k] as f64 * x[t * cols + k] as f64);
+                (terms.clone().sum::<f64>(), terms.map(f64::abs).sum::<f64>())
+            };
+            let ((g, g_terms), (u, u_terms)) = (product(i), product(n_ff + i));
+            let silu = g / (1.0 + (-g).exp());
+            let tol = 1e-5 * (1.1 * g_terms * u.abs() + u_terms * silu.abs()) + 1e-6;
+            let v = got[t * n_ff + i] as f64;
+            assert!((v - silu * u).abs() <= tol, "{what}: act[{t}, {i}] = {v}, want {}", silu * u);
+        }
+    }
+}
+
+#[test]
+fn gated_activation_fused_into_the_matrix_kernel() {
+    // GPUs: decoding fuses the gate for every format; prefill and separate gate/up tensors run
+    // the products and silu_gate.wgsl.
+    for ty in ALL_TYPES {
+        check_gated(ty, 37, 512, 1, 16, false, true);
+    }
+    check_gated(GgmlType::Q4K, 37, 512, 3, 16, false, false);
+    check_gated(GgmlType::Q8_0, 37, 512, 1, 16, true, false);
+    // CPU adapters fuse it for any number of tokens where each thread's rows pair gate with up
+    // rows: 2 n_ff a multiple of its 8 (Q4_K, Q6_K, F16, ...) or 16 rows (Q4_0, Q4_1, Q8_0).
+    for ty in ALL_TYPES {
+        check_gated(ty, 40, 512, 1, 1, false, true);
+        check_gated(ty, 40, 512, 3, 1, false, true);
+    }
+    check_gated(GgmlType::Q4K, 36, 512, 2, 1, false, true);
+    check_gated(GgmlType::Q4_0, 36, 512, 2, 1, false, false);
+    check_gated(GgmlType::Q6K, 40, 512, 1, 1, true, false);
+    // Rows longer than one activation window are summed over several passes: not fused.
+    check_gated(GgmlType::Q4_0, 8, 16384 + 512, 1, 1, false, false);
 }
 
 #[test]
@@ -262,7 +348,7 @@ fn rms_norm_rows_with_offset() {
     for threads_per_row in [1, 64] {
         let mut rng = StdRng::seed_from_u64(4);
         let mut gpu = pollster::block_on(Gpu::new()).unwrap();
-        gpu.set_matvec_threads_per_row(threads_per_row);
+        gpu.set_matvec_threads_per_row(threads_per_row).unwrap();
         let kernels = pollster::block_on(Kernels::new(&gpu, [])).unwrap();
         let (n, rows, eps) = (100, 5, 1e-5f32);
         let x = random_vec(&mut rng, rows * n);
@@ -369,7 +455,7 @@ fn check_attention(tokens: usize, pos0: usize, hd: usize, threads_per_row: u32) 
 fn check_attention_with(tokens: usize, pos0: usize, hd: usize, threads_per_row: u32, kv: KvCache) {
     let mut rng = StdRng::seed_from_u64(6);
     let mut gpu = pollster::block_on(Gpu::new()).unwrap();
-    gpu.set_matvec_threads_per_row(threads_per_row);
+    gpu.set_matvec_threads_per_row(threads_per_row).unwrap();
     assert!(gpu.set_kv_cache(kv));
     let f16_cache = kv != KvCache::F32;
     let kernels = pollster::block_on(Kernels::new(&gpu, [])).unwrap();
@@ -471,7 +557,7 @@ fn argmax_picks_the_first_of_equal_maxima() {
 fn check_argmax(threads_per_row: u32) {
     let mut rng = StdRng::seed_from_u64(8);
     let mut gpu = pollster::block_on(Gpu::new()).unwrap();
-    gpu.set_matvec_threads_per_row(threads_per_row);
+    gpu.set_matvec_threads_per_row(threads_per_row).unwrap();
     let kernels = pollster::block_on(Kernels::new(&gpu, [])).unwrap();
     for n in [1usize, 5, 255, 1000, 200_064] {
         let mut logits = random_vec(&mut rng, n);

@@ -14,16 +14,30 @@ fn fixtures() -> PathBuf {
 
 /// Loads with the adapter's default KV cache (f16: native where it has shader-f16, else packed).
 async fn load(file: &str) -> Arc<Model> {
-    load_with(file, None).await
+    load_with(file, Setup::default()).await
 }
 
-async fn load_with(file: &str, kv: Option<KvCache>) -> Arc<Model> {
+/// Which kernels a test model runs on: the adapter's own choice (lavapipe here: the
+/// CPU-adapter kernels), or another KV cache or matvec shape (`threads` > 1: the GPU kernels,
+/// which real GPUs run: matvec_gpu.wgsl, the tiled matmul, wide attention and reductions).
+#[derive(Clone, Copy, Default)]
+struct Setup {
+    kv: Option<KvCache>,
+    threads: Option<u32>,
+}
+
+const GPU_KERNELS: Setup = Setup { kv: None, threads: Some(16) };
+
+async fn load_with(file: &str, setup: Setup) -> Arc<Model> {
     let bytes = std::fs::read(fixtures().join(file)).expect("fixture model");
     let source = SliceSource(&bytes);
     let gguf = read_header(&source).await.expect("header");
     let mut gpu = Gpu::new().await.expect("a GPU adapter (lavapipe: apt-get install mesa-vulkan-drivers)");
-    if let Some(kv) = kv {
+    if let Some(kv) = setup.kv {
         assert!(gpu.set_kv_cache(kv), "{kv:?} KV cache on this adapter");
+    }
+    if let Some(threads) = setup.threads {
+        gpu.set_matvec_threads_per_row(threads).unwrap();
     }
     Arc::new(Model::load(Arc::new(gpu), &gguf, &source, &mut |_, _| {}).await.expect("model loads"))
 }
@@ -66,12 +80,12 @@ fn top2(row: &[f32]) -> (usize, f32) {
 }
 
 async fn check_logits(name: &str) {
-    check_logits_with(name, None).await
+    check_logits_with(name, Setup::default()).await
 }
 
-async fn check_logits_with(name: &str, kv: Option<KvCache>) {
+async fn check_logits_with(name: &str, setup: Setup) {
     let meta = reference(name);
-    let model = load_with(meta["model"].as_str().unwrap(), kv).await;
+    let model = load_with(meta["model"].as_str().unwrap(), setup).await;
     let tie = near_tie_margin(name);
     for case in meta["logits"].as_array().unwrap() {
         let tokens = ids(&case["tokens"]);
@@ -97,8 +111,12 @@ async fn check_logits_with(name: &str, kv: Option<KvCache>) {
 }
 
 async fn check_greedy(name: &str) {
+    check_greedy_with(name, Setup::default()).await
+}
+
+async fn check_greedy_with(name: &str, setup: Setup) {
     let meta = reference(name);
-    let model = load(meta["model"].as_str().unwrap()).await;
+    let model = load_with(meta["model"].as_str().unwrap(), setup).await;
     let g = &meta["greedy"];
     let expected = ids(&g["tokens"]);
     let margins: Vec<f64> = g["margins"].as_array().unwrap().iter().map(|m| m.as_f64().unwrap()).collect();
@@ -124,6 +142,13 @@ macro_rules! fixture_tests {
         mod greedy {
             $(#[test] fn $test() { pollster::block_on(super::check_greedy($name)); })*
         }
+        /// The same on the kernels real GPUs run.
+        mod gpu_kernels_logits {
+            $(#[test] fn $test() { pollster::block_on(super::check_logits_with($name, super::GPU_KERNELS)); })*
+        }
+        mod gpu_kernels_greedy {
+            $(#[test] fn $test() { pollster::block_on(super::check_greedy_with($name, super::GPU_KERNELS)); })*
+        }
     };
 }
 
@@ -142,13 +167,15 @@ fixture_tests! {
     longrope_short_and_long_factors => "tiny-longrope",
 }
 
-/// The f32 KV cache and f16 packed in pairs (the default where the adapter has no shader-f16,
-/// as SwiftShader in Chromium) match too.
+/// The f32 KV cache and f16 packed in pairs (the default where the adapter has no shader-f16:
+/// SwiftShader in Chromium, and GPUs without it) match too, on both kernel sets.
 #[test]
 fn f32_and_packed_f16_kv_cache_logits() {
     for kv in [KvCache::F32, KvCache::PackedF16] {
-        for name in ["tiny-q4_k_m", "tiny-f16-gqa-tied", "tiny-longrope"] {
-            pollster::block_on(check_logits_with(name, Some(kv)));
+        for threads in [None, GPU_KERNELS.threads] {
+            for name in ["tiny-q4_k_m", "tiny-f16-gqa-tied", "tiny-longrope"] {
+                pollster::block_on(check_logits_with(name, Setup { kv: Some(kv), threads }));
+            }
         }
     }
 }
@@ -157,11 +184,11 @@ fn f32_and_packed_f16_kv_cache_logits() {
 #[test]
 fn f16_kv_cache_takes_half_the_memory() {
     pollster::block_on(async {
-        let f32_model = load_with("tiny-f16-gqa-tied.gguf", Some(KvCache::F32)).await;
+        let f32_model = load_with("tiny-f16-gqa-tied.gguf", Setup { kv: Some(KvCache::F32), threads: None }).await;
         assert_eq!(f32_model.kernels.kv_value_bytes(), 4);
         let f32_bytes = Session::new(f32_model, Some(600)).await.unwrap().kv_bytes();
         for kv in [None, Some(KvCache::PackedF16)] {
-            let f16_model = load_with("tiny-f16-gqa-tied.gguf", kv).await;
+            let f16_model = load_with("tiny-f16-gqa-tied.gguf", Setup { kv, threads: None }).await;
             let f16_bytes = Session::new(f16_model, Some(600)).await.unwrap().kv_bytes();
             assert_eq!(f32_bytes, 2 * f16_bytes, "{kv:?}");
         }

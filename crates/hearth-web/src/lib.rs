@@ -304,7 +304,7 @@ impl WasmEngine {
     pub async fn create(cpu_adapter: bool) -> Result<WasmEngine, JsValue> {
         let mut gpu = Gpu::new().await.map_err(js_error)?;
         if cpu_adapter {
-            gpu.set_matvec_threads_per_row(1);
+            gpu.set_matvec_threads_per_row(1).map_err(js_error)?;
         }
         Ok(WasmEngine { state: Rc::new(RefCell::new(State { gpu: Arc::new(gpu), loaded: None })) })
     }
