@@ -121,7 +121,13 @@ pub(crate) async fn load(path: &Path) -> Result<(Arc<Model>, f64), AnyError> {
 pub(crate) async fn load_with_header(path: &Path) -> Result<(Arc<Model>, Gguf, f64), AnyError> {
     let (source, gguf) = open(path).await?;
     Config::from_gguf(&gguf).map_err(|e| format!("{}: {e}", path.display()))?;
-    let gpu = Arc::new(Gpu::new().await?);
+    let mut gpu = Gpu::new().await?;
+    // A tuning knob for measuring on GPUs: lanes per group of rows in the decode matvec.
+    if let Ok(threads) = std::env::var("HEARTH_MATVEC_THREADS") {
+        let threads = threads.parse().map_err(|_| format!("HEARTH_MATVEC_THREADS={threads}: expected a number"))?;
+        gpu.set_matvec_threads_per_row(threads)?;
+    }
+    let gpu = Arc::new(gpu);
     let bar = indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
     bar.set_style(indicatif::ProgressStyle::with_template("uploading {bar:30} {bytes}/{total_bytes} {bytes_per_sec}").expect("valid template"));
     let start = Instant::now();

@@ -160,8 +160,9 @@ impl Kernel {
 /// Compiled pipelines, made once at load time.
 pub struct Kernels {
     pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
-    /// Threads sharing a matvec row (THREADS_PER_ROW in matvec.wgsl); 1 means a CPU-emulated
-    /// adapter, which also prefills by blocks of matvec instead of the tiled matmul.
+    /// Threads sharing a matvec row, or a group of four rows in matvec_gpu.wgsl
+    /// (THREADS_PER_ROW); 1 means a CPU-emulated adapter, which takes matvec_cpu.wgsl for
+    /// decode and prefill instead of matvec_gpu.wgsl and the tiled matmul.
     threads_per_row: u32,
     /// Whether matrix inputs can be bound as uniform windows (`MatvecCpu`): CPU adapters
     /// whose uniform bindings reach X_WINDOW_BYTES.
@@ -479,8 +480,8 @@ impl<'a> Recorder<'a> {
             && x.usage().contains(wgpu::BufferUsages::UNIFORM)
             && row_bytes.is_multiple_of(self.kernels.uniform_alignment)
             && X_WINDOW_BYTES.is_multiple_of(self.kernels.uniform_alignment)
-            // block_dot steps over 32 values (a quantization block or 256 of them) at a time.
-            && k.is_multiple_of(32)
+            // The kernel steps over whole blocks.
+            && format_shaders(w.ty).is_ok_and(|f| k.is_multiple_of(f.cpu.values))
             && last_start + X_WINDOW_BYTES <= x.size();
         if !usable {
             return false;
