@@ -4,7 +4,7 @@
 // its WebGPU build and its multi-threaded CPU build. Prints each report and the ratios.
 //
 //   node scripts/bench-browser.mjs --model models/SmolLM2-135M-Instruct.Q4_1.gguf \
-//        [--prompt-lens 64,256] [--ctx-lens 64] [--decode-tokens 16] [--vs-wllama]
+//        [--prompt-lens 64,256] [--ctx-lens 64] [--decode-tokens 16] [--kernels auto|gpu|cpu] [--vs-wllama]
 // Needs www/pkg (scripts/build-web.sh) and `npm ci`.
 
 import path from 'node:path';
@@ -21,11 +21,13 @@ const { values: args } = parseArgs({
     'decode-tokens': { type: 'string', default: '16' },
     'vs-wllama': { type: 'boolean', default: false },
     'timeout-min': { type: 'string', default: '30' },
+    // Hearth's kernel set: auto (by adapter), gpu or cpu.
+    kernels: { type: 'string', default: 'auto' },
   },
 });
 const model = path.resolve(args.model);
 if (!fs.existsSync(model)) throw new Error(`no model at ${model}`);
-const query = new URLSearchParams({ model: `/bench-model/${path.basename(model)}`, 'prompt-lens': args['prompt-lens'], 'ctx-lens': args['ctx-lens'], 'decode-tokens': args['decode-tokens'] });
+const query = new URLSearchParams({ model: `/bench-model/${path.basename(model)}`, 'prompt-lens': args['prompt-lens'], 'ctx-lens': args['ctx-lens'], 'decode-tokens': args['decode-tokens'], kernels: args.kernels });
 
 // Cross-origin isolation lets wllama use threads (SharedArrayBuffer); Hearth needs none of it.
 const server = await startServer({

@@ -1,5 +1,6 @@
 // The in-browser benchmark: what `hearth bench --json` measures natively, through the JS API.
-// Query parameters (model, prompt-lens, ctx-lens, decode-tokens, chunk-size) fill the form and,
+// Query parameters (model, prompt-lens, ctx-lens, decode-tokens, chunk-size, kernels: auto,
+// gpu or cpu) fill the form and,
 // with `run=1`, start it: scripts/bench-browser.mjs drives it that way and reads #result.
 
 import { Engine } from './pkg/hearth.js';
@@ -30,7 +31,7 @@ function addRow(what, tps, gbps) {
   table.hidden = false;
 }
 
-async function run({ model, promptLens, ctxLens, decodeTokens, chunkSize }) {
+async function run({ model, promptLens, ctxLens, decodeTokens, chunkSize, kernels }) {
   table.tBodies[0].replaceChildren();
   result.textContent = '';
   const contextLength = Math.max(...promptLens, ...ctxLens.map((c) => c + decodeTokens)) + 1;
@@ -39,6 +40,7 @@ async function run({ model, promptLens, ctxLens, decodeTokens, chunkSize }) {
   const engine = await Engine.load(model, {
     contextLength,
     chunkSize,
+    kernels,
     onProgress: (p) => { status.textContent = `${p.phase}: ${(p.loaded / 1e6).toFixed(0)} / ${(p.total / 1e6).toFixed(0)} MB`; },
   });
   const loadS = (performance.now() - started) / 1000;
@@ -100,6 +102,7 @@ async function start() {
       ctxLens: lengths(String(data.get('ctx-lens'))),
       decodeTokens: Math.max(2, Number(data.get('decode-tokens')) || 32),
       chunkSize: params.has('chunk-size') ? Number(params.get('chunk-size')) : undefined,
+      kernels: params.get('kernels') ?? undefined,
     });
     document.body.dataset.state = 'done';
   } catch (e) {

@@ -75,6 +75,21 @@ test('greedy tokens in the browser equal llama.cpp\'s and the native CLI\'s', as
   await page.context().close();
 });
 
+test('the GPU kernel set, which real GPUs run, gives llama.cpp\'s greedy tokens in the browser too', async () => {
+  // SwiftShader normally takes the CPU-emulation kernels; forcing the GPU set runs its WGSL
+  // through the browser's own shader compiler, which no native test reaches.
+  const page = await freshPage();
+  for (const name of ['tiny-q4_k_m', 'tiny-q6_k', 'tiny-q8_0', 'tiny-f16-gqa-tied']) {
+    const ref = fixture(`${name}.json`).greedy;
+    const got = await loadAndGreedy(page, `/tests/fixtures/${name}.gguf`, ref.prompt, ref.tokens.length, { kernels: 'gpu' });
+    assert.equal(got.error, undefined, `${name}: ${got.error}`);
+    assert.deepEqual(got.tokens, ref.tokens, `${name}: browser GPU kernels vs llama.cpp`);
+  }
+  const bad = await loadAndGreedy(page, Q8, [1], 1, { kernels: 'fastest' });
+  assert.equal(bad.code, 'bad-request', bad.error);
+  await page.context().close();
+});
+
 test('a second load comes from the cache with zero network requests', async () => {
   const page = await freshPage();
   const ref = fixture('tiny-q8_0.json').greedy;

@@ -47,6 +47,12 @@ export interface LoadOptions {
   inheritCsp?: boolean;
   /** Called when the GPU device is lost; load into a new engine to go on. */
   onDeviceLost?: (error: HearthError) => void;
+  /**
+   * The kernel set: 'auto' (default) runs kernels shaped for a CPU where WebGPU's adapter is a
+   * software emulation (SwiftShader), the GPU kernels elsewhere; 'gpu' or 'cpu' force one,
+   * for benchmarks and tests.
+   */
+  kernels?: 'auto' | 'gpu' | 'cpu';
 }
 
 /** Model source: http(s) URL, `hf://owner/repo/file.gguf`, a split model's first part, or files. */

@@ -174,6 +174,9 @@ export class Engine {
    */
   static async load(source, options = {}) {
     const described = describeSource(source);
+    if (options.kernels !== undefined && !['auto', 'gpu', 'cpu'].includes(options.kernels)) {
+      throw new HearthError(`kernels: '${options.kernels}' is not one of 'auto', 'gpu', 'cpu'`, 'bad-request');
+    }
     let worker;
     try {
       // Written out literally so that bundlers (Vite, webpack, Parcel) recognise the worker
@@ -188,7 +191,7 @@ export class Engine {
     try {
       const loaded = await rpc.call('load', {
         source: described,
-        options: { chunkSize: options.chunkSize, contextLength: options.contextLength, gpuMemoryBytes: options.gpuMemoryBytes },
+        options: { chunkSize: options.chunkSize, contextLength: options.contextLength, gpuMemoryBytes: options.gpuMemoryBytes, kernels: options.kernels },
       }, {
         signal: options.signal,
         onEvent: (event) => options.onProgress?.({ phase: event.phase, loaded: event.loaded, total: event.total, bytesPerSecond: event.bytesPerSecond }),

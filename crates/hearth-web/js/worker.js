@@ -18,7 +18,12 @@ function post(message) {
   self.postMessage(message);
 }
 
-async function getEngine() {
+/**
+ * The engine, created by the first call. `kernels` (from the load that creates it): 'auto'
+ * picks the CPU-emulation kernel set where the adapter is a software one, 'gpu' or 'cpu'
+ * force a set.
+ */
+async function getEngine(kernels = 'auto') {
   wasmReady ??= init();
   await wasmReady;
   if (!engine) {
@@ -28,7 +33,8 @@ async function getEngine() {
     // wgpu cannot see whether the browser's adapter is a CPU emulation; WebGPU tells us.
     const adapter = await self.navigator.gpu.requestAdapter().catch(() => null);
     const info = adapter?.info ?? {};
-    const cpuAdapter = !!(info.isFallbackAdapter || adapter?.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(`${info.architecture} ${info.description} ${info.vendor}`));
+    const software = !!(info.isFallbackAdapter || adapter?.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(`${info.architecture} ${info.description} ${info.vendor}`));
+    const cpuAdapter = kernels === 'auto' ? software : kernels === 'cpu';
     try {
       engine = await WasmEngine.create(cpuAdapter);
     } catch (e) {
@@ -94,7 +100,7 @@ async function withReader(whole, signal, call) {
 }
 
 async function load(msg, signal) {
-  const wasm = await getEngine();
+  const wasm = await getEngine(msg.options?.kernels);
   const progress = new Progress(msg.id);
   const options = { contextLength: msg.options?.contextLength, gpuMemoryBytes: msg.options?.gpuMemoryBytes };
   let whole;
