@@ -1,5 +1,7 @@
-// Matrix × vector for decode, and for prefill on CPU-emulated adapters a matrix × a block of
-// vectors: y[t * out_stride + out_offset + r] (+)= dot(W[r, :], x[x_row + t, :]).
+// The general matrix × vector kernel, for what the block-wise ones (matvec_gpu.wgsl,
+// matvec_cpu.wgsl) cannot take: rows that are no whole number of blocks, inputs without a
+// uniform window on CPU-emulated adapters, and there a matrix × a block of vectors for
+// prefill: y[t * out_stride + out_offset + r] (+)= dot(W[r, :], x[x_row + t, :]).
 //
 // Bindings:
 //   0 params   uniform  MatrixParams (below)

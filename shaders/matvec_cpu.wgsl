@@ -12,12 +12,12 @@
 //   3 y        storage  output f32; with `accumulate` the product is added (fused residual)
 //   4 weights4 storage  the same buffer as `weights`, read 16 bytes at a time where a
 //                       format's blocks are 16-byte aligned
-// Each thread computes ROWS_PER_THREAD rows (8 or 16) spread evenly over the matrix (so with
-// glu its first half are gate rows and the second half their up rows), one
-// whole quantization block per step: it reads the block's activations once (the format's
-// `x_block`, shaders/block_dot/*.wgsl) and multiplies them into groups of four rows
-// (`block_dot4`). Why, per driver: lavapipe turns every storage-buffer read into a per-lane
-// loop, while a uniform-buffer read at an address all threads share is one scalar load; so the
+// Each thread computes ROWS_PER_THREAD rows (8 or 16) spread evenly over the matrix (with
+// glu, the first half gate rows and the second half their up rows), one whole quantization
+// block per step: it reads the block's activations once (the format's `x_block`,
+// shaders/block_dot/*.wgsl) and multiplies them into groups of four rows (`block_dot4`).
+// Why, per driver: lavapipe turns every storage-buffer read into a per-lane loop, while a
+// uniform-buffer read at an address all threads share is one scalar load; so the
 // activations come from a uniform buffer. SwiftShader gathers every 32-bit value of a dynamic
 // address lane by lane (a branch each) and runs loops as written: the fewer values read per
 // weight, the faster, hence 8 or 16 rows per activation read (8: 1.2-1.4x faster than 4),
