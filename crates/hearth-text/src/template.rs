@@ -2,6 +2,8 @@
 //! built-in Phi format when the file has none.
 
 use crate::TextError;
+use minijinja::syntax::SyntaxConfig;
+use minijinja::value::Serde;
 use minijinja::{Environment, ErrorKind, Value};
 use serde::{Deserialize, Serialize};
 
@@ -42,8 +44,7 @@ impl ChatTemplate {
     /// Compiles `source` as transformers does: blocks trimmed, Python string methods available.
     pub fn new(source: &str, bos: &str, eos: &str) -> Result<Self, TextError> {
         let mut env = Environment::new();
-        env.set_trim_blocks(true);
-        env.set_lstrip_blocks(true);
+        env.set_syntax(SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build().expect("the default delimiters are valid"));
         // The template comes from the file: a hostile one must not hang the page.
         env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
@@ -62,10 +63,10 @@ impl ChatTemplate {
         let template = self.env.get_template("chat").expect("added in new");
         template
             .render(minijinja::context! {
-                messages => messages,
+                messages => Value::from(Serde(messages)),
                 add_generation_prompt => add_generation_prompt,
-                bos_token => self.bos,
-                eos_token => self.eos,
+                bos_token => self.bos.as_str(),
+                eos_token => self.eos.as_str(),
             })
             .map_err(|e| TextError::Template(format!("rendering the chat template failed: {e}")))
     }
@@ -92,6 +93,18 @@ mod tests {
     fn runaway_string_growth_is_refused() {
         let huge = ChatTemplate::new("{{ 'x' * 100000000000 }}", "", "").unwrap();
         assert!(huge.render(&conversation(), true).is_err());
+    }
+
+    #[test]
+    fn runaway_sequence_repetition_is_refused() {
+        // Found by fuzzing: minijinja 2 looped once per repetition even of an empty list,
+        // outside the fuel's reach; 3 returns at once and refuses huge repeated sequences.
+        let started = std::time::Instant::now();
+        let empty = ChatTemplate::new("{{ 333333333 * 8 * [] }}", "", "").unwrap();
+        assert_eq!(empty.render(&conversation(), true).unwrap(), "[]");
+        let huge = ChatTemplate::new("{{ [0] * 2 ** 30 }}", "", "").unwrap();
+        assert!(huge.render(&conversation(), true).is_err());
+        assert!(started.elapsed().as_secs() < 5);
     }
 
     #[test]
