@@ -61,18 +61,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
         }
     }
     partial[lid] = acc;
-    partial[WG + lid] = up;
+    if (params.glu != 0u) {
+        partial[WG + lid] = up;
+    }
     workgroupBarrier();
     if (lane < 4u && first + lane < params.n_rows) {
         let lanes = group * THREADS_PER_ROW;
         var sum = 0.0;
-        var sum_up = 0.0;
         for (var i = 0u; i < THREADS_PER_ROW; i++) {
             sum += partial[lanes + i][lane];
-            sum_up += partial[WG + lanes + i][lane];
         }
         let o = params.out_offset + first + lane;
         if (params.glu != 0u) {
+            var sum_up = 0.0;
+            for (var i = 0u; i < THREADS_PER_ROW; i++) {
+                sum_up += partial[WG + lanes + i][lane];
+            }
             y[o] = sum / (1.0 + exp(-sum)) * sum_up;
         } else {
             y[o] = select(0.0, y[o], params.accumulate == 1u) + sum;
