@@ -63,7 +63,7 @@ fn main() {
         let raw = weights(ty, rows * cols);
         let info = TensorInfo { name: name.into(), dims: vec![cols as u64, rows as u64], ty, offset: 0, n_bytes: raw.len() as u64 };
         let m = pollster::block_on(GpuMatrix::upload(&gpu, &SliceSource(&raw), &info, |_| {})).expect("upload");
-        let kernels = pollster::block_on(Kernels::new(&gpu, [ty])).expect("kernels");
+        let kernels = pollster::block_on(Kernels::new(&gpu, [ty], None)).expect("kernels");
         let x = pollster::block_on(gpu.storage_buffer("x", (tokens as usize * cols) as u64 * 4 + X_WINDOW_BYTES, input_usage)).unwrap();
         let xs: Vec<f32> = (0..tokens as usize * cols).map(|i| ((i * 7919) % 200) as f32 / 100.0 - 1.0).collect();
         gpu.queue.write_buffer(&x, 0, bytemuck::cast_slice(&xs));

@@ -118,8 +118,10 @@ pub enum Kernel {
     Embed(GgmlType),
     RmsNorm,
     RopeKv,
-    /// attention.wgsl with this many threads per head (its WG).
-    Attention(u32),
+    /// attention_cpu.wgsl with this many threads per query head (its WG): CPU adapters.
+    AttentionCpu(u32),
+    /// attention_gpu.wgsl with one tile shape: GPUs.
+    AttentionGpu(AttentionTile),
     SiluGate,
     Argmax,
     Penalize,
@@ -147,7 +149,8 @@ impl Kernel {
             Kernel::Embed(ty) => weight_format_source(ty)? + include_str!("../../../shaders/embed.wgsl"),
             Kernel::RmsNorm => include_str!("../../../shaders/rmsnorm.wgsl").into(),
             Kernel::RopeKv => kv_prelude(kv).to_owned() + include_str!("../../../shaders/rope_kv.wgsl"),
-            Kernel::Attention(_) => kv_prelude(kv).to_owned() + include_str!("../../../shaders/attention.wgsl"),
+            Kernel::AttentionCpu(_) => kv_prelude(kv).to_owned() + include_str!("../../../shaders/attention_cpu.wgsl"),
+            Kernel::AttentionGpu(_) => kv_prelude(kv).to_owned() + include_str!("../../../shaders/attention_gpu.wgsl"),
             Kernel::SiluGate => include_str!("../../../shaders/silu_gate.wgsl").into(),
             Kernel::Argmax => include_str!("../../../shaders/argmax.wgsl").into(),
             Kernel::Penalize => include_str!("../../../shaders/penalize.wgsl").into(),
@@ -193,12 +196,19 @@ fn cpu_rows_per_thread(ty: GgmlType) -> u32 {
 }
 /// Threads in a `MatvecCpu` workgroup (WG in matvec_cpu.wgsl).
 const CPU_MATVEC_WORKGROUP: u32 = 16;
-/// Threads per head of attention.wgsl on GPUs.
-const GPU_ATTENTION_THREADS: u32 = 64;
-/// On CPU adapters, the fewest that give each thread at most four vec4 output slots (see
-/// `Kernels::attention_threads`): every thread there re-reads each tile's scores, and
-/// SwiftShader runs a workgroup's lanes 4 at a time, switching between them at barriers.
+/// Threads of an attention_gpu.wgsl workgroup, and keys per tile.
+const ATTENTION_THREADS: u32 = 64;
+/// Query rows an attention_gpu.wgsl workgroup takes at most (MAX_ROWS there), and the vec4
+/// its query tile holds.
+const ATTENTION_MAX_ROWS: u32 = 16;
+const ATTENTION_Q_TILE: u32 = 512;
+/// Threads per head of attention_cpu.wgsl: the fewest that give each thread at most four
+/// vec4 output slots (see `Kernels::cpu_attention_threads`): every thread there re-reads each
+/// tile's scores, and SwiftShader runs a workgroup's lanes 4 at a time, switching between
+/// them at barriers.
 const CPU_ATTENTION_THREADS: [u32; 3] = [4, 8, 16];
+/// Fewest keys per decode split on CPU adapters, where two cores need few workgroups.
+const CPU_ATTENTION_SPLIT: u32 = 256;
 /// Threads of rmsnorm.wgsl and argmax.wgsl on CPU adapters.
 const CPU_REDUCTION_THREADS: u32 = 4;
 /// Tokens a MatvecBlock workgroup multiplies each weight into.
@@ -206,12 +216,19 @@ const PREFILL_TOKENS_PER_BLOCK: u32 = 8;
 
 impl Kernels {
     /// Compiles the generic kernels and the matrix kernels for each weight format in `formats`.
-    pub async fn new(gpu: &Gpu, formats: impl IntoIterator<Item = GgmlType>) -> Result<Self, EngineError> {
+    /// `heads` adds the attention kernels for heads of that shape.
+    pub async fn new(gpu: &Gpu, formats: impl IntoIterator<Item = GgmlType>, heads: Option<HeadShape>) -> Result<Self, EngineError> {
         let threads_per_row = gpu.matvec_threads_per_row();
         let x_window = threads_per_row == 1 && gpu.limits.max_uniform_buffer_binding_size >= X_WINDOW_BYTES;
         let mut wanted = vec![Kernel::RmsNorm, Kernel::RopeKv, Kernel::SiluGate, Kernel::Argmax, Kernel::Penalize, Kernel::TopK, Kernel::AttentionCombine];
-        let attention_widths: &[u32] = if threads_per_row == 1 { &CPU_ATTENTION_THREADS } else { &[GPU_ATTENTION_THREADS] };
-        wanted.extend(attention_widths.iter().map(|&threads| Kernel::Attention(threads)));
+        match heads {
+            Some(heads) if threads_per_row == 1 => wanted.push(Kernel::AttentionCpu(cpu_attention_threads(heads.head_dim))),
+            Some(heads) => {
+                let tiles = AttentionTiles::new(heads);
+                wanted.extend([Kernel::AttentionGpu(tiles.prefill), Kernel::AttentionGpu(tiles.decode)]);
+            }
+            None => {}
+        }
         for ty in formats {
             // Matvec is the general kernel, for inputs the faster ones cannot take.
             let (prefill, fast) = if threads_per_row == 1 { (Kernel::MatvecBlock(ty), x_window.then_some(Kernel::MatvecCpu(ty))) } else { (Kernel::Matmul(ty), Some(Kernel::MatvecGpu(ty))) };
@@ -250,8 +267,12 @@ impl Kernels {
                         }
                         Kernel::RmsNorm => &norm_constants,
                         Kernel::Argmax => &argmax_constants,
-                        Kernel::Attention(threads) => {
-                            attention_constants = [("WG", threads as f64)];
+                        Kernel::AttentionCpu(threads) => {
+                            attention_constants = vec![("WG", threads as f64)];
+                            &attention_constants
+                        }
+                        Kernel::AttentionGpu(tile) => {
+                            attention_constants = vec![("WG", ATTENTION_THREADS as f64), ("ROWS", tile.rows as f64), ("SLOTS", tile.slots as f64)];
                             &attention_constants
                         }
                         _ => &[],
@@ -266,16 +287,6 @@ impl Kernels {
             pipelines.insert(kernel, pipeline);
         }
         Ok(Kernels { pipelines, threads_per_row, x_window, uniform_alignment: gpu.limits.min_uniform_buffer_offset_alignment as u64, kv_cache: gpu.kv_cache() })
-    }
-
-    /// Threads per head of attention for heads of `head_dim` values: on CPU adapters, enough
-    /// for four vec4 output slots each (head_dim ≤ 256: 16 threads).
-    fn attention_threads(&self, head_dim: u32) -> u32 {
-        if self.threads_per_row == 1 {
-            head_dim.div_ceil(16).next_power_of_two().clamp(CPU_ATTENTION_THREADS[0], CPU_ATTENTION_THREADS[2])
-        } else {
-            GPU_ATTENTION_THREADS
-        }
     }
 
     /// Bytes of one cached key or value (2: f16 caches, 4: f32).
@@ -310,8 +321,62 @@ impl Params {
 
 const PARAMS_BYTES: u64 = 64;
 
-/// Keys per workgroup when decoding splits attention over the context.
-pub const ATTENTION_SPLIT: u32 = 256;
+/// The most key ranges a decoded query's attention is split into.
+const MAX_ATTENTION_SPLITS: u32 = 256;
+
+/// Keys per split when decoding over `n_keys` keys: at most MAX_ATTENTION_SPLITS of them, a
+/// whole number of tiles each, and at least `min_keys` (GPUs want many workgroups, one per
+/// KV head and split; CPU adapters a few, each split costing a partial to merge).
+fn attention_split_len(n_keys: u32, min_keys: u32) -> u32 {
+    n_keys.div_ceil(MAX_ATTENTION_SPLITS).next_multiple_of(ATTENTION_THREADS).max(min_keys)
+}
+
+/// f32 values of the split-decoding partials buffer for a context of `ctx` keys.
+pub fn attention_partials_len(heads: HeadShape, ctx: usize) -> usize {
+    // A context of n_keys <= ctx splits into at most this many.
+    let splits = ctx.div_ceil(ATTENTION_THREADS as usize).min(MAX_ATTENTION_SPLITS as usize);
+    heads.n_head as usize * splits * (heads.head_dim as usize + 2)
+}
+
+/// How many query heads share how many key/value heads, and how wide they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadShape {
+    pub n_head: u32,
+    pub n_head_kv: u32,
+    pub head_dim: u32,
+}
+
+/// Threads per head of attention_cpu.wgsl for heads of `head_dim` values: enough for four
+/// vec4 output slots each (head_dim ≤ 256: 16 threads).
+fn cpu_attention_threads(head_dim: u32) -> u32 {
+    head_dim.div_ceil(16).next_power_of_two().clamp(CPU_ATTENTION_THREADS[0], CPU_ATTENTION_THREADS[2])
+}
+
+/// One attention_gpu.wgsl specialisation: query rows per workgroup (ROWS) and output rows per
+/// thread (SLOTS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AttentionTile {
+    rows: u32,
+    slots: u32,
+}
+
+/// The attention_gpu.wgsl tiles of a model's heads: prefill takes as many rows as the query tile holds (16, or 8
+/// for heads wider than 128), decode one token's group of heads sharing a KV head.
+struct AttentionTiles {
+    prefill: AttentionTile,
+    decode: AttentionTile,
+}
+
+impl AttentionTiles {
+    fn new(heads: HeadShape) -> Self {
+        let hd4 = heads.head_dim / 4;
+        let row_groups = ATTENTION_THREADS / hd4;
+        let tile = |rows: u32| AttentionTile { rows, slots: rows.div_ceil(row_groups) };
+        let prefill_rows = ATTENTION_MAX_ROWS.min(ATTENTION_Q_TILE / hd4);
+        let group = heads.n_head / heads.n_head_kv;
+        AttentionTiles { prefill: tile(prefill_rows), decode: tile(group.min(prefill_rows)) }
+    }
+}
 
 /// Candidates kept by GPU top-k selection (`K` in shaders/top_k.wgsl).
 pub const TOP_K: u32 = 128;
@@ -542,19 +607,29 @@ impl<'a> Recorder<'a> {
         self.push(Kernel::RopeKv, params, vec![qkv, &freq.buffer, k_cache, v_cache], [n_tokens, rope.n_head + 2 * rope.n_head_kv, 1]);
     }
 
-    /// Causal attention of `n_tokens` queries at positions `pos0..` over the cache. A single
-    /// query with a long history is split over key ranges of `ATTENTION_SPLIT` keys (one
-    /// workgroup each, merged by a second kernel) so that decoding stays parallel at long
-    /// context; `partials` holds `n_head * ceil(ctx / ATTENTION_SPLIT) * (head_dim + 2)` f32.
+    /// Causal attention of `n_tokens` queries at positions `pos0..` over the cache: on GPUs
+    /// one workgroup per KV head and tile of query rows, on CPU adapters one per query head
+    /// and token. A single query with a long history is split over key ranges (one workgroup
+    /// each, merged by a second kernel) so that decoding stays parallel at long context;
+    /// `partials` holds `attention_partials_len` f32.
     #[allow(clippy::too_many_arguments)]
     pub fn attention(&mut self, rope: &RopeShape, pos0: u32, n_tokens: u32, qkv: &'a wgpu::Buffer, k_cache: &'a wgpu::Buffer, v_cache: &'a wgpu::Buffer, out: &'a wgpu::Buffer, partials: &'a wgpu::Buffer) {
         let scale = 1.0 / (rope.head_dim as f32).sqrt();
         let n_keys = pos0 + n_tokens;
-        let n_splits = if n_tokens == 1 { n_keys.div_ceil(ATTENTION_SPLIT) } else { 1 };
-        let split_len = if n_splits > 1 { ATTENTION_SPLIT } else { 0 };
-        let params = Params::new(&[pos0, rope.n_head, rope.n_head_kv, rope.head_dim, rope.qkv_stride, scale.to_bits(), split_len, n_splits]);
-        let threads = self.kernels.attention_threads(rope.head_dim);
-        self.push(Kernel::Attention(threads), params, vec![qkv, k_cache, v_cache, out, partials], [rope.n_head, n_tokens, n_splits]);
+        let cpu = self.kernels.threads_per_row == 1;
+        let split_len = attention_split_len(n_keys, if cpu { CPU_ATTENTION_SPLIT } else { ATTENTION_THREADS });
+        let n_splits = if n_tokens == 1 { n_keys.div_ceil(split_len) } else { 1 };
+        let split_len = if n_splits > 1 { split_len } else { 0 };
+        let params = Params::new(&[pos0, rope.n_head, rope.n_head_kv, rope.head_dim, rope.qkv_stride, scale.to_bits(), split_len, n_splits, n_tokens]);
+        let buffers = vec![qkv, k_cache, v_cache, out, partials];
+        if cpu {
+            self.push(Kernel::AttentionCpu(cpu_attention_threads(rope.head_dim)), params, buffers, [rope.n_head, n_tokens, n_splits]);
+        } else {
+            let tiles = AttentionTiles::new(rope.heads());
+            let tile = if n_tokens == 1 { tiles.decode } else { tiles.prefill };
+            let row_tiles = (n_tokens * (rope.n_head / rope.n_head_kv)).div_ceil(tile.rows);
+            self.push(Kernel::AttentionGpu(tile), params, buffers, [rope.n_head_kv, row_tiles, n_splits]);
+        }
         if n_splits > 1 {
             self.push(Kernel::AttentionCombine, Params::new(&[rope.head_dim, n_splits]), vec![partials, out], [rope.n_head, 1, 1]);
         }
@@ -711,4 +786,10 @@ pub struct RopeShape {
     pub base: f32,
     pub freq_scale: f32,
     pub attn_factor: f32,
+}
+
+impl RopeShape {
+    pub fn heads(&self) -> HeadShape {
+        HeadShape { n_head: self.n_head, n_head_kv: self.n_head_kv, head_dim: self.head_dim }
+    }
 }

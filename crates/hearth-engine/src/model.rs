@@ -1,7 +1,7 @@
 //! A model on the GPU: its configuration, compiled kernels and uploaded weights.
 
 use crate::gpu::Gpu;
-use crate::kernels::Kernels;
+use crate::kernels::{HeadShape, Kernels};
 use crate::weights::{GpuMatrix, GpuVector};
 use crate::EngineError;
 use hearth_gguf::{ByteSource, Gguf, TensorInfo};
@@ -44,7 +44,16 @@ pub struct Model {
 /// Upload progress: bytes of the file read so far, out of the bytes the weights take.
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 
+fn heads(c: &Config) -> HeadShape {
+    HeadShape { n_head: c.n_head as u32, n_head_kv: c.n_head_kv as u32, head_dim: c.head_dim as u32 }
+}
+
 impl Model {
+    /// The attention heads' shape.
+    pub fn heads(&self) -> HeadShape {
+        heads(&self.config)
+    }
+
     /// Builds the model from a parsed header, streaming weights from `source` to the GPU.
     pub async fn load<S: ByteSource>(gpu: Arc<Gpu>, gguf: &Gguf, source: &S, progress: Progress<'_>) -> Result<Model, EngineError> {
         let config = Config::from_gguf(gguf)?;
@@ -57,7 +66,7 @@ impl Model {
         };
 
         let formats: Vec<_> = config.expected_tensors().iter().filter(|(_, _, m)| *m).filter_map(|(n, _, _)| gguf.tensor(n)).map(|t| t.ty).collect();
-        let kernels = Kernels::new(&gpu, formats).await?;
+        let kernels = Kernels::new(&gpu, formats, Some(heads(&config))).await?;
 
         let matrix = async |name: &str, report: &mut dyn FnMut(u64)| GpuMatrix::upload(&gpu, source, tensor(name)?, report).await;
         let vector = async |name: &str| GpuVector::upload(&gpu, source, tensor(name)?).await;

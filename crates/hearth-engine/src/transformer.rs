@@ -5,7 +5,7 @@
 //! One call of [`Session::forward`] records every dispatch of a micro-batch of tokens into
 //! one command submission; decoding a token is one submission and a 4-byte read-back.
 
-use crate::kernels::{ATTENTION_SPLIT, Recorder, RopeShape, SubmitCache, TOP_K, TOP_K_CHUNK, X_WINDOW_BYTES};
+use crate::kernels::{attention_partials_len, Recorder, RopeShape, SubmitCache, TOP_K, TOP_K_CHUNK, X_WINDOW_BYTES};
 use crate::sampling::SamplingParams;
 use crate::model::Model;
 use crate::weights::GpuVector;
@@ -114,7 +114,7 @@ impl Session {
             normed: gpu.storage_buffer("normed", f32s(rows * c.n_embd) + input_pad, input_usage).await?,
             qkv: gpu.storage_buffer("qkv", f32s(rows * c.qkv_dim()), none).await?,
             attn: gpu.storage_buffer("attention out", f32s(rows * c.n_embd) + input_pad, input_usage).await?,
-            attn_partials: gpu.storage_buffer("attention partials", f32s(c.n_head * ctx.div_ceil(ATTENTION_SPLIT as usize) * (c.head_dim + 2)), none).await?,
+            attn_partials: gpu.storage_buffer("attention partials", f32s(attention_partials_len(model.heads(), ctx)), none).await?,
             gate_up: gpu.storage_buffer("gate|up", f32s(rows * 2 * c.n_ff), none).await?,
             ffn_act: gpu.storage_buffer("ffn act", f32s(rows * c.n_ff) + input_pad, input_usage).await?,
             logits: gpu.storage_buffer("logits", f32s(logits_rows * c.n_vocab), none).await?,

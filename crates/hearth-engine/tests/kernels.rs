@@ -1,7 +1,7 @@
 //! Each WGSL kernel against a plain-Rust CPU reference, on sizes that are not multiples of
 //! the workgroup or tile sizes.
 
-use hearth_engine::kernels::{Kernels, Recorder, RopeShape, SubmitCache, X_WINDOW_BYTES};
+use hearth_engine::kernels::{attention_partials_len, HeadShape, Kernels, Recorder, RopeShape, SubmitCache, X_WINDOW_BYTES};
 use hearth_engine::model::Projection;
 use hearth_engine::weights::{GpuMatrix, GpuVector};
 use hearth_engine::{Gpu, KvCache};
@@ -140,7 +140,7 @@ fn check_matmul_with(ty: GgmlType, rows: usize, cols: usize, tokens: usize, chun
     if chunk_limit.is_some() {
         assert!(m.chunks.len() > 1, "{ty}: expected several chunks");
     }
-    let kernels = pollster::block_on(Kernels::new(&gpu, [ty])).unwrap();
+    let kernels = pollster::block_on(Kernels::new(&gpu, [ty], None)).unwrap();
     let (stride, offset) = (rows + 7, 5usize);
     let x = random_vec(&mut rng, tokens * cols);
     let y0 = random_vec(&mut rng, tokens * stride);
@@ -215,7 +215,7 @@ fn check_gated(ty: GgmlType, n_ff: usize, cols: usize, tokens: usize, threads: u
     } else {
         vec![Projection { weight: pollster::block_on(matrix(&gpu, ty, &raw, 2 * n_ff, cols)), out_offset: 0 }]
     };
-    let kernels = pollster::block_on(Kernels::new(&gpu, [ty])).unwrap();
+    let kernels = pollster::block_on(Kernels::new(&gpu, [ty], None)).unwrap();
     let x = random_vec(&mut rng, tokens * cols);
     // As a session allocates matrix inputs: a uniform window fits past the last row.
     let xb = pollster::block_on(gpu.storage_buffer("x", (x.len() * 4) as u64 + X_WINDOW_BYTES, wgpu::BufferUsages::UNIFORM)).unwrap();
@@ -328,7 +328,7 @@ fn embedding_gather_across_chunks() {
         let w = dequantize(ty, &raw).unwrap();
         let m = pollster::block_on(matrix(&gpu, ty, &raw, rows, cols));
         assert!(m.chunks.len() > 1);
-        let kernels = pollster::block_on(Kernels::new(&gpu, [ty])).unwrap();
+        let kernels = pollster::block_on(Kernels::new(&gpu, [ty], None)).unwrap();
         let tokens = [0u32, 89, 45, 3, 60, 60, 17];
         let tb = pollster::block_on(gpu.storage_buffer("tokens", 28, wgpu::BufferUsages::empty())).unwrap();
         gpu.queue.write_buffer(&tb, 0, bytemuck::cast_slice(&tokens));
@@ -349,7 +349,7 @@ fn rms_norm_rows_with_offset() {
         let mut rng = StdRng::seed_from_u64(4);
         let mut gpu = pollster::block_on(Gpu::new()).unwrap();
         gpu.set_matvec_threads_per_row(threads_per_row).unwrap();
-        let kernels = pollster::block_on(Kernels::new(&gpu, [])).unwrap();
+        let kernels = pollster::block_on(Kernels::new(&gpu, [], None)).unwrap();
         let (n, rows, eps) = (100, 5, 1e-5f32);
         let x = random_vec(&mut rng, rows * n);
         let wv = random_vec(&mut rng, n);
@@ -400,7 +400,7 @@ fn check_rope(kv: KvCache) {
     let mut gpu = pollster::block_on(Gpu::new()).unwrap();
     assert!(gpu.set_kv_cache(kv));
     let f16_cache = kv != KvCache::F32;
-    let kernels = pollster::block_on(Kernels::new(&gpu, [])).unwrap();
+    let kernels = pollster::block_on(Kernels::new(&gpu, [], None)).unwrap();
     let round = |v: f32| if f16_cache { f16::from_f32(v).to_f32() } else { v };
     let key_tol = if f16_cache { 1e-3 } else { 1e-4 };
     for neox in [true, false] {
@@ -443,35 +443,38 @@ fn check_rope(kv: KvCache) {
     }
 }
 
-/// Attention of `tokens` queries after `pos0` cached positions, heads `hd` wide, with the
-/// workgroup shape of CPU adapters (`threads_per_row` 1: 16 threads per head) or of GPUs (64),
-/// over every KV-cache type the adapter has (the reference reads the cache's rounded values).
-fn check_attention(tokens: usize, pos0: usize, hd: usize, threads_per_row: u32) {
+/// Attention of `tokens` queries after `pos0` cached positions, `n_head` query heads sharing
+/// `n_kv` KV heads `hd` wide, with the kernel set of CPU adapters (`threads_per_row` 1) or of
+/// GPUs, over every KV-cache type the adapter has (the reference reads the cache's rounded
+/// values).
+fn check_attention(tokens: usize, pos0: usize, (n_head, n_kv, hd): (usize, usize, usize), threads_per_row: u32) {
     for kv in kv_types() {
-        check_attention_with(tokens, pos0, hd, threads_per_row, kv);
+        check_attention_with(tokens, pos0, (n_head, n_kv, hd), threads_per_row, kv, 3.0, 1e-4);
     }
 }
 
-fn check_attention_with(tokens: usize, pos0: usize, hd: usize, threads_per_row: u32, kv: KvCache) {
+/// `q_scale` scales the random queries (and so the scores); `tol` bounds the relative error.
+fn check_attention_with(tokens: usize, pos0: usize, (n_head, n_kv, hd): (usize, usize, usize), threads_per_row: u32, kv: KvCache, q_scale: f32, tol: f64) {
     let mut rng = StdRng::seed_from_u64(6);
     let mut gpu = pollster::block_on(Gpu::new()).unwrap();
     gpu.set_matvec_threads_per_row(threads_per_row).unwrap();
     assert!(gpu.set_kv_cache(kv));
     let f16_cache = kv != KvCache::F32;
-    let kernels = pollster::block_on(Kernels::new(&gpu, [])).unwrap();
-    let (n_head, n_kv) = (4, 2);
+    let heads = HeadShape { n_head: n_head as u32, n_head_kv: n_kv as u32, head_dim: hd as u32 };
+    let kernels = pollster::block_on(Kernels::new(&gpu, [], Some(heads))).unwrap();
     let stride = (n_head + 2 * n_kv) * hd;
     let kv_dim = n_kv * hd;
     let shape = RopeShape { n_head: n_head as u32, n_head_kv: n_kv as u32, head_dim: hd as u32, n_rot: 0, qkv_stride: stride as u32, neox: true, base: 1.0, freq_scale: 1.0, attn_factor: 1.0 };
-    let qkv: Vec<f32> = random_vec(&mut rng, tokens * stride).iter().map(|v| v * 3.0).collect();
+    let qkv: Vec<f32> = random_vec(&mut rng, tokens * stride).iter().map(|v| v * q_scale).collect();
     let cap = pos0 + tokens;
     // The cache holds what its type can: the reference reads the same rounded values.
     let round = |v: Vec<f32>| -> Vec<f32> { if f16_cache { v.iter().map(|&x| f16::from_f32(x).to_f32()).collect() } else { v } };
     let k = round(random_vec(&mut rng, cap * kv_dim));
     let v = round(random_vec(&mut rng, cap * kv_dim));
     let (qkv_b, k_b, v_b) = (buffer(&gpu, &qkv), kv_buffer(&gpu, &k, f16_cache), kv_buffer(&gpu, &v, f16_cache));
-    let out = buffer(&gpu, &vec![0.0; tokens * n_head * hd]);
-    let partials = buffer(&gpu, &vec![0.0; n_head * cap.div_ceil(256) * (hd + 2)]);
+    // NaN where nothing should be written: a row the kernel skips shows.
+    let out = buffer(&gpu, &vec![f32::NAN; tokens * n_head * hd]);
+    let partials = buffer(&gpu, &vec![0.0; attention_partials_len(heads, cap)]);
     let mut rec = Recorder::new(&gpu, &kernels);
     rec.attention(&shape, pos0 as u32, tokens as u32, &qkv_b, &k_b, &v_b, &out, &partials);
     rec.submit(&gpu, &mut SubmitCache::default(), |_| {});
@@ -490,34 +493,76 @@ fn check_attention_with(tokens: usize, pos0: usize, hd: usize, threads_per_row: 
             }
         }
     }
-    assert_close(&got, &want, 1e-4, &format!("attention, {tokens} queries after {pos0}, head width {hd}, {threads_per_row} threads per row, {kv:?} cache"));
+    assert_close(&got, &want, tol, &format!("attention, {tokens} queries after {pos0}, {n_head}/{n_kv} heads {hd} wide, {threads_per_row} threads per row, {kv:?} cache"));
 }
 
 #[test]
 fn causal_attention_prefill_over_several_key_tiles() {
+    // 40 tokens of 2 heads a KV head: rows of one token split across workgroups of 16 rows
+    // (80 = 5 x 16), and keys over three 64-key tiles.
     for threads_per_row in [1, 64] {
-        check_attention(3, 140, 80, threads_per_row);
+        check_attention(3, 140, (4, 2, 80), threads_per_row);
+        check_attention(40, 100, (4, 2, 128), threads_per_row);
+    }
+}
+
+#[test]
+fn a_prompt_from_the_first_position() {
+    // Each row's first tile holds its one visible key; later rows see the whole tile.
+    for threads_per_row in [1, 64] {
+        check_attention(70, 0, (6, 2, 64), threads_per_row);
+    }
+}
+
+#[test]
+fn attention_with_scores_beyond_exp_range() {
+    // Scores in the hundreds: exp overflows unless every tile subtracts the row's true
+    // maximum so far, in prefill and in each decode split.
+    for threads_per_row in [1, 64] {
+        for (tokens, pos0) in [(20, 150), (1, 700)] {
+            check_attention_with(tokens, pos0, (4, 2, 64), threads_per_row, KvCache::F32, 400.0, 1e-3);
+        }
     }
 }
 
 #[test]
 fn decode_attention_split_over_the_context() {
-    // One query: 1 split (≤ 256 keys), exactly 2, and an uneven 4.
+    // One query: one split on CPU adapters (≤ 256 keys), then two and an uneven four; on GPUs
+    // splits of 64 keys.
     for threads_per_row in [1, 64] {
         for pos0 in [100, 511, 900] {
-            check_attention(1, pos0, 80, threads_per_row);
+            check_attention(1, pos0, (4, 2, 80), threads_per_row);
+        }
+    }
+}
+
+#[test]
+fn decode_attention_beyond_the_largest_split_count() {
+    // Past 256 x 64 keys each split grows by a tile.
+    check_attention(1, 20000, (2, 1, 64), 64);
+}
+
+#[test]
+fn attention_for_every_head_grouping() {
+    // Multi-head (1 query head per KV head), Phi-4-mini's 3, Phi-4's 4, and groups larger than
+    // a workgroup's rows (32: a token's heads span two workgroups), prefill and decode.
+    for threads_per_row in [1, 64] {
+        for (n_head, n_kv) in [(3, 3), (6, 2), (8, 2), (32, 1)] {
+            check_attention(5, 30, (n_head, n_kv, 32), threads_per_row);
+            check_attention(1, 300, (n_head, n_kv, 32), threads_per_row);
         }
     }
 }
 
 #[test]
 fn attention_at_every_head_width() {
-    // Each thread owns one to four vec4 slots of the head (4, 8 or 16 threads per head on CPU
-    // adapters by head width, 64 on GPUs), up to the widest head (256).
+    // Widths that fill 64 threads' output slots unevenly (68, 96, 196) up to the widest (256:
+    // 8 rows a workgroup, one row group).
     for threads_per_row in [1, 64] {
         for hd in [4, 64, 68, 96, 128, 196, 256] {
-            check_attention(2, 20, hd, threads_per_row);
-            check_attention(1, 300, hd, threads_per_row);
+            check_attention(2, 20, (4, 2, hd), threads_per_row);
+            check_attention(20, 7, (4, 2, hd), threads_per_row);
+            check_attention(1, 300, (4, 2, hd), threads_per_row);
         }
     }
 }
@@ -526,7 +571,7 @@ fn attention_at_every_head_width() {
 fn silu_gate_on_odd_widths() {
     let mut rng = StdRng::seed_from_u64(7);
     let gpu = pollster::block_on(Gpu::new()).unwrap();
-    let kernels = pollster::block_on(Kernels::new(&gpu, [])).unwrap();
+    let kernels = pollster::block_on(Kernels::new(&gpu, [], None)).unwrap();
     let (n_ff, tokens) = (100, 3);
     let gu: Vec<f32> = random_vec(&mut rng, tokens * 2 * n_ff).iter().map(|v| v * 6.0).collect();
     let (gu_b, out) = (buffer(&gpu, &gu), buffer(&gpu, &vec![0.0; tokens * n_ff]));
@@ -558,7 +603,7 @@ fn check_argmax(threads_per_row: u32) {
     let mut rng = StdRng::seed_from_u64(8);
     let mut gpu = pollster::block_on(Gpu::new()).unwrap();
     gpu.set_matvec_threads_per_row(threads_per_row).unwrap();
-    let kernels = pollster::block_on(Kernels::new(&gpu, [])).unwrap();
+    let kernels = pollster::block_on(Kernels::new(&gpu, [], None)).unwrap();
     for n in [1usize, 5, 255, 1000, 200_064] {
         let mut logits = random_vec(&mut rng, n);
         let expected = rng.random_range(0..n);
@@ -579,7 +624,7 @@ fn check_argmax(threads_per_row: u32) {
 fn top_k_keeps_the_best_128_over_several_rounds() {
     let mut rng = StdRng::seed_from_u64(9);
     let gpu = pollster::block_on(Gpu::new()).unwrap();
-    let kernels = pollster::block_on(Kernels::new(&gpu, [])).unwrap();
+    let kernels = pollster::block_on(Kernels::new(&gpu, [], None)).unwrap();
     for n in [5usize, 2048, 2049, 100_352, 200_064] {
         // Quantized values make ties common: the lower token id must win them.
         let logits: Vec<f32> = (0..n).map(|_| (rng.random_range(-1000..1000) as f32) * 0.01).collect();
@@ -630,7 +675,7 @@ fn stacked_tensors_multiply_as_one_matrix() {
         if limit.is_some() {
             assert!(stacked.chunks.len() > 1, "{ty}: expected several chunks");
         }
-        let kernels = pollster::block_on(Kernels::new(&gpu, [ty])).unwrap();
+        let kernels = pollster::block_on(Kernels::new(&gpu, [ty], None)).unwrap();
         let x = buffer(&gpu, &random_vec(&mut rng, cols));
         let products: Vec<Vec<f32>> = [&stacked, &whole]
             .iter()

@@ -1,4 +1,7 @@
-// Causal attention over the KV cache, for prefill (many queries) and decode (one).
+// Causal attention over the KV cache on CPU-emulated adapters, for prefill (many queries) and
+// decode (one). GPUs take attention_gpu.wgsl, which reads each key once for a tile of queries
+// but keeps them in arrays that CPU adapters, running loops as written, hold in memory
+// (SwiftShader: decoding 2.3x slower there).
 //
 // Bindings:
 //   0 params   uniform  AttnParams (below)
@@ -16,10 +19,9 @@
 // Keys are taken WG at a time (one score per thread) with an online softmax: a running
 // maximum and sum rescale the accumulated output, so no score array grows with the context.
 // Reads are vec4 (head_dim is a multiple of 4, at most 256); each thread owns up to four
-// vec4 of output dimensions: slots lid + i * WG. WG is 64 on GPUs; on CPU adapters, where
-// every value a thread reads costs (SwiftShader gathers it lane by lane) and each thread
-// re-reads the tile's scores, it is the fewest of 4, 8, 16 that cover the head (4 for heads
-// of 64: twice as fast there as 16).
+// vec4 of output dimensions: slots lid + i * WG. As every value a thread reads costs
+// (SwiftShader gathers it lane by lane) and each thread re-reads the tile's scores, WG is the
+// fewest of 4, 8, 16 that cover the head (4 for heads of 64: twice as fast there as 16).
 
 struct AttnParams {
     pos0: u32,

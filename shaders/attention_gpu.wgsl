@@ -1,0 +1,224 @@
+// Causal attention over the KV cache on GPUs, tiled: prefill (many queries) and decode (one).
+// CPU-emulated adapters take attention_cpu.wgsl.
+//
+// Bindings:
+//   0 params   uniform  AttnParams (below)
+//   1 qkv      storage  f32 [n_tokens, qkv_stride]; query head h of token t at t*qkv_stride + h*head_dim
+//   2 k_cache  storage  KvWord [capacity, n_head_kv * head_dim / 4], row = position: four
+//                       values each (f32, f16 or packed f16: see rope_kv.wgsl)
+//   3 v_cache  storage  same layout
+//   4 out      storage  f32 [n_tokens, n_head * head_dim]
+//   5 partials storage  f32 [n_head, n_splits, head_dim + 2] (split decoding only)
+//
+// A workgroup takes one KV head and up to ROWS query rows that read it: the rows are the
+// (token, head) pairs of that head's group, token-major, so a decoded token's GQA heads share
+// one workgroup and a prompt's tokens come ROWS / group at a time. Keys come WG at a time, and
+// each is read from the cache once for all the rows (attention_cpu.wgsl, one query a workgroup,
+// reads it once per query: group x tokens times over in prefill):
+//   1. scores: thread j dots key tile+j with every row's query (queries staged in q_tile) and
+//      folds each visible score into the row's maximum so far (an atomic max on ordered bits);
+//   2. probabilities: every thread keeps the rows' previous maxima (the same values in every
+//      thread), writes p = exp(score - new maximum) to p_tile, and thread 0 the rescale
+//      factor exp(previous - new) of each row;
+//   3. output: thread (row group, d4) rescales, then adds p * V for its rows' dimensions d4
+//      (one read of each V value serves SLOTS rows).
+// Query row r of token t sees keys 0..=pos0 + t (causal mask); a row's first tile always
+// holds a visible key, so its running maximum is a real score from then on. Decoding at long
+// context splits the keys into ranges of split_len (a multiple of WG) so that many
+// workgroups share one query ("flash decoding"): each writes its unnormalized output, maximum
+// and sum to `partials`, and attention_combine.wgsl merges them.
+// Limits the host keeps: head_dim a multiple of 4, head_dim / 4 <= WG, ROWS <= MAX_ROWS,
+// ROWS * head_dim / 4 <= 512 (q_tile), SLOTS = ceil(ROWS / (WG / (head_dim / 4))).
+
+struct AttnParams {
+    pos0: u32,
+    n_head: u32,
+    n_head_kv: u32,
+    head_dim: u32,
+    qkv_stride: u32,
+    scale: f32,
+    // Keys per split (0: one split covering all keys) and the number of splits.
+    split_len: u32,
+    n_splits: u32,
+    n_tokens: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: AttnParams;
+@group(0) @binding(1) var<storage, read> qkv: array<f32>;
+@group(0) @binding(2) var<storage, read> k_cache: array<KvWord>;
+@group(0) @binding(3) var<storage, read> v_cache: array<KvWord>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> partials: array<f32>;
+
+// Threads, and keys per tile (at most 64: p_tile).
+override WG: u32 = 64u;
+// Query rows per workgroup.
+override ROWS: u32 = 16u;
+// Output rows per thread.
+override SLOTS: u32 = 8u;
+
+const MAX_ROWS: u32 = 16u;
+// WGSL has no infinity literal; exp() of anything minus this is 0.
+const NEG_BIG: f32 = -3.0e38;
+
+var<workgroup> q_tile: array<vec4<f32>, 512>;
+// [ROWS][WG]: a tile's probabilities.
+var<workgroup> p_tile: array<f32, 1024>;
+// Per row: the maximum score of the tiles so far, as ordered bits. Zero-initialised, as all
+// workgroup memory: below every score's bits, and a row's first tile has a visible key.
+var<workgroup> row_max: array<atomic<u32>, 16>;
+// Per row: the rescale factor of the current tile; after the last tile, the running maximum.
+var<workgroup> row_factor: array<f32, 16>;
+
+// f32 bits to u32s that order as the floats do, for atomicMax.
+fn ordered(v: f32) -> u32 {
+    let b = bitcast<u32>(v);
+    return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+}
+
+fn unordered(b: u32) -> f32 {
+    return bitcast<f32>(select(~b, b & 0x7fffffffu, (b & 0x80000000u) != 0u));
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let kvh = wid.x;
+    let hd = params.head_dim;
+    let hd4 = hd / 4u;
+    let group = params.n_head / params.n_head_kv;
+    let kv_dim4 = params.n_head_kv * hd4;
+    let kv_off4 = kvh * hd4;
+    let row0 = wid.y * ROWS;
+    let n_rows = min(ROWS, params.n_tokens * group - row0);
+    let split = wid.z;
+    // Keys [first_key, key_end): up to the last row's position, or this split's range of it.
+    var first_key = 0u;
+    var key_end = params.pos0 + (row0 + n_rows - 1u) / group + 1u;
+    if (params.split_len > 0u) {
+        first_key = split * params.split_len;
+        key_end = min(first_key + params.split_len, key_end);
+    }
+
+    for (var i = lid; i < ROWS * hd4; i += WG) {
+        let r = i / hd4;
+        var q = vec4<f32>(0.0);
+        if (r < n_rows) {
+            let f = row0 + r;
+            let at = (f / group) * params.qkv_stride + (kvh * group + f % group) * hd + 4u * (i % hd4);
+            q = vec4<f32>(qkv[at], qkv[at + 1u], qkv[at + 2u], qkv[at + 3u]) * params.scale;
+        }
+        q_tile[i] = q;
+    }
+    workgroupBarrier();
+
+    // This thread's output: dimensions 4*d4.. of rows rg + row_groups * i, i < SLOTS.
+    let row_groups = WG / hd4;
+    let d4 = lid % hd4;
+    let rg = lid / hd4;
+    let writes = rg < row_groups;
+
+    // Per row: the maximum score before this tile (row_max before step 1), and the end of the
+    // keys the row sees (0 past the last row).
+    var running: array<f32, MAX_ROWS>;
+    var row_end: array<u32, MAX_ROWS>;
+    for (var r = 0u; r < ROWS; r++) {
+        running[r] = NEG_BIG;
+        if (r < n_rows) {
+            row_end[r] = min(key_end, params.pos0 + (row0 + r) / group + 1u);
+        }
+    }
+    var acc: array<vec4<f32>, MAX_ROWS>;
+    var sums: array<f32, MAX_ROWS>;
+    for (var tile = first_key; tile < key_end; tile += WG) {
+        // 1. Scores of key `tile + lid` against every row.
+        let key = tile + lid;
+        var s: array<f32, MAX_ROWS>;
+        if (key < key_end) {
+            let kb = key * kv_dim4 + kv_off4;
+            for (var d = 0u; d < hd4; d++) {
+                let k = kv4(k_cache[kb + d]);
+                for (var r = 0u; r < ROWS; r++) {
+                    s[r] += dot(q_tile[r * hd4 + d], k);
+                }
+            }
+        }
+        for (var r = 0u; r < ROWS; r++) {
+            if (key < row_end[r]) {
+                atomicMax(&row_max[r], ordered(s[r]));
+            } else {
+                s[r] = NEG_BIG;
+            }
+        }
+        workgroupBarrier();
+
+        // 2. Probabilities, and each row's rescale factor.
+        for (var r = 0u; r < ROWS; r++) {
+            let new_max = unordered(atomicLoad(&row_max[r]));
+            p_tile[r * WG + lid] = select(0.0, exp(s[r] - new_max), s[r] > NEG_BIG);
+            if (lid == 0u) {
+                row_factor[r] = exp(running[r] - new_max);
+            }
+            running[r] = new_max;
+        }
+        workgroupBarrier();
+
+        // 3. Output += p * V.
+        if (writes) {
+            for (var i = 0u; i < SLOTS; i++) {
+                let r = min(rg + row_groups * i, ROWS - 1u);
+                acc[i] *= row_factor[r];
+                sums[i] *= row_factor[r];
+            }
+            let n_in_tile = min(WG, key_end - tile);
+            var vb = tile * kv_dim4 + kv_off4 + d4;
+            for (var j = 0u; j < n_in_tile; j++) {
+                let v = kv4(v_cache[vb]);
+                for (var i = 0u; i < SLOTS; i++) {
+                    let p = p_tile[min(rg + row_groups * i, ROWS - 1u) * WG + j];
+                    acc[i] += p * v;
+                    sums[i] += p;
+                }
+                vb += kv_dim4;
+            }
+        }
+        workgroupBarrier();
+    }
+
+    if (lid == 0u) {
+        for (var r = 0u; r < ROWS; r++) {
+            row_factor[r] = running[r];
+        }
+    }
+    workgroupBarrier();
+    if (!writes) {
+        return;
+    }
+    let split_out = params.split_len > 0u;
+    for (var i = 0u; i < SLOTS; i++) {
+        let r = rg + row_groups * i;
+        if (r >= n_rows) {
+            break;
+        }
+        let f = row0 + r;
+        let h = kvh * group + f % group;
+        if (split_out) {
+            let base = (h * params.n_splits + split) * (hd + 2u);
+            let o = base + 4u * d4;
+            partials[o] = acc[i].x;
+            partials[o + 1u] = acc[i].y;
+            partials[o + 2u] = acc[i].z;
+            partials[o + 3u] = acc[i].w;
+            if (d4 == 0u) {
+                partials[base + hd] = row_factor[r];
+                partials[base + hd + 1u] = sums[i];
+            }
+        } else {
+            let o = (f / group) * params.n_head * hd + h * hd + 4u * d4;
+            let v = acc[i] / sums[i];
+            out[o] = v.x;
+            out[o + 1u] = v.y;
+            out[o + 2u] = v.z;
+            out[o + 3u] = v.w;
+        }
+    }
+}
