@@ -11,7 +11,8 @@
 #
 # Each result is one JSON line (hearth bench --json) tagged with its run; with OUT set they
 # are also written to $OUT/gpu-bench.jsonl. If LLAMA_BENCH names llama.cpp's llama-bench
-# built for this GPU, it runs on the same files for the side-by-side figure.
+# built for this GPU, it runs on the same files for the side-by-side figure. A carried
+# attention_bench (ATTENTION_BENCH) times attention alone at long context.
 # Where the machine has no Vulkan loader, .gl/*.deb are unpacked first: fetch them beforehand
 # on a machine with Debian's archive (mkdir .gl && cd .gl && apt-get download libvulkan1).
 set -euo pipefail
@@ -72,5 +73,15 @@ for threads in $SWEEP; do
 done
 if [ "$PROFILE" = 1 ]; then
   bench "profile" --model "$first" ${SWEEP_ARGS:---prompt-lens 512 --ctx-lens 128 --decode-tokens 16} --profile
+fi
+# Attention alone, if its benchmark was carried too (cargo build --release -p hearth-engine
+# --example attention_bench): Phi-4-mini's and Phi-4's heads, decode at long context and a
+# long prompt; its lines say milliseconds per call and K/V bytes read per second.
+ATTENTION_BENCH=${ATTENTION_BENCH:-target/release/examples/attention_bench}
+if [ -x "$ATTENTION_BENCH" ]; then
+  for heads in "24 8 128" "40 10 128"; do
+    HEARTH_CASES=${ATTENTION_CASES:-1@1024,1@4096,1@16384,512@0,2048@0} "$ATTENTION_BENCH" $heads 8 | tee -a "$DIR/attention-bench.txt" >&2
+  done
+  [ -z "${OUT:-}" ] || cp "$DIR/attention-bench.txt" "$OUT/"
 fi
 echo "gpu-bench: results in $results" >&2

@@ -77,13 +77,28 @@ pub async fn run(args: BenchArgs) -> Result<(), AnyError> {
         }
         decode.push(serde_json::json!({"ctx_len": ctx, "tokens_per_s": tps, "effective_gb_per_s": gbps}));
     }
-    let profile = if args.profile { Some(profile(&model, &args, &mut random_tokens).await?) } else { None };
+    let mut profile = if args.profile { Some(profile(&model, &args, &mut random_tokens).await?) } else { None };
+    if let Some(p) = &mut profile {
+        // The unprofiled time per token beside the kernels' own time: the difference is the
+        // GPU idle between dispatches and the host's work (what fusing dispatches would save).
+        let wall = |runs: &[serde_json::Value], key: &str, at: usize| runs.iter().find(|r| r[key].as_u64() == Some(at as u64)).and_then(|r| r["tokens_per_s"].as_f64()).map(|tps| 1e3 / tps);
+        let prefill_at = p["prefill"]["tokens"].as_u64().unwrap_or(0) as usize;
+        p["prefill"]["wall_ms_per_token"] = wall(&prefill, "prompt_len", prefill_at).into();
+        p["decode"]["wall_ms_per_token"] = wall(&decode, "ctx_len", p["ctx_len"].as_u64().unwrap_or(0) as usize).into();
+    }
     if let (Some(p), false) = (&profile, args.json) {
         for (phase, table) in [("prefill", &p["prefill"]), ("decode", &p["decode"])] {
             emit(&format!("{phase} profile, per token ({} tokens):\n", table["tokens"]))?;
             for k in table["kernels"].as_array().into_iter().flatten() {
                 emit(&format!("  {:<24} {:>8.3} ms {:>5.1}% {:>7.1} dispatches\n", k["kernel"].as_str().unwrap_or(""), k["ms_per_token"].as_f64().unwrap_or(0.0), k["share"].as_f64().unwrap_or(0.0) * 100.0, k["dispatches_per_token"].as_f64().unwrap_or(0.0)))?;
             }
+            let busy = table["kernel_ms_per_token"].as_f64().unwrap_or(0.0);
+            let dispatches = table["dispatches_per_token"].as_f64().unwrap_or(0.0);
+            let line = match table["wall_ms_per_token"].as_f64() {
+                Some(wall) => format!("  kernels {busy:.3} ms of {wall:.3} ms per token unprofiled ({:.0}% outside kernels), {dispatches:.1} dispatches\n", (1.0 - busy / wall).max(0.0) * 100.0),
+                None => format!("  kernels {busy:.3} ms per token, {dispatches:.1} dispatches\n"),
+            };
+            emit(&line)?;
         }
     }
     if args.json {
@@ -116,7 +131,8 @@ async fn profile(model: &std::sync::Arc<hearth_engine::Model>, args: &BenchArgs,
             .iter()
             .map(|(name, t)| serde_json::json!({"kernel": name, "ms_per_token": t.seconds * 1e3 / tokens as f64, "share": t.seconds / total.max(1e-12), "dispatches_per_token": t.dispatches as f64 / tokens as f64}))
             .collect();
-        serde_json::json!({"tokens": tokens, "kernels": kernels})
+        let dispatches: u64 = times.iter().map(|(_, t)| t.dispatches).sum();
+        serde_json::json!({"tokens": tokens, "kernels": kernels, "kernel_ms_per_token": total * 1e3 / tokens as f64, "dispatches_per_token": dispatches as f64 / tokens as f64})
     };
     let prompt_len = args.prompt_lens.first().copied().unwrap_or(128).min(c.context_length);
     let mut session = Session::new(model.clone(), Some(prompt_len + 1)).await?;

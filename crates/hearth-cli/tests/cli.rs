@@ -240,6 +240,14 @@ fn bench_profile_times_every_kernel_per_token() {
         let shares: f64 = kernels.iter().map(|k| k["share"].as_f64().unwrap()).sum();
         assert!((shares - 1.0).abs() < 1e-6, "{phase}: shares sum to {shares}");
         assert!(kernels.iter().all(|k| k["ms_per_token"].as_f64().unwrap() >= 0.0));
-        assert!(kernels.iter().map(|k| k["ms_per_token"].as_f64().unwrap()).sum::<f64>() > 0.0, "{phase}: time was measured");
+        let kernel_ms: f64 = kernels.iter().map(|k| k["ms_per_token"].as_f64().unwrap()).sum();
+        assert!(kernel_ms > 0.0, "{phase}: time was measured");
+        assert!((table["kernel_ms_per_token"].as_f64().unwrap() - kernel_ms).abs() < 1e-9, "{phase}: the total is the kernels' sum");
+        let dispatches: f64 = kernels.iter().map(|k| k["dispatches_per_token"].as_f64().unwrap()).sum();
+        assert!((table["dispatches_per_token"].as_f64().unwrap() - dispatches).abs() < 1e-9, "{phase}: all dispatches counted");
+        // The unprofiled run at the same length, for the time outside kernels.
+        let runs = report[phase].as_array().unwrap();
+        let tps = runs[0]["tokens_per_s"].as_f64().unwrap();
+        assert!((table["wall_ms_per_token"].as_f64().unwrap() - 1e3 / tps).abs() < 1e-9, "{phase}: {table}");
     }
 }
