@@ -4,7 +4,7 @@
 // (SwiftShader: decoding 2.3x slower there).
 //
 // Bindings:
-//   0 params   uniform  AttnParams (below)
+//   0 params   uniform  AttnParams (attention_common.wgsl, which declares these bindings)
 //   1 qkv      storage  f32 [n_tokens, qkv_stride]; query head h of token t at t*qkv_stride + h*head_dim
 //   2 k_cache  storage  KvWord [capacity, n_head_kv * head_dim / 4], row = position: four
 //                       values each (f32, f16 or packed f16: see rope_kv.wgsl)
@@ -22,25 +22,6 @@
 // vec4 of output dimensions: slots lid + i * WG. As every value a thread reads costs
 // (SwiftShader gathers it lane by lane) and each thread re-reads the tile's scores, WG is the
 // fewest of 4, 8, 16 that cover the head (4 for heads of 64: twice as fast there as 16).
-
-struct AttnParams {
-    pos0: u32,
-    n_head: u32,
-    n_head_kv: u32,
-    head_dim: u32,
-    qkv_stride: u32,
-    scale: f32,
-    // Keys per split (0: one split covering all keys) and the number of splits.
-    split_len: u32,
-    n_splits: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: AttnParams;
-@group(0) @binding(1) var<storage, read> qkv: array<f32>;
-@group(0) @binding(2) var<storage, read> k_cache: array<KvWord>;
-@group(0) @binding(3) var<storage, read> v_cache: array<KvWord>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
-@group(0) @binding(5) var<storage, read_write> partials: array<f32>;
 
 override WG: u32 = 64u;
 // WGSL has no infinity literal; exp() of anything minus this is 0.

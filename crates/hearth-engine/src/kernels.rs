@@ -13,6 +13,7 @@ use hearth_gguf::GgmlType;
 use std::collections::HashMap;
 
 const COMMON: &str = include_str!("../../../shaders/weights/common.wgsl");
+const ATTENTION_COMMON: &str = include_str!("../../../shaders/attention_common.wgsl");
 const KQUANT_SCALES: &str = include_str!("../../../shaders/weights/kquant_scales.wgsl");
 
 /// Whether a weight matrix stored as `ty` has a GPU kernel.
@@ -149,8 +150,8 @@ impl Kernel {
             Kernel::Embed(ty) => weight_format_source(ty)? + include_str!("../../../shaders/embed.wgsl"),
             Kernel::RmsNorm => include_str!("../../../shaders/rmsnorm.wgsl").into(),
             Kernel::RopeKv => kv_prelude(kv).to_owned() + include_str!("../../../shaders/rope_kv.wgsl"),
-            Kernel::AttentionCpu(_) => kv_prelude(kv).to_owned() + include_str!("../../../shaders/attention_cpu.wgsl"),
-            Kernel::AttentionGpu(_) => kv_prelude(kv).to_owned() + include_str!("../../../shaders/attention_gpu.wgsl"),
+            Kernel::AttentionCpu(_) => kv_prelude(kv).to_owned() + ATTENTION_COMMON + include_str!("../../../shaders/attention_cpu.wgsl"),
+            Kernel::AttentionGpu(_) => kv_prelude(kv).to_owned() + ATTENTION_COMMON + include_str!("../../../shaders/attention_gpu.wgsl"),
             Kernel::SiluGate => include_str!("../../../shaders/silu_gate.wgsl").into(),
             Kernel::Argmax => include_str!("../../../shaders/argmax.wgsl").into(),
             Kernel::Penalize => include_str!("../../../shaders/penalize.wgsl").into(),

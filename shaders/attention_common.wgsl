@@ -1,0 +1,23 @@
+// The parameters and bindings both attention kernels share (attention_cpu.wgsl and
+// attention_gpu.wgsl, whose headers give the buffer layouts); kernels.rs prepends this file
+// after the KV-cache prelude that defines KvWord.
+
+struct AttnParams {
+    pos0: u32,
+    n_head: u32,
+    n_head_kv: u32,
+    head_dim: u32,
+    qkv_stride: u32,
+    scale: f32,
+    // Keys per split (0: one split covering all keys) and the number of splits.
+    split_len: u32,
+    n_splits: u32,
+    n_tokens: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: AttnParams;
+@group(0) @binding(1) var<storage, read> qkv: array<f32>;
+@group(0) @binding(2) var<storage, read> k_cache: array<KvWord>;
+@group(0) @binding(3) var<storage, read> v_cache: array<KvWord>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> partials: array<f32>;
