@@ -48,6 +48,10 @@ const WG: u32 = 16u;
 /// are few enough to leave registers for four groups (kernels.rs: cpu_rows_per_thread).
 override ROWS_PER_THREAD: u32 = 8u;
 
+fn x_at(i: u32) -> vec4<f32> {
+    return x[i];
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     // Formats read through `weights`, `weights4` or both; both stay bound (one layout).

@@ -1,20 +1,21 @@
 // Helpers of the whole-block dot products (the files beside this one), shared by the matrix
 // kernels that use them: matvec_cpu.wgsl (CPU-emulated adapters) and matvec_gpu.wgsl (GPUs).
-// The including kernel declares the activations `x` (array of vec4<f32>: a uniform window or
-// a storage buffer) and the weights as `weights` (u32) and `weights4` (vec4<u32>).
+// The including kernel defines `x_at(i)`, vec4 i of the activations (from a uniform window or
+// a storage buffer, RMS-normalised or not), and declares the weights as `weights` (u32) and
+// `weights4` (vec4<u32>).
 
 /// Values i*4 .. i*4+4 of the activations.
 fn x4(i: u32) -> vec4<f32> {
-    return x[i];
+    return x_at(i);
 }
 
 /// The 16 or 32 values from vec4 i on, for a format's block code to index by constants.
 fn x16(i: u32) -> array<vec4<f32>, 4> {
-    return array<vec4<f32>, 4>(x[i], x[i + 1u], x[i + 2u], x[i + 3u]);
+    return array<vec4<f32>, 4>(x_at(i), x_at(i + 1u), x_at(i + 2u), x_at(i + 3u));
 }
 
 fn x32(i: u32) -> array<vec4<f32>, 8> {
-    return array<vec4<f32>, 8>(x[i], x[i + 1u], x[i + 2u], x[i + 3u], x[i + 4u], x[i + 5u], x[i + 6u], x[i + 7u]);
+    return array<vec4<f32>, 8>(x_at(i), x_at(i + 1u), x_at(i + 2u), x_at(i + 3u), x_at(i + 4u), x_at(i + 5u), x_at(i + 6u), x_at(i + 7u));
 }
 
 fn sum16(v: array<vec4<f32>, 4>) -> f32 {

@@ -127,6 +127,10 @@ pub(crate) async fn load_with_header(path: &Path) -> Result<(Arc<Model>, Gguf, f
         let threads = threads.parse().map_err(|_| format!("HEARTH_MATVEC_THREADS={threads}: expected a number"))?;
         gpu.set_matvec_threads_per_row(threads)?;
     }
+    // And whether RMSNorm is fused into the GPU matrix kernels (on unless this is 0).
+    if std::env::var("HEARTH_FUSED_NORM").is_ok_and(|v| v == "0") {
+        gpu.set_fused_rms_norm(false);
+    }
     let gpu = Arc::new(gpu);
     let bar = indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
     bar.set_style(indicatif::ProgressStyle::with_template("uploading {bar:30} {bytes}/{total_bytes} {bytes_per_sec}").expect("valid template"));

@@ -2,11 +2,13 @@
 //! `cargo run --release -p hearth-engine --example matvec_bench -- [rows] [cols] [reps] [types]`
 //! (defaults: 3072 × 3072, Phi-4-mini's hidden size; 8 repetitions; q4_0,q4_1,q8_0,q4_k,q6_k,f16).
 //! `HEARTH_TOKENS=n` times products with n tokens; `HEARTH_THREADS_PER_ROW=n` overrides the
-//! adapter's matvec choice; `HEARTH_PLAIN_INPUT=1` gives x no uniform window (general kernels).
+//! adapter's matvec choice; `HEARTH_PLAIN_INPUT=1` gives x no uniform window (general kernels);
+//! `HEARTH_NORMED=1` RMS-normalises x first (fused into the kernel on GPUs, a separate
+//! rmsnorm.wgsl dispatch per product on CPU adapters).
 //! Prints weights per second and the weight bytes read per second.
 
-use hearth_engine::kernels::{Kernels, Recorder, SubmitCache, X_WINDOW_BYTES};
-use hearth_engine::weights::GpuMatrix;
+use hearth_engine::kernels::{Kernels, MatrixInput, Recorder, RmsNorm, SubmitCache, X_WINDOW_BYTES};
+use hearth_engine::weights::{GpuMatrix, GpuVector};
 use hearth_engine::Gpu;
 use hearth_gguf::{GgmlType, SliceSource, TensorInfo};
 use half::f16;
@@ -67,12 +69,16 @@ fn main() {
         let x = pollster::block_on(gpu.storage_buffer("x", (tokens as usize * cols) as u64 * 4 + X_WINDOW_BYTES, input_usage)).unwrap();
         let xs: Vec<f32> = (0..tokens as usize * cols).map(|i| ((i * 7919) % 200) as f32 / 100.0 - 1.0).collect();
         gpu.queue.write_buffer(&x, 0, bytemuck::cast_slice(&xs));
+        let gain = pollster::block_on(GpuVector::from_values(&gpu, "gain", &vec![1.5; cols])).unwrap();
+        let scratch = pollster::block_on(gpu.storage_buffer("normed", (tokens as usize * cols) as u64 * 4 + X_WINDOW_BYTES, input_usage)).unwrap();
+        let norm = RmsNorm { gain: &gain, eps: 1e-5, scratch: &scratch };
+        let input = if env("HEARTH_NORMED") == Some(1) { MatrixInput::normed(&x, 0, norm) } else { MatrixInput::rows(&x, 0) };
         let y = pollster::block_on(gpu.storage_buffer("y", (tokens as usize * rows) as u64 * 4, wgpu::BufferUsages::empty())).unwrap();
         let mut cache = SubmitCache::default();
         let mut run = || {
             let mut rec = Recorder::new(&gpu, &kernels);
             for _ in 0..reps {
-                rec.matmul(&m, &x, 0, tokens, &y, rows as u32, 0, false);
+                rec.matmul(&m, input, tokens, &y, rows as u32, 0, false);
             }
             rec.submit(&gpu, &mut cache, |_| {});
             pollster::block_on(gpu.read_storage(&y, 4)).unwrap();

@@ -29,6 +29,9 @@ pub struct Gpu {
     /// Threads that share a row (or a GPU's group of rows) in the decode matvec: 1 selects
     /// the CPU-adapter kernels (see shaders/matvec_cpu.wgsl and matvec_gpu.wgsl).
     matvec_threads_per_row: u32,
+    /// Whether the GPU kernels normalise a matrix product's input as they read it instead of
+    /// after a separate rmsnorm.wgsl dispatch (see `set_fused_rms_norm`).
+    fused_rms_norm: bool,
     /// How KV caches hold their values.
     kv_cache: KvCache,
     /// Per-kernel timing, while profiling is on (see `profile.rs`).
@@ -104,7 +107,7 @@ impl Gpu {
             (false, false) => KvCache::PackedF16,
             (false, true) => KvCache::F32,
         };
-        Ok(Gpu { device, queue, info, limits, fault, binding_limit: None, matvec_threads_per_row: if cpu { 1 } else { GPU_MATVEC_THREADS }, kv_cache, profile: Mutex::new(None) })
+        Ok(Gpu { device, queue, info, limits, fault, binding_limit: None, matvec_threads_per_row: if cpu { 1 } else { GPU_MATVEC_THREADS }, fused_rms_norm: true, kv_cache, profile: Mutex::new(None) })
     }
 
     /// The largest buffer one shader binding may see; tensors larger than this are split.
@@ -133,6 +136,20 @@ impl Gpu {
         }
         self.matvec_threads_per_row = threads;
         Ok(())
+    }
+
+    /// Whether the GPU kernels fuse RMSNorm into the matrix products after it.
+    pub fn fused_rms_norm(&self) -> bool {
+        self.fused_rms_norm
+    }
+
+    /// Turns the fusion of RMSNorm into the GPU matrix kernels off or on (on by default: it
+    /// saves two dependent one-workgroup dispatches per layer, for the price of reading x
+    /// and the norm's weights a second time, from cache). A switch for side-by-side
+    /// measurement; CPU adapters' kernels never fuse it. Takes effect for kernels compiled
+    /// afterwards.
+    pub fn set_fused_rms_norm(&mut self, on: bool) {
+        self.fused_rms_norm = on;
     }
 
     /// Starts timing every dispatch by kernel (or stops, dropping what was gathered). Fails

@@ -115,7 +115,11 @@ pub enum Kernel {
     MatvecCpu(GgmlType),
     /// matvec_gpu.wgsl: decode on GPUs.
     MatvecGpu(GgmlType),
+    /// matvec_gpu.wgsl with its input RMS-normalised as it is read (NORMED).
+    NormedMatvecGpu(GgmlType),
     Matmul(GgmlType),
+    /// matmul.wgsl with its input RMS-normalised as it is read (NORMED).
+    NormedMatmul(GgmlType),
     Embed(GgmlType),
     RmsNorm,
     RopeKv,
@@ -145,8 +149,8 @@ impl Kernel {
         Ok(match self {
             Kernel::Matvec(ty) | Kernel::MatvecBlock(ty) => weight_format_source(ty)? + include_str!("../../../shaders/matvec.wgsl"),
             Kernel::MatvecCpu(ty) => block_kernel_source(ty, format_shaders(ty)?.cpu, include_str!("../../../shaders/matvec_cpu.wgsl"))?,
-            Kernel::MatvecGpu(ty) => block_kernel_source(ty, format_shaders(ty)?.gpu, include_str!("../../../shaders/matvec_gpu.wgsl"))?,
-            Kernel::Matmul(ty) => weight_format_source(ty)? + include_str!("../../../shaders/matmul.wgsl"),
+            Kernel::MatvecGpu(ty) | Kernel::NormedMatvecGpu(ty) => block_kernel_source(ty, format_shaders(ty)?.gpu, include_str!("../../../shaders/matvec_gpu.wgsl"))?,
+            Kernel::Matmul(ty) | Kernel::NormedMatmul(ty) => weight_format_source(ty)? + include_str!("../../../shaders/matmul.wgsl"),
             Kernel::Embed(ty) => weight_format_source(ty)? + include_str!("../../../shaders/embed.wgsl"),
             Kernel::RmsNorm => include_str!("../../../shaders/rmsnorm.wgsl").into(),
             Kernel::RopeKv => kv_prelude(kv).to_owned() + include_str!("../../../shaders/rope_kv.wgsl"),
@@ -171,6 +175,8 @@ pub struct Kernels {
     /// Whether matrix inputs can be bound as uniform windows (`MatvecCpu`): CPU adapters
     /// whose uniform bindings reach X_WINDOW_BYTES.
     x_window: bool,
+    /// Whether the GPU matrix kernels normalise their inputs themselves (`Gpu::fused_rms_norm`).
+    fused_norm: bool,
     /// Offsets of uniform bindings are multiples of this.
     uniform_alignment: u64,
     /// How the KV caches these kernels read and write hold values.
@@ -221,6 +227,7 @@ impl Kernels {
     pub async fn new(gpu: &Gpu, formats: impl IntoIterator<Item = GgmlType>, heads: Option<HeadShape>) -> Result<Self, EngineError> {
         let threads_per_row = gpu.matvec_threads_per_row();
         let x_window = threads_per_row == 1 && gpu.limits.max_uniform_buffer_binding_size >= X_WINDOW_BYTES;
+        let fused_norm = threads_per_row > 1 && gpu.fused_rms_norm();
         let mut wanted = vec![Kernel::RmsNorm, Kernel::RopeKv, Kernel::SiluGate, Kernel::Argmax, Kernel::Penalize, Kernel::TopK, Kernel::AttentionCombine];
         match heads {
             Some(heads) if threads_per_row == 1 => wanted.push(Kernel::AttentionCpu(cpu_attention_threads(heads.head_dim))),
@@ -232,8 +239,14 @@ impl Kernels {
         }
         for ty in formats {
             // Matvec is the general kernel, for inputs the faster ones cannot take.
-            let (prefill, fast) = if threads_per_row == 1 { (Kernel::MatvecBlock(ty), x_window.then_some(Kernel::MatvecCpu(ty))) } else { (Kernel::Matmul(ty), Some(Kernel::MatvecGpu(ty))) };
-            for k in [Kernel::Matvec(ty), prefill, Kernel::Embed(ty)].into_iter().chain(fast) {
+            // GPUs fuse RMSNorm into the products that follow it; CPU adapters, where a
+            // dispatch costs little, keep rmsnorm.wgsl.
+            let fast = if threads_per_row == 1 {
+                [Some(Kernel::MatvecBlock(ty)), x_window.then_some(Kernel::MatvecCpu(ty)), None, None]
+            } else {
+                [Some(Kernel::Matmul(ty)), Some(Kernel::MatvecGpu(ty)), fused_norm.then_some(Kernel::NormedMatmul(ty)), fused_norm.then_some(Kernel::NormedMatvecGpu(ty))]
+            };
+            for k in [Kernel::Matvec(ty), Kernel::Embed(ty)].into_iter().chain(fast.into_iter().flatten()) {
                 if !wanted.contains(&k) {
                     wanted.push(k);
                 }
@@ -241,6 +254,8 @@ impl Kernels {
         }
         let mut pipelines = HashMap::new();
         let matvec_constants = [("THREADS_PER_ROW", threads_per_row as f64)];
+        let normed_matvec_constants = [("THREADS_PER_ROW", threads_per_row as f64), ("NORMED", 1.0)];
+        let normed_matmul_constants = [("NORMED", 1.0)];
         let block_constants = [("THREADS_PER_ROW", threads_per_row as f64), ("TOKENS", PREFILL_TOKENS_PER_BLOCK as f64)];
         // Threads of the one-workgroup reductions: few on CPU adapters, where a barrier costs a
         // switch between every 4 lanes (SwiftShader: RmsNorm 0.13 -> 0.06 ms a dispatch).
@@ -261,6 +276,8 @@ impl Kernels {
                 compilation_options: wgpu::PipelineCompilationOptions {
                     constants: match kernel {
                         Kernel::Matvec(_) | Kernel::MatvecGpu(_) => &matvec_constants,
+                        Kernel::NormedMatvecGpu(_) => &normed_matvec_constants,
+                        Kernel::NormedMatmul(_) => &normed_matmul_constants,
                         Kernel::MatvecBlock(_) => &block_constants,
                         Kernel::MatvecCpu(ty) => {
                             cpu_constants = [("ROWS_PER_THREAD", cpu_rows_per_thread(ty) as f64)];
@@ -287,7 +304,7 @@ impl Kernels {
             }
             pipelines.insert(kernel, pipeline);
         }
-        Ok(Kernels { pipelines, threads_per_row, x_window, uniform_alignment: gpu.limits.min_uniform_buffer_offset_alignment as u64, kv_cache: gpu.kv_cache() })
+        Ok(Kernels { pipelines, threads_per_row, x_window, fused_norm, uniform_alignment: gpu.limits.min_uniform_buffer_offset_alignment as u64, kv_cache: gpu.kv_cache() })
     }
 
     /// Bytes of one cached key or value (2: f16 caches, 4: f32).
@@ -426,6 +443,45 @@ impl SubmitCache {
     }
 }
 
+/// The activations a matrix product reads: rows of `buffer` from `row` on, RMS-normalised
+/// first where `norm` says so.
+#[derive(Clone, Copy)]
+pub struct MatrixInput<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    pub row: u32,
+    pub norm: Option<RmsNorm<'a>>,
+}
+
+/// An RMSNorm in front of a matrix product: `x / sqrt(mean(x²) + eps) * gain`, fused into the
+/// product's kernel on GPUs; elsewhere run by rmsnorm.wgsl into `scratch` first.
+#[derive(Clone, Copy)]
+pub struct RmsNorm<'a> {
+    pub gain: &'a GpuVector,
+    pub eps: f32,
+    pub scratch: &'a wgpu::Buffer,
+}
+
+impl<'a> MatrixInput<'a> {
+    /// Rows of `buffer` from `row` on, as they are.
+    pub fn rows(buffer: &'a wgpu::Buffer, row: u32) -> Self {
+        MatrixInput { buffer, row, norm: None }
+    }
+
+    /// Rows of `buffer` from `row` on, RMS-normalised.
+    pub fn normed(buffer: &'a wgpu::Buffer, row: u32, norm: RmsNorm<'a>) -> Self {
+        MatrixInput { buffer, row, norm: Some(norm) }
+    }
+
+    /// The buffer bound as the gain of kernels that take one: the norm's, else any.
+    fn gain(&self) -> &'a wgpu::Buffer {
+        self.norm.map_or(self.buffer, |n| &n.gain.buffer)
+    }
+
+    fn eps_bits(&self) -> u32 {
+        self.norm.map_or(0, |n| n.eps.to_bits())
+    }
+}
+
 /// Collects the dispatches of one forward pass and submits them as one command buffer.
 pub struct Recorder<'a> {
     kernels: &'a Kernels,
@@ -436,6 +492,11 @@ pub struct Recorder<'a> {
 /// A whole buffer as a binding.
 fn whole(buffer: &wgpu::Buffer) -> wgpu::BufferBinding<'_> {
     wgpu::BufferBinding { buffer, offset: 0, size: None }
+}
+
+/// Whether matvec_gpu.wgsl takes `w`: its rows are a whole number of the format's blocks.
+fn gpu_matvec_fits(w: &GpuMatrix) -> bool {
+    format_shaders(w.ty).is_ok_and(|f| w.cols.is_multiple_of(f.gpu.values))
 }
 
 /// Splits a 1-D count of workgroups over x and y (each dimension is limited to 65535).
@@ -457,27 +518,49 @@ impl<'a> Recorder<'a> {
         self.dispatches.push(Dispatch { kernel, pipeline: self.kernels.get(kernel), params, buffers, groups });
     }
 
-    /// `y[t, out_offset + r] (+)= W[r, :] · x[x_row + t, :]` for `n_tokens` tokens: matvec for
+    /// Whether the kernel that multiplies `w` by `n_tokens` tokens can normalise its input
+    /// itself: the GPU kernels (MatvecGpu where the rows are whole blocks, Matmul) unless the
+    /// fusion is switched off.
+    fn fuses_norm(&self, w: &GpuMatrix, n_tokens: u32) -> bool {
+        self.kernels.fused_norm && (n_tokens > 1 || gpu_matvec_fits(w))
+    }
+
+    /// `x` as the products by every matrix of `weights` can read it: as it is where their
+    /// kernels all normalise as they read (or no norm is asked for); otherwise normalised once
+    /// by rmsnorm.wgsl into the norm's scratch buffer, which is then the input.
+    pub fn prepare_input<'w>(&mut self, x: MatrixInput<'a>, n_tokens: u32, weights: impl IntoIterator<Item = &'w GpuMatrix>) -> MatrixInput<'a> {
+        match x.norm {
+            Some(norm) if !weights.into_iter().all(|w| self.fuses_norm(w, n_tokens)) => {
+                self.rms_norm(x.buffer, x.row, n_tokens, norm.gain, norm.eps, norm.scratch);
+                MatrixInput::rows(norm.scratch, 0)
+            }
+            _ => x,
+        }
+    }
+
+    /// `y[t, out_offset + r] (+)= W[r, :] · x[t, :]` for `n_tokens` tokens: matvec for
     /// one token; for more, the tiled matmul on GPUs, blocks of matvec on CPU-emulated adapters;
     /// once per row chunk of `w`.
     #[allow(clippy::too_many_arguments)]
-    pub fn matmul(&mut self, w: &'a GpuMatrix, x: &'a wgpu::Buffer, x_row: u32, n_tokens: u32, y: &'a wgpu::Buffer, out_stride: u32, out_offset: u32, accumulate: bool) {
-        if self.matmul_by_windows(w, x, x_row, n_tokens, y, out_stride, out_offset, accumulate, 0) {
+    pub fn matmul(&mut self, w: &'a GpuMatrix, x: MatrixInput<'a>, n_tokens: u32, y: &'a wgpu::Buffer, out_stride: u32, out_offset: u32, accumulate: bool) {
+        let x = self.prepare_input(x, n_tokens, [w]);
+        if self.matmul_by_windows(w, x, n_tokens, y, out_stride, out_offset, accumulate, 0) {
             return;
         }
-        if n_tokens == 1 && self.matvec_gpu(w, x, x_row, y, out_offset, accumulate, 0) {
+        if n_tokens == 1 && self.matvec_gpu(w, x, y, out_offset, accumulate, 0) {
             return;
         }
         for chunk in &w.chunks {
-            let params = Params::new(&[w.cols, chunk.scale_offset, chunk.rows, n_tokens, out_stride, out_offset + chunk.row_start, accumulate as u32, x_row]);
+            let params = Params::new(&[w.cols, chunk.scale_offset, chunk.rows, n_tokens, out_stride, out_offset + chunk.row_start, accumulate as u32, x.row, x.eps_bits()]);
             let row_groups = chunk.rows.div_ceil(MATVEC_WORKGROUP / self.kernels.threads_per_row);
             if n_tokens == 1 {
-                self.push(Kernel::Matvec(w.ty), params, vec![&chunk.buffer, x, y], grid(row_groups, self.max_groups));
+                self.push(Kernel::Matvec(w.ty), params, vec![&chunk.buffer, x.buffer, y], grid(row_groups, self.max_groups));
             } else if self.kernels.threads_per_row == 1 {
                 let [gx, gy, _] = grid(row_groups, self.max_groups);
-                self.push(Kernel::MatvecBlock(w.ty), params, vec![&chunk.buffer, x, y], [gx, gy, n_tokens.div_ceil(PREFILL_TOKENS_PER_BLOCK)]);
+                self.push(Kernel::MatvecBlock(w.ty), params, vec![&chunk.buffer, x.buffer, y], [gx, gy, n_tokens.div_ceil(PREFILL_TOKENS_PER_BLOCK)]);
             } else {
-                self.push(Kernel::Matmul(w.ty), params, vec![&chunk.buffer, x, y], [chunk.rows.div_ceil(MATMUL_TILE), n_tokens.div_ceil(MATMUL_TILE), 1]);
+                let kernel = if x.norm.is_some() { Kernel::NormedMatmul(w.ty) } else { Kernel::Matmul(w.ty) };
+                self.push(kernel, params, vec![&chunk.buffer, x.buffer, y, x.gain()], [chunk.rows.div_ceil(MATMUL_TILE), n_tokens.div_ceil(MATMUL_TILE), 1]);
             }
         }
     }
@@ -487,38 +570,40 @@ impl<'a> Recorder<'a> {
     /// after). Where one matrix holds both halves, the matrix kernel applies the gate as it
     /// writes (decoding on GPUs, every pass on CPU adapters): one dispatch, and `gate_up` is
     /// not touched. Otherwise the products go to `gate_up` and silu_gate.wgsl follows.
-    pub fn gated_ffn_input(&mut self, parts: &'a [Projection], x: &'a wgpu::Buffer, n_tokens: u32, n_ff: u32, gate_up: &'a wgpu::Buffer, act: &'a wgpu::Buffer) {
+    pub fn gated_ffn_input(&mut self, parts: &'a [Projection], x: MatrixInput<'a>, n_tokens: u32, n_ff: u32, gate_up: &'a wgpu::Buffer, act: &'a wgpu::Buffer) {
+        let x = self.prepare_input(x, n_tokens, parts.iter().map(|p| &p.weight));
         if let [only] = parts
             && only.out_offset == 0
             && only.weight.rows == 2 * n_ff
             && only.weight.chunks.len() == 1
-            && (self.matmul_by_windows(&only.weight, x, 0, n_tokens, act, n_ff, 0, false, n_ff) || (n_tokens == 1 && self.matvec_gpu(&only.weight, x, 0, act, 0, false, n_ff)))
+            && (self.matmul_by_windows(&only.weight, x, n_tokens, act, n_ff, 0, false, n_ff) || (n_tokens == 1 && self.matvec_gpu(&only.weight, x, act, 0, false, n_ff)))
         {
             return;
         }
         for p in parts {
-            self.matmul(&p.weight, x, 0, n_tokens, gate_up, 2 * n_ff, p.out_offset, false);
+            self.matmul(&p.weight, x, n_tokens, gate_up, 2 * n_ff, p.out_offset, false);
         }
         self.silu_gate(n_ff, n_tokens, gate_up, act);
     }
 
-    /// `matmul` of one token on GPUs through `MatvecGpu`; with `glu` > 0 the gated activation
-    /// of its first `glu` rows by the next `glu` (matvec_gpu.wgsl). Returns false, recording
-    /// nothing, on CPU adapters and where the row length is not a whole number of blocks.
+    /// `matmul` of one token on GPUs through `MatvecGpu`, normalising the input as it reads
+    /// where `x` asks for it; with `glu` > 0 the gated activation of its first `glu` rows by
+    /// the next `glu` (matvec_gpu.wgsl). Returns false, recording nothing, on CPU adapters and
+    /// where the row length is not a whole number of blocks.
     #[allow(clippy::too_many_arguments)]
-    fn matvec_gpu(&mut self, w: &'a GpuMatrix, x: &'a wgpu::Buffer, x_row: u32, y: &'a wgpu::Buffer, out_offset: u32, accumulate: bool, glu: u32) -> bool {
+    fn matvec_gpu(&mut self, w: &'a GpuMatrix, x: MatrixInput<'a>, y: &'a wgpu::Buffer, out_offset: u32, accumulate: bool, glu: u32) -> bool {
         let threads = self.kernels.threads_per_row;
-        let whole_blocks = format_shaders(w.ty).is_ok_and(|f| w.cols.is_multiple_of(f.gpu.values));
-        if threads == 1 || !whole_blocks {
+        if threads == 1 || !gpu_matvec_fits(w) {
             return false;
         }
         let rows_per_group = GPU_MATVEC_ROWS * (MATVEC_WORKGROUP / threads);
+        let kernel = if x.norm.is_some() { Kernel::NormedMatvecGpu(w.ty) } else { Kernel::MatvecGpu(w.ty) };
         for chunk in &w.chunks {
             let rows = if glu > 0 { glu } else { chunk.rows };
-            let params = Params::new(&[w.cols, chunk.scale_offset, rows, out_offset + chunk.row_start, accumulate as u32, x_row, glu]);
+            let params = Params::new(&[w.cols, chunk.scale_offset, rows, out_offset + chunk.row_start, accumulate as u32, x.row, glu, x.eps_bits()]);
             // The weights twice: as u32 words and as vec4 of them.
-            let buffers = vec![whole(&chunk.buffer), whole(x), whole(y), whole(&chunk.buffer)];
-            self.push_bindings(Kernel::MatvecGpu(w.ty), params, buffers, grid(rows.div_ceil(rows_per_group), self.max_groups));
+            let buffers = vec![whole(&chunk.buffer), whole(x.buffer), whole(y), whole(&chunk.buffer), whole(x.gain())];
+            self.push_bindings(kernel, params, buffers, grid(rows.div_ceil(rows_per_group), self.max_groups));
         }
         true
     }
@@ -528,11 +613,13 @@ impl<'a> Recorder<'a> {
     /// first). With `glu` > 0, the gated activation of the first `glu` rows by the next `glu`
     /// (one k slice only). Returns false, recording nothing, where `x` cannot be windowed.
     #[allow(clippy::too_many_arguments)]
-    fn matmul_by_windows(&mut self, w: &'a GpuMatrix, x: &'a wgpu::Buffer, x_row: u32, n_tokens: u32, y: &'a wgpu::Buffer, out_stride: u32, out_offset: u32, accumulate: bool, glu: u32) -> bool {
+    fn matmul_by_windows(&mut self, w: &'a GpuMatrix, x: MatrixInput<'a>, n_tokens: u32, y: &'a wgpu::Buffer, out_stride: u32, out_offset: u32, accumulate: bool, glu: u32) -> bool {
         let k = w.cols;
-        if n_tokens == 0 {
+        // CPU adapters' inputs come normalised already (prepare_input).
+        if n_tokens == 0 || x.norm.is_some() {
             return false;
         }
+        let MatrixInput { buffer: x, row: x_row, .. } = x;
         // matvec_cpu.wgsl's threads take rows a stride apart: with glu, each gate row's up row
         // must fall to the same thread, and one pass must see the whole row.
         if glu > 0 && (k > X_WINDOW_VALUES || !w.rows.is_multiple_of(cpu_rows_per_thread(w.ty))) {

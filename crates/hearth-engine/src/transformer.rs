@@ -5,7 +5,7 @@
 //! One call of [`Session::forward`] records every dispatch of a micro-batch of tokens into
 //! one command submission; decoding a token is one submission and a 4-byte read-back.
 
-use crate::kernels::{attention_partials_len, Recorder, RopeShape, SubmitCache, TOP_K, TOP_K_CHUNK, X_WINDOW_BYTES};
+use crate::kernels::{attention_partials_len, MatrixInput, Recorder, RmsNorm, RopeShape, SubmitCache, TOP_K, TOP_K_CHUNK, X_WINDOW_BYTES};
 use crate::sampling::SamplingParams;
 use crate::model::Model;
 use crate::weights::GpuVector;
@@ -266,41 +266,41 @@ impl Session {
 
         let rope_factors = Self::rope_factors(&model, self.use_long_factors);
         let mut rec = Recorder::new(gpu, &model.kernels);
+        // RMSNorm of the residual rows from `row` on, as the input of the matrices after it
+        // (fused into their kernels on GPUs; on CPU adapters it fills `normed`).
+        let norm_of_x = |gain, row| MatrixInput::normed(&a.x, row, RmsNorm { gain, eps: c.rms_eps, scratch: &a.normed });
         // Token embeddings become the residual stream x.
         rec.embed(&model.token_embd, &a.tokens, n, &a.x);
         for (layer, cache) in model.layers.iter().zip(&self.kv) {
             // Attention block: x += Wo · attention(rope(Wqkv · norm(x)))
-            rec.rms_norm(&a.x, 0, n, &layer.attn_norm, c.rms_eps, &a.normed);
+            let normed = rec.prepare_input(norm_of_x(&layer.attn_norm, 0), n, layer.qkv.iter().map(|p| &p.weight));
             for p in &layer.qkv {
-                rec.matmul(&p.weight, &a.normed, 0, n, &a.qkv, qkv_dim, p.out_offset, false);
+                rec.matmul(&p.weight, normed, n, &a.qkv, qkv_dim, p.out_offset, false);
             }
             rec.rope_kv(&rope, pos0, n, &a.qkv, rope_factors, &cache.k, &cache.v);
             rec.attention(&rope, pos0, n, &a.qkv, &cache.k, &cache.v, &a.attn, &a.attn_partials);
-            rec.matmul(&layer.attn_output, &a.attn, 0, n, &a.x, d, 0, true);
+            rec.matmul(&layer.attn_output, MatrixInput::rows(&a.attn, 0), n, &a.x, d, 0, true);
 
             // Feed-forward block: x += Wdown · (silu(gate) * up), [gate | up] = Wgate_up · norm(x)
-            rec.rms_norm(&a.x, 0, n, &layer.ffn_norm, c.rms_eps, &a.normed);
-            rec.gated_ffn_input(&layer.ffn_gate_up, &a.normed, n, n_ff, &a.gate_up, &a.ffn_act);
-            rec.matmul(&layer.ffn_down, &a.ffn_act, 0, n, &a.x, d, 0, true);
+            rec.gated_ffn_input(&layer.ffn_gate_up, norm_of_x(&layer.ffn_norm, 0), n, n_ff, &a.gate_up, &a.ffn_act);
+            rec.matmul(&layer.ffn_down, MatrixInput::rows(&a.ffn_act, 0), n, &a.x, d, 0, true);
         }
         // Head: final norm and the vocabulary projection, for every position or the last.
         let mut reads: Vec<(&wgpu::Buffer, u64)> = Vec::new();
+        let last_normed = norm_of_x(&model.output_norm, n - 1);
         match want {
             None => {}
             Some(Want::AllLogits) => {
-                rec.rms_norm(&a.x, 0, n, &model.output_norm, c.rms_eps, &a.normed);
-                rec.matmul(model.output(), &a.normed, 0, n, &a.logits, n_vocab, 0, false);
+                rec.matmul(model.output(), norm_of_x(&model.output_norm, 0), n, &a.logits, n_vocab, 0, false);
                 reads.push((&a.logits, (n * n_vocab * 4) as u64));
             }
             Some(Want::Argmax) => {
-                rec.rms_norm(&a.x, n - 1, 1, &model.output_norm, c.rms_eps, &a.normed);
-                rec.matmul(model.output(), &a.normed, 0, 1, &a.logits, n_vocab, 0, false);
+                rec.matmul(model.output(), last_normed, 1, &a.logits, n_vocab, 0, false);
                 rec.argmax(&a.logits, n_vocab, &a.argmax);
                 reads.push((&a.argmax, 4));
             }
             Some(Want::Candidates(sampling)) => {
-                rec.rms_norm(&a.x, n - 1, 1, &model.output_norm, c.rms_eps, &a.normed);
-                rec.matmul(model.output(), &a.normed, 0, 1, &a.logits, n_vocab, 0, false);
+                rec.matmul(model.output(), last_normed, 1, &a.logits, n_vocab, 0, false);
                 // Penalties look at the conversation including the tokens fed now.
                 let window: Vec<u32> = self.history.iter().chain(tokens).copied().collect();
                 let entries = sampling.penalty_entries(&window, c.n_vocab);

@@ -1,7 +1,7 @@
 //! Each WGSL kernel against a plain-Rust CPU reference, on sizes that are not multiples of
 //! the workgroup or tile sizes.
 
-use hearth_engine::kernels::{attention_partials_len, HeadShape, Kernels, Recorder, RopeShape, SubmitCache, X_WINDOW_BYTES};
+use hearth_engine::kernels::{attention_partials_len, HeadShape, Kernels, MatrixInput, Recorder, RmsNorm, RopeShape, SubmitCache, X_WINDOW_BYTES};
 use hearth_engine::model::Projection;
 use hearth_engine::weights::{GpuMatrix, GpuVector};
 use hearth_engine::{Gpu, KvCache};
@@ -78,6 +78,28 @@ fn assert_close(got: &[f32], want: &[f64], tol: f64, what: &str) {
     }
 }
 
+/// Reference RMSNorm of each `n`-value row of `x`: x / sqrt(mean(x²) + eps) * gain.
+fn rms_normed(x: &[f32], n: usize, gain: &[f32], eps: f32) -> Vec<f64> {
+    x.chunks_exact(n)
+        .flat_map(|row| {
+            let mean_square = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / n as f64;
+            let scale = 1.0 / (mean_square + eps as f64).sqrt();
+            row.iter().zip(gain).map(move |(&v, &g)| v as f64 * scale * g as f64)
+        })
+        .collect()
+}
+
+/// Sentinel filling scratch buffers that a fused kernel must leave untouched.
+const UNTOUCHED: f32 = 1234.5;
+
+/// A buffer as sessions allocate matrix inputs: usable as a uniform window (CPU adapters)
+/// with room for a whole window past the last row.
+fn session_input(gpu: &Gpu, values: &[f32]) -> wgpu::Buffer {
+    let b = pollster::block_on(gpu.storage_buffer("x", (values.len() * 4) as u64 + X_WINDOW_BYTES, wgpu::BufferUsages::UNIFORM)).unwrap();
+    gpu.queue.write_buffer(&b, 0, bytemuck::cast_slice(values));
+    b
+}
+
 /// A KV-cache buffer holding `values` as f16 or f32.
 fn kv_buffer(gpu: &Gpu, values: &[f32], f16_cache: bool) -> wgpu::Buffer {
     if !f16_cache {
@@ -146,15 +168,13 @@ fn check_matmul_with(ty: GgmlType, rows: usize, cols: usize, tokens: usize, chun
     let y0 = random_vec(&mut rng, tokens * stride);
     let xb = if input == Input::Session && kernels.wants_uniform_inputs() {
         // The input sits one token row in, as the windows then start past the buffer's start.
-        let b = pollster::block_on(gpu.storage_buffer("x", ((tokens + 1) * cols * 4) as u64 + X_WINDOW_BYTES, wgpu::BufferUsages::UNIFORM)).unwrap();
-        gpu.queue.write_buffer(&b, (cols * 4) as u64, bytemuck::cast_slice(&x));
-        b
+        session_input(&gpu, &[vec![0.0; cols], x.clone()].concat())
     } else {
         buffer(&gpu, &[vec![0.0; cols], x.clone()].concat())
     };
     let yb = buffer(&gpu, &y0);
     let mut rec = Recorder::new(&gpu, &kernels);
-    rec.matmul(&m, &xb, 1, tokens as u32, &yb, stride as u32, offset as u32, true);
+    rec.matmul(&m, MatrixInput::rows(&xb, 1), tokens as u32, &yb, stride as u32, offset as u32, true);
     rec.submit(&gpu, &mut SubmitCache::default(), |_| {});
     let got = read(&gpu, &yb, tokens * stride);
     let mut want: Vec<f64> = y0.iter().map(|&v| v as f64).collect();
@@ -196,11 +216,91 @@ fn gpu_matvec_at_every_lane_count() {
     check_matmul(GgmlType::F16, 5, 200, 1, None, Some(16));
 }
 
+/// y (+)= W · rmsnorm(x) for `tokens` rows of x from row 1 on, through `MatrixInput::normed`:
+/// `fused` says whether the matrix kernel must have normalised as it read, leaving the norm's
+/// scratch buffer untouched (GPUs), or rmsnorm.wgsl must have filled it first.
+fn check_normed_matmul(ty: GgmlType, rows: usize, cols: usize, tokens: usize, threads: u32, fused: bool) {
+    check_normed_matmul_with(ty, rows, cols, tokens, threads, fused, true)
+}
+
+/// `check_normed_matmul` with the fusion switched on or off (`Gpu::set_fused_rms_norm`).
+fn check_normed_matmul_with(ty: GgmlType, rows: usize, cols: usize, tokens: usize, threads: u32, fused: bool, fusion_on: bool) {
+    let what = format!("{ty} normed matmul, {rows} x {cols}, {tokens} tokens, {threads} threads per row, fusion on {fusion_on}");
+    let mut rng = StdRng::seed_from_u64(ty as u64 * 13 + tokens as u64 + cols as u64);
+    let mut gpu = pollster::block_on(Gpu::new()).unwrap();
+    gpu.set_matvec_threads_per_row(threads).unwrap();
+    gpu.set_fused_rms_norm(fusion_on);
+    let raw = random_weights(&mut rng, ty, rows, cols);
+    let w = dequantize(ty, &raw).unwrap();
+    let m = pollster::block_on(matrix(&gpu, ty, &raw, rows, cols));
+    let kernels = pollster::block_on(Kernels::new(&gpu, [ty], None)).unwrap();
+    // Rows of very different scales (each token's 1/rms differs), a gain far from 1, and an
+    // eps large enough to matter for the smallest row.
+    let eps = 1e-2f32;
+    let x: Vec<f32> = (0..tokens * cols).map(|i| rng.random_range(-1.0f32..1.0) * [0.05, 3.0, 40.0][(i / cols) % 3]).collect();
+    let gain: Vec<f32> = (0..cols).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+    let xb = session_input(&gpu, &[vec![9.0; cols], x.clone()].concat());
+    let gain_vector = pollster::block_on(GpuVector::from_values(&gpu, "gain", &gain)).unwrap();
+    let scratch = session_input(&gpu, &vec![UNTOUCHED; tokens * cols]);
+    let (stride, offset) = (rows + 3, 2usize);
+    let y0 = random_vec(&mut rng, tokens * stride);
+    let yb = buffer(&gpu, &y0);
+    let mut rec = Recorder::new(&gpu, &kernels);
+    let norm = RmsNorm { gain: &gain_vector, eps, scratch: &scratch };
+    rec.matmul(&m, MatrixInput::normed(&xb, 1, norm), tokens as u32, &yb, stride as u32, offset as u32, true);
+    rec.submit(&gpu, &mut SubmitCache::default(), |_| {});
+    let got = read(&gpu, &yb, tokens * stride);
+    let scratch_untouched = read(&gpu, &scratch, tokens * cols).iter().all(|&v| v == UNTOUCHED);
+    assert_eq!(scratch_untouched, fused, "{what}: normalised inside the matrix kernel");
+    let normed = rms_normed(&x, cols, &gain, eps);
+    for t in 0..tokens {
+        for r in 0..rows {
+            let terms = (0..cols).map(|k| w[r * cols + k] as f64 * normed[t * cols + k]);
+            let want = y0[t * stride + offset + r] as f64 + terms.clone().sum::<f64>();
+            let magnitude = (y0[t * stride + offset + r] as f64).abs() + terms.map(f64::abs).sum::<f64>();
+            let g = got[t * stride + offset + r] as f64;
+            assert!((g - want).abs() <= 2e-5 * magnitude.max(1.0), "{what}: y[{t}, {r}] = {g}, want {want} (terms {magnitude})");
+        }
+    }
+}
+
+#[test]
+fn rms_norm_fused_into_the_matrix_kernels() {
+    // GPUs: decode (matvec_gpu.wgsl, groups of 4 to 64 lanes) and prefill (matmul.wgsl, with
+    // partial tiles) normalise as they read, for every format.
+    for ty in ALL_TYPES {
+        check_normed_matmul(ty, 37, 1280, 1, 16, true);
+        check_normed_matmul(ty, 70, 512, 45, 64, true);
+    }
+    for threads in [4, 64] {
+        check_normed_matmul(GgmlType::Q4K, 37, 1280, 1, threads, true);
+    }
+    // Long rows: each matvec thread sums x² over several vec4 of x (k / 4 > 64 threads).
+    check_normed_matmul(GgmlType::Q8_0, 9, 3072, 1, 16, true);
+    check_normed_matmul(GgmlType::Q8_0, 9, 3072, 3, 64, true);
+    // A row length that is no whole number of blocks: rmsnorm.wgsl, then the general matvec.
+    check_normed_matmul(GgmlType::F16, 5, 200, 1, 16, false);
+    // Switched off, GPUs run rmsnorm.wgsl first too.
+    check_normed_matmul_with(GgmlType::Q4K, 37, 512, 1, 16, false, false);
+    check_normed_matmul_with(GgmlType::Q4K, 37, 512, 5, 16, false, false);
+    // CPU adapters keep rmsnorm.wgsl.
+    for ty in [GgmlType::Q4_0, GgmlType::Q4K, GgmlType::Q6K] {
+        check_normed_matmul(ty, 37, 512, 1, 1, false);
+        check_normed_matmul(ty, 37, 512, 5, 1, false);
+    }
+}
+
 /// `act = silu(W_gate x) * (W_up x)` through `Recorder::gated_ffn_input` for `n_ff` gate and up
 /// rows, stacked in one matrix or (`separate`) as two; `fused`: whether the matrix kernel must
 /// have applied the gate itself, leaving the `gate_up` scratch buffer untouched.
 fn check_gated(ty: GgmlType, n_ff: usize, cols: usize, tokens: usize, threads: u32, separate: bool, fused: bool) {
-    let what = format!("{ty} gated, n_ff {n_ff}, k {cols}, {tokens} tokens, {threads} threads per row, separate {separate}");
+    check_gated_with(ty, n_ff, cols, tokens, threads, separate, fused, false)
+}
+
+/// `check_gated` with x RMS-normalised first where `normed` (by the matrix kernels on GPUs).
+#[allow(clippy::too_many_arguments)]
+fn check_gated_with(ty: GgmlType, n_ff: usize, cols: usize, tokens: usize, threads: u32, separate: bool, fused: bool, normed: bool) {
+    let what = format!("{ty} gated, n_ff {n_ff}, k {cols}, {tokens} tokens, {threads} threads per row, separate {separate}, normed {normed}");
     let mut rng = StdRng::seed_from_u64(ty as u64 * 7 + n_ff as u64);
     let mut gpu = pollster::block_on(Gpu::new()).unwrap();
     gpu.set_matvec_threads_per_row(threads).unwrap();
@@ -216,24 +316,30 @@ fn check_gated(ty: GgmlType, n_ff: usize, cols: usize, tokens: usize, threads: u
         vec![Projection { weight: pollster::block_on(matrix(&gpu, ty, &raw, 2 * n_ff, cols)), out_offset: 0 }]
     };
     let kernels = pollster::block_on(Kernels::new(&gpu, [ty], None)).unwrap();
-    let x = random_vec(&mut rng, tokens * cols);
-    // As a session allocates matrix inputs: a uniform window fits past the last row.
-    let xb = pollster::block_on(gpu.storage_buffer("x", (x.len() * 4) as u64 + X_WINDOW_BYTES, wgpu::BufferUsages::UNIFORM)).unwrap();
-    gpu.queue.write_buffer(&xb, 0, bytemuck::cast_slice(&x));
-    const UNTOUCHED: f32 = 1234.5;
+    let raw_x: Vec<f32> = (0..tokens * cols).map(|i| rng.random_range(-1.0f32..1.0) * (1 + i / cols) as f32).collect();
+    let gain: Vec<f32> = (0..cols).map(|_| rng.random_range(0.5f32..2.0)).collect();
+    let eps = 1e-5;
+    let xb = session_input(&gpu, &raw_x);
+    let gain_vector = pollster::block_on(GpuVector::from_values(&gpu, "gain", &gain)).unwrap();
+    let norm_scratch = session_input(&gpu, &vec![UNTOUCHED; tokens * cols]);
+    let input = if normed { MatrixInput::normed(&xb, 0, RmsNorm { gain: &gain_vector, eps, scratch: &norm_scratch }) } else { MatrixInput::rows(&xb, 0) };
+    // What the products multiply: x itself or its norm.
+    let x: Vec<f64> = if normed { rms_normed(&raw_x, cols, &gain, eps) } else { raw_x.iter().map(|&v| v as f64).collect() };
     let gate_up = buffer(&gpu, &vec![UNTOUCHED; tokens * 2 * n_ff]);
     let act = buffer(&gpu, &vec![0.0; tokens * n_ff]);
     let mut rec = Recorder::new(&gpu, &kernels);
-    rec.gated_ffn_input(&parts, &xb, tokens as u32, n_ff as u32, &gate_up, &act);
+    rec.gated_ffn_input(&parts, input, tokens as u32, n_ff as u32, &gate_up, &act);
     rec.submit(&gpu, &mut SubmitCache::default(), |_| {});
     let got = read(&gpu, &act, tokens * n_ff);
     let scratch_untouched = read(&gpu, &gate_up, tokens * 2 * n_ff).iter().all(|&v| v == UNTOUCHED);
     assert_eq!(scratch_untouched, fused, "{what}: fused into the matrix kernel");
+    let norm_untouched = read(&gpu, &norm_scratch, tokens * cols).iter().all(|&v| v == UNTOUCHED);
+    assert_eq!(norm_untouched, !normed || threads > 1, "{what}: RMSNorm fused into the matrix kernels");
     for t in 0..tokens {
         for i in 0..n_ff {
             // Each product and the magnitude of its terms, which bounds its f32 error.
             let product = |r: usize| {
-                let terms = (0..cols).map(|k| w[r * cols + k] as f64 * x[t * cols + k] as f64);
+                let terms = (0..cols).map(|k| w[r * cols + k] as f64 * x[t * cols + k]);
                 (terms.clone().sum::<f64>(), terms.map(f64::abs).sum::<f64>())
             };
             let ((g, g_terms), (u, u_terms)) = (product(i), product(n_ff + i));
@@ -265,6 +371,18 @@ fn gated_activation_fused_into_the_matrix_kernel() {
     check_gated(GgmlType::Q6K, 40, 512, 1, 1, true, false);
     // Rows longer than one activation window are summed over several passes: not fused.
     check_gated(GgmlType::Q4_0, 8, 16384 + 512, 1, 1, false, false);
+}
+
+#[test]
+fn gated_activation_of_a_normalised_input() {
+    // GPUs normalise inside the matrix kernel, gated (decode) or not (prefill, separate
+    // tensors); CPU adapters normalise first and gate in the matrix kernel.
+    for ty in [GgmlType::Q4_0, GgmlType::Q4K, GgmlType::Q6K, GgmlType::Q5_1, GgmlType::F16] {
+        check_gated_with(ty, 37, 512, 1, 16, false, true, true);
+        check_gated_with(ty, 40, 512, 3, 1, false, true, true);
+    }
+    check_gated_with(GgmlType::Q4K, 37, 512, 3, 16, false, false, true);
+    check_gated_with(GgmlType::Q8_0, 37, 512, 1, 16, true, false, true);
 }
 
 #[test]
@@ -360,13 +478,7 @@ fn rms_norm_rows_with_offset() {
         rec.rms_norm(&xb, 2, 3, &weight, eps, &out);
         rec.submit(&gpu, &mut SubmitCache::default(), |_| {});
         let got = read(&gpu, &out, 3 * n);
-        let mut want = Vec::new();
-        for r in 2..5 {
-            let row = &x[r * n..(r + 1) * n];
-            let ms: f64 = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / n as f64;
-            let scale = 1.0 / (ms + eps as f64).sqrt();
-            want.extend(row.iter().zip(&wv).map(|(&v, &w)| v as f64 * scale * w as f64));
-        }
+        let want = rms_normed(&x[2 * n..5 * n], n, &wv, eps);
         assert_close(&got, &want, 1e-5, &format!("rms_norm, {threads_per_row} threads per row"));
     }
 }
@@ -682,7 +794,7 @@ fn stacked_tensors_multiply_as_one_matrix() {
             .map(|m| {
                 let y = buffer(&gpu, &[0.0; 20]);
                 let mut rec = Recorder::new(&gpu, &kernels);
-                rec.matmul(m, &x, 0, 1, &y, 20, 0, false);
+                rec.matmul(m, MatrixInput::rows(&x, 0), 1, &y, 20, 0, false);
                 rec.submit(&gpu, &mut SubmitCache::default(), |_| {});
                 read(&gpu, &y, 20)
             })
