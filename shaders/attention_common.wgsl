@@ -13,11 +13,20 @@ struct AttnParams {
     split_len: u32,
     n_splits: u32,
     n_tokens: u32,
+    // Whether attention_gpu.wgsl rotates a decoded token's query and key and stores the key
+    // and value itself (1), and the rotation.
+    rope: u32,
+    n_rot: u32,
+    neox: u32,
+    log2_base: f32,
+    freq_scale: f32,
+    attn_factor: f32,
 }
 
 @group(0) @binding(0) var<uniform> params: AttnParams;
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
-@group(0) @binding(2) var<storage, read> k_cache: array<KvWord>;
-@group(0) @binding(3) var<storage, read> v_cache: array<KvWord>;
+// Written only by attention_gpu.wgsl with `rope` (a decoded token's key and value).
+@group(0) @binding(2) var<storage, read_write> k_cache: array<KvWord>;
+@group(0) @binding(3) var<storage, read_write> v_cache: array<KvWord>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> partials: array<f32>;

@@ -9,6 +9,13 @@
 //   3 v_cache  storage  same layout
 //   4 out      storage  f32 [n_tokens, n_head * head_dim]
 //   5 partials storage  f32 [n_head, n_splits, head_dim + 2] (split decoding only)
+//   6 freq     storage  f32 [n_rot / 2] RoPE frequency divisors (`rope` only; any buffer without)
+//
+// With `rope` set (decoding one token), the token's query and key come unrotated and this kernel
+// does rope_kv.wgsl's work, one dispatch fewer per layer: every workgroup rotates its queries
+// as it stages them, and the workgroup of each KV head whose key range ends at the new
+// position (the last split) rotates the token's key and stores it and the value in the cache
+// before reading the cache. No other workgroup reads that position.
 //
 // A workgroup takes one KV head and up to ROWS query rows that read it: the rows are the
 // (token, head) pairs of that head's group, token-major, so a decoded token's GQA heads share
@@ -36,6 +43,8 @@ override WG: u32 = 64u;
 override ROWS: u32 = 16u;
 // Output rows per thread.
 override SLOTS: u32 = 8u;
+
+@group(0) @binding(6) var<storage, read> freq: array<f32>;
 
 const MAX_ROWS: u32 = 16u;
 // WGSL has no infinity literal; exp() of anything minus this is 0.
@@ -79,13 +88,34 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         key_end = min(first_key + params.split_len, key_end);
     }
 
+    let rope = Rope(params.n_rot, params.neox, params.log2_base, params.freq_scale, params.attn_factor);
+    let rotate = params.rope == 1u;
+    if (rotate) {
+        // The new token's key (rotated) and value into the cache, by the workgroup that reads them.
+        if (key_end == params.pos0 + 1u) {
+            let src = params.n_head * hd + kvh * hd;
+            let dst = params.pos0 * kv_dim4 + kv_off4;
+            for (var w = lid; w < hd4; w += WG) {
+                k_cache[dst + w] = kv_word(rope_rotated4(rope, src, 4u * w, params.pos0));
+                let v = src + params.n_head_kv * hd + 4u * w;
+                v_cache[dst + w] = kv_word(vec4<f32>(qkv[v], qkv[v + 1u], qkv[v + 2u], qkv[v + 3u]));
+            }
+        }
+        storageBarrier();
+    }
     for (var i = lid; i < ROWS * hd4; i += WG) {
         let r = i / hd4;
         var q = vec4<f32>(0.0);
         if (r < n_rows) {
             let f = row0 + r;
-            let at = (f / group) * params.qkv_stride + (kvh * group + f % group) * hd + 4u * (i % hd4);
-            q = vec4<f32>(qkv[at], qkv[at + 1u], qkv[at + 2u], qkv[at + 3u]) * params.scale;
+            let head = (f / group) * params.qkv_stride + (kvh * group + f % group) * hd;
+            let d = 4u * (i % hd4);
+            if (rotate) {
+                q = rope_rotated4(rope, head, d, params.pos0 + f / group);
+            } else {
+                q = vec4<f32>(qkv[head + d], qkv[head + d + 1u], qkv[head + d + 2u], qkv[head + d + 3u]);
+            }
+            q *= params.scale;
         }
         q_tile[i] = q;
     }

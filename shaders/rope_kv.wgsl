@@ -12,10 +12,9 @@
 //   4 v_cache    storage  same layout as k_cache
 // Workgroup (token t, head h) over h in [0, n_head + 2 n_head_kv): queries are rotated in
 // place, keys rotated into k_cache and values copied into v_cache at position pos0 + t, one
-// cache word (four values; head_dim is a multiple of 4) per thread and step.
-// Pair i of the first n_rot dimensions is (i, i + n_rot/2) in NeoX style, (2i, 2i+1) in the
-// original style; angle = pos * freq_scale * base^(-2i/n_rot) / freq[i]; cos and sin are
-// scaled by attn_factor (LongRoPE). Dimensions past n_rot pass through unchanged.
+// cache word (four values; head_dim is a multiple of 4) per thread and step. The rotation
+// itself: rope_common.wgsl (prepended by the host). On GPUs a decoded token skips this
+// kernel: attention_gpu.wgsl rotates and stores it (its `rope` parameter).
 
 struct RopeParams {
     pos0: u32,
@@ -45,35 +44,6 @@ fn pair(i: u32) -> vec2<u32> {
     return vec2<u32>(2u * i, 2u * i + 1u);
 }
 
-/// (cos, sin) of pair i's angle at `pos`, scaled by attn_factor.
-fn rotation(i: u32, pos: u32) -> vec2<f32> {
-    let inv_freq = exp2(-params.log2_base * f32(2u * i) / f32(params.n_rot));
-    let theta = f32(pos) * params.freq_scale * inv_freq / freq[i];
-    return vec2<f32>(cos(theta), sin(theta)) * params.attn_factor;
-}
-
-/// Dimension d of the head at qkv[src], rotated to `pos`; read-only, so that each thread can
-/// write whole cache words without waiting for the threads rotating the other dimensions.
-fn rotated(src: u32, d: u32, pos: u32) -> f32 {
-    let x = qkv[src + d];
-    if (d >= params.n_rot) {
-        return x;
-    }
-    let half = params.n_rot / 2u;
-    var i = d / 2u;
-    var partner = d ^ 1u;
-    var first = (d & 1u) == 0u;
-    if (params.neox == 1u) {
-        i = d % half;
-        first = d < half;
-        partner = select(d - half, d + half, first);
-    }
-    let cs = rotation(i, pos);
-    let y = qkv[src + partner];
-    // Pair (x0, x1) becomes (x0 c - x1 s, x0 s + x1 c).
-    return select(y * cs.y + x * cs.x, x * cs.x - y * cs.y, first);
-}
-
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let t = wid.x;
@@ -83,13 +53,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let kv_dim = params.n_head_kv * hd;
     let row = t * params.qkv_stride;
     let n_q = params.n_head * hd;
+    let rope = Rope(params.n_rot, params.neox, params.log2_base, params.freq_scale, params.attn_factor);
 
     if (head < params.n_head) {
         // Query head: rotated in place, a pair per step.
         let src = row + head * hd;
         for (var i = lid; i < params.n_rot / 2u; i += WG) {
             let p = pair(i);
-            let cs = rotation(i, pos);
+            let cs = rope_rotation(rope, i, pos);
             let x0 = qkv[src + p.x];
             let x1 = qkv[src + p.y];
             qkv[src + p.x] = x0 * cs.x - x1 * cs.y;
@@ -104,7 +75,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var w = lid; w < hd / 4u; w += WG) {
         let d = 4u * w;
         if (is_key) {
-            k_cache[dst + w] = kv_word(vec4<f32>(rotated(src, d, pos), rotated(src, d + 1u, pos), rotated(src, d + 2u, pos), rotated(src, d + 3u, pos)));
+            k_cache[dst + w] = kv_word(rope_rotated4(rope, src, d, pos));
         } else {
             v_cache[dst + w] = kv_word(vec4<f32>(qkv[src + d], qkv[src + d + 1u], qkv[src + d + 2u], qkv[src + d + 3u]));
         }

@@ -127,9 +127,9 @@ pub(crate) async fn load_with_header(path: &Path) -> Result<(Arc<Model>, Gguf, f
         let threads = threads.parse().map_err(|_| format!("HEARTH_MATVEC_THREADS={threads}: expected a number"))?;
         gpu.set_matvec_threads_per_row(threads)?;
     }
-    // And whether RMSNorm is fused into the GPU matrix kernels (on unless this is 0).
-    if std::env::var("HEARTH_FUSED_NORM").is_ok_and(|v| v == "0") {
-        gpu.set_fused_rms_norm(false);
+    // And whether the GPU kernels fuse RMSNorm and RoPE into the kernels after them (on unless 0).
+    if std::env::var("HEARTH_FUSION").is_ok_and(|v| v == "0") {
+        gpu.set_kernel_fusion(false);
     }
     let gpu = Arc::new(gpu);
     let bar = indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());

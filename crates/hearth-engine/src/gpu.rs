@@ -29,9 +29,9 @@ pub struct Gpu {
     /// Threads that share a row (or a GPU's group of rows) in the decode matvec: 1 selects
     /// the CPU-adapter kernels (see shaders/matvec_cpu.wgsl and matvec_gpu.wgsl).
     matvec_threads_per_row: u32,
-    /// Whether the GPU kernels normalise a matrix product's input as they read it instead of
-    /// after a separate rmsnorm.wgsl dispatch (see `set_fused_rms_norm`).
-    fused_rms_norm: bool,
+    /// Whether the GPU kernels fuse RMSNorm and a decoded token's RoPE into the kernels after
+    /// them (see `set_kernel_fusion`).
+    kernel_fusion: bool,
     /// How KV caches hold their values.
     kv_cache: KvCache,
     /// Per-kernel timing, while profiling is on (see `profile.rs`).
@@ -107,7 +107,7 @@ impl Gpu {
             (false, false) => KvCache::PackedF16,
             (false, true) => KvCache::F32,
         };
-        Ok(Gpu { device, queue, info, limits, fault, binding_limit: None, matvec_threads_per_row: if cpu { 1 } else { GPU_MATVEC_THREADS }, fused_rms_norm: true, kv_cache, profile: Mutex::new(None) })
+        Ok(Gpu { device, queue, info, limits, fault, binding_limit: None, matvec_threads_per_row: if cpu { 1 } else { GPU_MATVEC_THREADS }, kernel_fusion: true, kv_cache, profile: Mutex::new(None) })
     }
 
     /// The largest buffer one shader binding may see; tensors larger than this are split.
@@ -138,18 +138,18 @@ impl Gpu {
         Ok(())
     }
 
-    /// Whether the GPU kernels fuse RMSNorm into the matrix products after it.
-    pub fn fused_rms_norm(&self) -> bool {
-        self.fused_rms_norm
+    /// Whether the GPU kernels fuse small steps into the kernels after them.
+    pub fn kernel_fusion(&self) -> bool {
+        self.kernel_fusion
     }
 
-    /// Turns the fusion of RMSNorm into the GPU matrix kernels off or on (on by default: it
-    /// saves two dependent one-workgroup dispatches per layer, for the price of reading x
-    /// and the norm's weights a second time, from cache). A switch for side-by-side
-    /// measurement; CPU adapters' kernels never fuse it. Takes effect for kernels compiled
-    /// afterwards.
-    pub fn set_fused_rms_norm(&mut self, on: bool) {
-        self.fused_rms_norm = on;
+    /// Turns off (or on) the GPU kernels' fusions, on by default: RMSNorm into the matrix
+    /// products after it (which read x and the norm's weights a second time, from cache), and
+    /// a decoded token's RoPE and cache store into attention. Each saves a dependent dispatch
+    /// of little work: three per layer when decoding. A switch for side-by-side measurement;
+    /// CPU adapters' kernels never fuse these. Takes effect for kernels compiled afterwards.
+    pub fn set_kernel_fusion(&mut self, on: bool) {
+        self.kernel_fusion = on;
     }
 
     /// Starts timing every dispatch by kernel (or stops, dropping what was gathered). Fails

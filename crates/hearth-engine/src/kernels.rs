@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 const COMMON: &str = include_str!("../../../shaders/weights/common.wgsl");
 const ATTENTION_COMMON: &str = include_str!("../../../shaders/attention_common.wgsl");
+const ROPE_COMMON: &str = include_str!("../../../shaders/rope_common.wgsl");
 const KQUANT_SCALES: &str = include_str!("../../../shaders/weights/kquant_scales.wgsl");
 
 /// Whether a weight matrix stored as `ty` has a GPU kernel.
@@ -153,9 +154,9 @@ impl Kernel {
             Kernel::Matmul(ty) | Kernel::NormedMatmul(ty) => weight_format_source(ty)? + include_str!("../../../shaders/matmul.wgsl"),
             Kernel::Embed(ty) => weight_format_source(ty)? + include_str!("../../../shaders/embed.wgsl"),
             Kernel::RmsNorm => include_str!("../../../shaders/rmsnorm.wgsl").into(),
-            Kernel::RopeKv => kv_prelude(kv).to_owned() + include_str!("../../../shaders/rope_kv.wgsl"),
+            Kernel::RopeKv => kv_prelude(kv).to_owned() + ROPE_COMMON + include_str!("../../../shaders/rope_kv.wgsl"),
             Kernel::AttentionCpu(_) => kv_prelude(kv).to_owned() + ATTENTION_COMMON + include_str!("../../../shaders/attention_cpu.wgsl"),
-            Kernel::AttentionGpu(_) => kv_prelude(kv).to_owned() + ATTENTION_COMMON + include_str!("../../../shaders/attention_gpu.wgsl"),
+            Kernel::AttentionGpu(_) => kv_prelude(kv).to_owned() + ATTENTION_COMMON + ROPE_COMMON + include_str!("../../../shaders/attention_gpu.wgsl"),
             Kernel::SiluGate => include_str!("../../../shaders/silu_gate.wgsl").into(),
             Kernel::Argmax => include_str!("../../../shaders/argmax.wgsl").into(),
             Kernel::Penalize => include_str!("../../../shaders/penalize.wgsl").into(),
@@ -175,8 +176,8 @@ pub struct Kernels {
     /// Whether matrix inputs can be bound as uniform windows (`MatvecCpu`): CPU adapters
     /// whose uniform bindings reach X_WINDOW_BYTES.
     x_window: bool,
-    /// Whether the GPU matrix kernels normalise their inputs themselves (`Gpu::fused_rms_norm`).
-    fused_norm: bool,
+    /// Whether the GPU kernels take over RMSNorm and a decoded token's RoPE (`Gpu::kernel_fusion`).
+    fusion: bool,
     /// Offsets of uniform bindings are multiples of this.
     uniform_alignment: u64,
     /// How the KV caches these kernels read and write hold values.
@@ -227,7 +228,7 @@ impl Kernels {
     pub async fn new(gpu: &Gpu, formats: impl IntoIterator<Item = GgmlType>, heads: Option<HeadShape>) -> Result<Self, EngineError> {
         let threads_per_row = gpu.matvec_threads_per_row();
         let x_window = threads_per_row == 1 && gpu.limits.max_uniform_buffer_binding_size >= X_WINDOW_BYTES;
-        let fused_norm = threads_per_row > 1 && gpu.fused_rms_norm();
+        let fusion = threads_per_row > 1 && gpu.kernel_fusion();
         let mut wanted = vec![Kernel::RmsNorm, Kernel::RopeKv, Kernel::SiluGate, Kernel::Argmax, Kernel::Penalize, Kernel::TopK, Kernel::AttentionCombine];
         match heads {
             Some(heads) if threads_per_row == 1 => wanted.push(Kernel::AttentionCpu(cpu_attention_threads(heads.head_dim))),
@@ -244,7 +245,7 @@ impl Kernels {
             let fast = if threads_per_row == 1 {
                 [Some(Kernel::MatvecBlock(ty)), x_window.then_some(Kernel::MatvecCpu(ty)), None, None]
             } else {
-                [Some(Kernel::Matmul(ty)), Some(Kernel::MatvecGpu(ty)), fused_norm.then_some(Kernel::NormedMatmul(ty)), fused_norm.then_some(Kernel::NormedMatvecGpu(ty))]
+                [Some(Kernel::Matmul(ty)), Some(Kernel::MatvecGpu(ty)), fusion.then_some(Kernel::NormedMatmul(ty)), fusion.then_some(Kernel::NormedMatvecGpu(ty))]
             };
             for k in [Kernel::Matvec(ty), Kernel::Embed(ty)].into_iter().chain(fast.into_iter().flatten()) {
                 if !wanted.contains(&k) {
@@ -304,7 +305,7 @@ impl Kernels {
             }
             pipelines.insert(kernel, pipeline);
         }
-        Ok(Kernels { pipelines, threads_per_row, x_window, fused_norm, uniform_alignment: gpu.limits.min_uniform_buffer_offset_alignment as u64, kv_cache: gpu.kv_cache() })
+        Ok(Kernels { pipelines, threads_per_row, x_window, fusion, uniform_alignment: gpu.limits.min_uniform_buffer_offset_alignment as u64, kv_cache: gpu.kv_cache() })
     }
 
     /// Bytes of one cached key or value (2: f16 caches, 4: f32).
@@ -522,7 +523,7 @@ impl<'a> Recorder<'a> {
     /// itself: the GPU kernels (MatvecGpu where the rows are whole blocks, Matmul) unless the
     /// fusion is switched off.
     fn fuses_norm(&self, w: &GpuMatrix, n_tokens: u32) -> bool {
-        self.kernels.fused_norm && (n_tokens > 1 || gpu_matvec_fits(w))
+        self.kernels.fusion && (n_tokens > 1 || gpu_matvec_fits(w))
     }
 
     /// `x` as the products by every matrix of `weights` can read it: as it is where their
@@ -678,20 +679,11 @@ impl<'a> Recorder<'a> {
         self.push(Kernel::RmsNorm, params, vec![x, &weight.buffer, out], [n_rows, 1, 1]);
     }
 
+    /// RoPE on `n_tokens` fresh queries and keys in `qkv` (queries rotated in place), keys and
+    /// values stored in the caches at positions `pos0..`.
     #[allow(clippy::too_many_arguments)]
     pub fn rope_kv(&mut self, rope: &RopeShape, pos0: u32, n_tokens: u32, qkv: &'a wgpu::Buffer, freq: &'a GpuVector, k_cache: &'a wgpu::Buffer, v_cache: &'a wgpu::Buffer) {
-        let params = Params::new(&[
-            pos0,
-            rope.n_head,
-            rope.n_head_kv,
-            rope.head_dim,
-            rope.n_rot,
-            rope.qkv_stride,
-            rope.neox as u32,
-            rope.base.log2().to_bits(),
-            rope.freq_scale.to_bits(),
-            rope.attn_factor.to_bits(),
-        ]);
+        let params = Params::new(&[pos0, rope.n_head, rope.n_head_kv, rope.head_dim, rope.n_rot, rope.qkv_stride, rope.neox as u32, rope.base.log2().to_bits(), rope.freq_scale.to_bits(), rope.attn_factor.to_bits()]);
         self.push(Kernel::RopeKv, params, vec![qkv, &freq.buffer, k_cache, v_cache], [n_tokens, rope.n_head + 2 * rope.n_head_kv, 1]);
     }
 
@@ -702,17 +694,40 @@ impl<'a> Recorder<'a> {
     /// `partials` holds `attention_partials_len` f32.
     #[allow(clippy::too_many_arguments)]
     pub fn attention(&mut self, rope: &RopeShape, pos0: u32, n_tokens: u32, qkv: &'a wgpu::Buffer, k_cache: &'a wgpu::Buffer, v_cache: &'a wgpu::Buffer, out: &'a wgpu::Buffer, partials: &'a wgpu::Buffer) {
+        self.attention_rotating(rope, None, pos0, n_tokens, qkv, k_cache, v_cache, out, partials);
+    }
+
+    /// `rope_kv` then `attention`: the fresh tokens' queries and keys rotated, their keys and
+    /// values stored, then their attention over the cache. On GPUs a decoded token takes one
+    /// dispatch (attention_gpu.wgsl rotates and stores it itself, leaving `qkv` as it is).
+    #[allow(clippy::too_many_arguments)]
+    pub fn rope_attention(&mut self, rope: &RopeShape, freq: &'a GpuVector, pos0: u32, n_tokens: u32, qkv: &'a wgpu::Buffer, k_cache: &'a wgpu::Buffer, v_cache: &'a wgpu::Buffer, out: &'a wgpu::Buffer, partials: &'a wgpu::Buffer) {
+        if self.kernels.fusion && n_tokens == 1 {
+            self.attention_rotating(rope, Some(freq), pos0, n_tokens, qkv, k_cache, v_cache, out, partials);
+        } else {
+            self.rope_kv(rope, pos0, n_tokens, qkv, freq, k_cache, v_cache);
+            self.attention(rope, pos0, n_tokens, qkv, k_cache, v_cache, out, partials);
+        }
+    }
+
+    /// `attention`, rotating one decoded token and storing its key and value first where
+    /// `freq` is given (GPU kernels only).
+    #[allow(clippy::too_many_arguments)]
+    fn attention_rotating(&mut self, rope: &RopeShape, freq: Option<&'a GpuVector>, pos0: u32, n_tokens: u32, qkv: &'a wgpu::Buffer, k_cache: &'a wgpu::Buffer, v_cache: &'a wgpu::Buffer, out: &'a wgpu::Buffer, partials: &'a wgpu::Buffer) {
         let scale = 1.0 / (rope.head_dim as f32).sqrt();
         let n_keys = pos0 + n_tokens;
         let cpu = self.kernels.threads_per_row == 1;
         let split_len = attention_split_len(n_keys, if cpu { CPU_ATTENTION_SPLIT } else { ATTENTION_THREADS });
         let n_splits = if n_tokens == 1 { n_keys.div_ceil(split_len) } else { 1 };
         let split_len = if n_splits > 1 { split_len } else { 0 };
-        let params = Params::new(&[pos0, rope.n_head, rope.n_head_kv, rope.head_dim, rope.qkv_stride, scale.to_bits(), split_len, n_splits, n_tokens]);
-        let buffers = vec![qkv, k_cache, v_cache, out, partials];
+        let rotation = [freq.is_some() as u32, rope.n_rot, rope.neox as u32, rope.base.log2().to_bits(), rope.freq_scale.to_bits(), rope.attn_factor.to_bits()];
+        let params = Params::new(&[&[pos0, rope.n_head, rope.n_head_kv, rope.head_dim, rope.qkv_stride, scale.to_bits(), split_len, n_splits, n_tokens][..], &rotation].concat());
+        let mut buffers = vec![qkv, k_cache, v_cache, out, partials];
         if cpu {
             self.push(Kernel::AttentionCpu(cpu_attention_threads(rope.head_dim)), params, buffers, [rope.n_head, n_tokens, n_splits]);
         } else {
+            // The frequencies, or any read-only buffer where nothing is rotated.
+            buffers.push(freq.map_or(qkv, |f| &f.buffer));
             let tiles = AttentionTiles::new(rope.heads());
             let tile = if n_tokens == 1 { tiles.decode } else { tiles.prefill };
             let row_tiles = (n_tokens * (rope.n_head / rope.n_head_kv)).div_ceil(tile.rows);

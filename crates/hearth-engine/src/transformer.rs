@@ -277,8 +277,7 @@ impl Session {
             for p in &layer.qkv {
                 rec.matmul(&p.weight, normed, n, &a.qkv, qkv_dim, p.out_offset, false);
             }
-            rec.rope_kv(&rope, pos0, n, &a.qkv, rope_factors, &cache.k, &cache.v);
-            rec.attention(&rope, pos0, n, &a.qkv, &cache.k, &cache.v, &a.attn, &a.attn_partials);
+            rec.rope_attention(&rope, rope_factors, pos0, n, &a.qkv, &cache.k, &cache.v, &a.attn, &a.attn_partials);
             rec.matmul(&layer.attn_output, MatrixInput::rows(&a.attn, 0), n, &a.x, d, 0, true);
 
             // Feed-forward block: x += Wdown · (silu(gate) * up), [gate | up] = Wgate_up · norm(x)

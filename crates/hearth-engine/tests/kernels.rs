@@ -223,13 +223,13 @@ fn check_normed_matmul(ty: GgmlType, rows: usize, cols: usize, tokens: usize, th
     check_normed_matmul_with(ty, rows, cols, tokens, threads, fused, true)
 }
 
-/// `check_normed_matmul` with the fusion switched on or off (`Gpu::set_fused_rms_norm`).
+/// `check_normed_matmul` with the fusion switched on or off (`Gpu::set_kernel_fusion`).
 fn check_normed_matmul_with(ty: GgmlType, rows: usize, cols: usize, tokens: usize, threads: u32, fused: bool, fusion_on: bool) {
     let what = format!("{ty} normed matmul, {rows} x {cols}, {tokens} tokens, {threads} threads per row, fusion on {fusion_on}");
     let mut rng = StdRng::seed_from_u64(ty as u64 * 13 + tokens as u64 + cols as u64);
     let mut gpu = pollster::block_on(Gpu::new()).unwrap();
     gpu.set_matvec_threads_per_row(threads).unwrap();
-    gpu.set_fused_rms_norm(fusion_on);
+    gpu.set_kernel_fusion(fusion_on);
     let raw = random_weights(&mut rng, ty, rows, cols);
     let w = dequantize(ty, &raw).unwrap();
     let m = pollster::block_on(matrix(&gpu, ty, &raw, rows, cols));
@@ -552,6 +552,87 @@ fn check_rope(kv: KvCache) {
                 assert_eq!(got, &want[..], "v cache t={t} head {vh}, {kv:?} cache");
             }
         }
+    }
+}
+
+/// `Recorder::rope_attention` for one decoded token after `pos0` cached positions: its query
+/// and key rotated, its key and value stored at `pos0`, then attention over all `pos0 + 1`.
+/// `fused`: whether attention_gpu.wgsl must have done the rotation itself (the query in `qkv`
+/// then stays unrotated) rather than rope_kv.wgsl before it.
+fn check_rope_attention(pos0: usize, (n_head, n_kv, hd, n_rot): (usize, usize, usize, usize), neox: bool, threads: u32, fusion_on: bool, kv: KvCache, fused: bool) {
+    let what = format!("rope attention after {pos0}, {n_head}/{n_kv} heads {hd} wide, n_rot {n_rot}, neox {neox}, {threads} threads per row, fusion {fusion_on}, {kv:?} cache");
+    let mut rng = StdRng::seed_from_u64(8 + pos0 as u64);
+    let mut gpu = pollster::block_on(Gpu::new()).unwrap();
+    gpu.set_matvec_threads_per_row(threads).unwrap();
+    gpu.set_kernel_fusion(fusion_on);
+    assert!(gpu.set_kv_cache(kv));
+    let f16_cache = kv != KvCache::F32;
+    let round = |v: f32| if f16_cache { f16::from_f32(v).to_f32() } else { v };
+    let heads = HeadShape { n_head: n_head as u32, n_head_kv: n_kv as u32, head_dim: hd as u32 };
+    let kernels = pollster::block_on(Kernels::new(&gpu, [], Some(heads))).unwrap();
+    let (stride, kv_dim) = ((n_head + 2 * n_kv) * hd, n_kv * hd);
+    let (base, freq_scale, attn_factor) = (10000.0, 0.5, 1.1);
+    let shape = RopeShape { n_head: n_head as u32, n_head_kv: n_kv as u32, head_dim: hd as u32, n_rot: n_rot as u32, qkv_stride: stride as u32, neox, base: base as f32, freq_scale: freq_scale as f32, attn_factor: attn_factor as f32 };
+    let freq: Vec<f32> = (0..n_rot / 2).map(|i| 1.0 + i as f32 * 0.05).collect();
+    let qkv: Vec<f32> = random_vec(&mut rng, stride).iter().map(|v| v * 2.0).collect();
+    // Cached positions before pos0 (rounded as the cache holds them); pos0 and one past it
+    // hold a sentinel the kernels must overwrite, and leave, respectively.
+    let cap = pos0 + 2;
+    let mut k: Vec<f32> = random_vec(&mut rng, cap * kv_dim).into_iter().map(round).collect();
+    let mut v: Vec<f32> = random_vec(&mut rng, cap * kv_dim).into_iter().map(round).collect();
+    for cache in [&mut k, &mut v] {
+        cache[pos0 * kv_dim..].fill(UNTOUCHED);
+    }
+    let (qkv_b, k_b, v_b) = (buffer(&gpu, &qkv), kv_buffer(&gpu, &k, f16_cache), kv_buffer(&gpu, &v, f16_cache));
+    let freq_b = pollster::block_on(GpuVector::from_values(&gpu, "freq", &freq)).unwrap();
+    let out = buffer(&gpu, &vec![f32::NAN; n_head * hd]);
+    let partials = buffer(&gpu, &vec![0.0; attention_partials_len(heads, cap)]);
+    let mut rec = Recorder::new(&gpu, &kernels);
+    rec.rope_attention(&shape, &freq_b, pos0 as u32, 1, &qkv_b, &k_b, &v_b, &out, &partials);
+    rec.submit(&gpu, &mut SubmitCache::default(), |_| {});
+    let got = read(&gpu, &out, n_head * hd);
+    let (k_got, v_got) = (read_kv(&gpu, &k_b, cap * kv_dim, f16_cache), read_kv(&gpu, &v_b, cap * kv_dim, f16_cache));
+    assert_eq!(read(&gpu, &qkv_b, stride) == qkv, fused, "{what}: rotated inside attention");
+    // The new key and value in the cache, the position after untouched.
+    let rotate = |head: &[f32]| rope_ref(head, pos0, n_rot, neox, base, &freq, freq_scale, attn_factor);
+    for h in 0..n_kv {
+        let new_key = rotate(&qkv[(n_head + h) * hd..][..hd]);
+        let at = pos0 * kv_dim + h * hd;
+        assert_close(&k_got[at..at + hd], &new_key, if f16_cache { 1e-3 } else { 1e-4 }, &format!("{what}: stored key {h}"));
+        let new_value: Vec<f32> = qkv[(n_head + n_kv + h) * hd..][..hd].iter().map(|&x| round(x)).collect();
+        assert_eq!(&v_got[at..at + hd], &new_value[..], "{what}: stored value {h}");
+    }
+    assert!(k_got[(pos0 + 1) * kv_dim..].iter().chain(&v_got[(pos0 + 1) * kv_dim..]).all(|&x| x == round(UNTOUCHED)), "{what}: past the new position");
+    // Attention of the rotated query over the stored keys (the cache's rounding of them).
+    let mut want = Vec::new();
+    for h in 0..n_head {
+        let kvh = h / (n_head / n_kv);
+        let q = rotate(&qkv[h * hd..][..hd]);
+        let key = |j: usize, d: usize| k_got[j * kv_dim + kvh * hd + d] as f64;
+        let scores: Vec<f64> = (0..=pos0).map(|j| (0..hd).map(|d| q[d] * key(j, d)).sum::<f64>() / (hd as f64).sqrt()).collect();
+        let max = scores.iter().cloned().fold(f64::MIN, f64::max);
+        let p: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+        let sum: f64 = p.iter().sum();
+        for d in 0..hd {
+            want.push(p.iter().enumerate().map(|(j, &pj)| pj * v_got[j * kv_dim + kvh * hd + d] as f64).sum::<f64>() / sum);
+        }
+    }
+    assert_close(&got, &want, 1e-4, &what);
+}
+
+#[test]
+fn decoded_token_rotated_and_stored_inside_attention() {
+    // GPUs: one split and several (the last one stores the new key), partial rotary in both
+    // styles, a token's heads over two workgroups (32 a KV head); switched off, and on CPU
+    // adapters, rope_kv.wgsl runs first.
+    for kv in kv_types() {
+        for pos0 in [0, 30, 300] {
+            check_rope_attention(pos0, (6, 2, 64, 48), true, 16, true, kv, true);
+        }
+        check_rope_attention(200, (4, 2, 96, 96), false, 16, true, kv, true);
+        check_rope_attention(100, (32, 1, 32, 16), true, 16, true, kv, true);
+        check_rope_attention(100, (6, 2, 64, 48), true, 16, false, kv, false);
+        check_rope_attention(300, (6, 2, 64, 48), true, 1, true, kv, false);
     }
 }
 
