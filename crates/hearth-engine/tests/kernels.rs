@@ -220,19 +220,25 @@ fn gpu_matvec_at_every_lane_count() {
 /// `fused` says whether the matrix kernel must have normalised as it read, leaving the norm's
 /// scratch buffer untouched (GPUs), or rmsnorm.wgsl must have filled it first.
 fn check_normed_matmul(ty: GgmlType, rows: usize, cols: usize, tokens: usize, threads: u32, fused: bool) {
-    check_normed_matmul_with(ty, rows, cols, tokens, threads, fused, true)
+    check_normed_matmul_with(ty, rows, cols, tokens, threads, fused, true, None)
 }
 
-/// `check_normed_matmul` with the fusion switched on or off (`Gpu::set_kernel_fusion`).
-fn check_normed_matmul_with(ty: GgmlType, rows: usize, cols: usize, tokens: usize, threads: u32, fused: bool, fusion_on: bool) {
-    let what = format!("{ty} normed matmul, {rows} x {cols}, {tokens} tokens, {threads} threads per row, fusion on {fusion_on}");
+/// `check_normed_matmul` with the fusion switched on or off (`Gpu::set_kernel_fusion`), and
+/// the matrix split into row chunks of at most `chunk_limit` bytes.
+#[allow(clippy::too_many_arguments)]
+fn check_normed_matmul_with(ty: GgmlType, rows: usize, cols: usize, tokens: usize, threads: u32, fused: bool, fusion_on: bool, chunk_limit: Option<u64>) {
+    let what = format!("{ty} normed matmul, {rows} x {cols}, {tokens} tokens, {threads} threads per row, fusion on {fusion_on}, chunks of {chunk_limit:?} bytes");
     let mut rng = StdRng::seed_from_u64(ty as u64 * 13 + tokens as u64 + cols as u64);
     let mut gpu = pollster::block_on(Gpu::new()).unwrap();
     gpu.set_matvec_threads_per_row(threads).unwrap();
     gpu.set_kernel_fusion(fusion_on);
+    if let Some(limit) = chunk_limit {
+        gpu.limit_binding_bytes(limit);
+    }
     let raw = random_weights(&mut rng, ty, rows, cols);
     let w = dequantize(ty, &raw).unwrap();
     let m = pollster::block_on(matrix(&gpu, ty, &raw, rows, cols));
+    assert_eq!(m.chunks.len() > 1, chunk_limit.is_some(), "{what}: chunks");
     let kernels = pollster::block_on(Kernels::new(&gpu, [ty], None)).unwrap();
     // Rows of very different scales (each token's 1/rms differs), a gain far from 1, and an
     // eps large enough to matter for the smallest row.
@@ -281,8 +287,12 @@ fn rms_norm_fused_into_the_matrix_kernels() {
     // A row length that is no whole number of blocks: rmsnorm.wgsl, then the general matvec.
     check_normed_matmul(GgmlType::F16, 5, 200, 1, 16, false);
     // Switched off, GPUs run rmsnorm.wgsl first too.
-    check_normed_matmul_with(GgmlType::Q4K, 37, 512, 1, 16, false, false);
-    check_normed_matmul_with(GgmlType::Q4K, 37, 512, 5, 16, false, false);
+    check_normed_matmul_with(GgmlType::Q4K, 37, 512, 1, 16, false, false, None);
+    check_normed_matmul_with(GgmlType::Q4K, 37, 512, 5, 16, false, false, None);
+    // A matrix in row chunks (a large vocabulary's head): each chunk's dispatch normalises.
+    for tokens in [1, 33] {
+        check_normed_matmul_with(GgmlType::Q8_0, 70, 512, tokens, 16, true, true, Some(16 << 10));
+    }
     // CPU adapters keep rmsnorm.wgsl.
     for ty in [GgmlType::Q4_0, GgmlType::Q4K, GgmlType::Q6K] {
         check_normed_matmul(ty, 37, 512, 1, 1, false);
