@@ -243,9 +243,9 @@ impl Kernels {
             // GPUs fuse RMSNorm into the products that follow it; CPU adapters, where a
             // dispatch costs little, keep rmsnorm.wgsl.
             let fast = if threads_per_row == 1 {
-                [Some(Kernel::MatvecBlock(ty)), x_window.then_some(Kernel::MatvecCpu(ty)), None, None]
+                vec![Some(Kernel::MatvecBlock(ty)), x_window.then_some(Kernel::MatvecCpu(ty))]
             } else {
-                [Some(Kernel::Matmul(ty)), Some(Kernel::MatvecGpu(ty)), fusion.then_some(Kernel::NormedMatmul(ty)), fusion.then_some(Kernel::NormedMatvecGpu(ty))]
+                vec![Some(Kernel::Matmul(ty)), Some(Kernel::MatvecGpu(ty)), fusion.then_some(Kernel::NormedMatmul(ty)), fusion.then_some(Kernel::NormedMatvecGpu(ty))]
             };
             for k in [Kernel::Matvec(ty), Kernel::Embed(ty)].into_iter().chain(fast.into_iter().flatten()) {
                 if !wanted.contains(&k) {
@@ -683,7 +683,7 @@ impl<'a> Recorder<'a> {
     /// values stored in the caches at positions `pos0..`.
     #[allow(clippy::too_many_arguments)]
     pub fn rope_kv(&mut self, rope: &RopeShape, pos0: u32, n_tokens: u32, qkv: &'a wgpu::Buffer, freq: &'a GpuVector, k_cache: &'a wgpu::Buffer, v_cache: &'a wgpu::Buffer) {
-        let params = Params::new(&[pos0, rope.n_head, rope.n_head_kv, rope.head_dim, rope.n_rot, rope.qkv_stride, rope.neox as u32, rope.base.log2().to_bits(), rope.freq_scale.to_bits(), rope.attn_factor.to_bits()]);
+        let params = Params::new(&[&[pos0, rope.n_head, rope.n_head_kv, rope.head_dim, rope.qkv_stride][..], &rope.rotation_words()].concat());
         self.push(Kernel::RopeKv, params, vec![qkv, &freq.buffer, k_cache, v_cache], [n_tokens, rope.n_head + 2 * rope.n_head_kv, 1]);
     }
 
@@ -720,8 +720,7 @@ impl<'a> Recorder<'a> {
         let split_len = attention_split_len(n_keys, if cpu { CPU_ATTENTION_SPLIT } else { ATTENTION_THREADS });
         let n_splits = if n_tokens == 1 { n_keys.div_ceil(split_len) } else { 1 };
         let split_len = if n_splits > 1 { split_len } else { 0 };
-        let rotation = [freq.is_some() as u32, rope.n_rot, rope.neox as u32, rope.base.log2().to_bits(), rope.freq_scale.to_bits(), rope.attn_factor.to_bits()];
-        let params = Params::new(&[&[pos0, rope.n_head, rope.n_head_kv, rope.head_dim, rope.qkv_stride, scale.to_bits(), split_len, n_splits, n_tokens][..], &rotation].concat());
+        let params = Params::new(&[&[pos0, rope.n_head, rope.n_head_kv, rope.head_dim, rope.qkv_stride, scale.to_bits(), split_len, n_splits, n_tokens, freq.is_some() as u32][..], &rope.rotation_words()].concat());
         let mut buffers = vec![qkv, k_cache, v_cache, out, partials];
         if cpu {
             self.push(Kernel::AttentionCpu(cpu_attention_threads(rope.head_dim)), params, buffers, [rope.n_head, n_tokens, n_splits]);
@@ -894,5 +893,11 @@ pub struct RopeShape {
 impl RopeShape {
     pub fn heads(&self) -> HeadShape {
         HeadShape { n_head: self.n_head, n_head_kv: self.n_head_kv, head_dim: self.head_dim }
+    }
+
+    /// The rotation as the kernels' parameters hold it (n_rot, neox, log2_base, freq_scale,
+    /// attn_factor: `Rope` in shaders/rope_common.wgsl).
+    fn rotation_words(&self) -> [u32; 5] {
+        [self.n_rot, self.neox as u32, self.base.log2().to_bits(), self.freq_scale.to_bits(), self.attn_factor.to_bits()]
     }
 }
