@@ -742,7 +742,8 @@ impl<'a> Recorder<'a> {
     }
 
     pub fn argmax(&mut self, logits: &'a wgpu::Buffer, n: u32, result: &'a wgpu::Buffer) {
-        self.push(Kernel::Argmax, Params::new(&[n]), vec![logits, result], [1, 1, 1]);
+        // The logits twice: as f32 and as vec4 of them (argmax.wgsl).
+        self.push(Kernel::Argmax, Params::new(&[n]), vec![logits, result, logits], [1, 1, 1]);
     }
 
     /// Applies repetition/frequency/presence penalties and logit bias in place; `entries`

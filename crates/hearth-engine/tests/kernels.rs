@@ -807,19 +807,37 @@ fn check_argmax(threads_per_row: u32) {
     let mut gpu = pollster::block_on(Gpu::new()).unwrap();
     gpu.set_matvec_threads_per_row(threads_per_row).unwrap();
     let kernels = pollster::block_on(Kernels::new(&gpu, [], None)).unwrap();
-    for n in [1usize, 5, 255, 1000, 200_064] {
-        let mut logits = random_vec(&mut rng, n);
-        let expected = rng.random_range(0..n);
-        logits[expected] = 7.5;
-        if expected + 3 < n {
-            logits[expected + 3] = 7.5; // a later tie must lose
-        }
-        let (lb, rb) = (buffer(&gpu, &logits), buffer(&gpu, &[0.0]));
+    let run = |logits: &[f32]| {
+        let (lb, rb) = (buffer(&gpu, logits), buffer(&gpu, &[0.0]));
         let mut rec = Recorder::new(&gpu, &kernels);
-        rec.argmax(&lb, n as u32, &rb);
+        rec.argmax(&lb, logits.len() as u32, &rb);
         rec.submit(&gpu, &mut SubmitCache::default(), |_| {});
         let got: Vec<u32> = bytemuck::pod_collect_to_vec(&pollster::block_on(gpu.read_storage(&rb, 4)).unwrap());
-        assert_eq!(got[0] as usize, expected, "n = {n}, {threads_per_row} threads per row");
+        got[0] as usize
+    };
+    for n in [1usize, 3, 5, 255, 1000, 1003, 4099, 200_064] {
+        let logits = random_vec(&mut rng, n);
+        // The maximum anywhere (the last few values are read one at a time, the rest four at a
+        // time and four reads per step), with a tie that must lose: in the same 4 values, the
+        // next vec4, the next step of the same thread, or another thread.
+        for expected in [0, n / 3, n.saturating_sub(4), n - 1, rng.random_range(0..n)] {
+            for later in [1, 2, 4, 255, 256, 1024, 4096] {
+                let mut l = logits.clone();
+                l[expected] = 7.5;
+                if expected + later < n {
+                    l[expected + later] = 7.5;
+                }
+                assert_eq!(run(&l), expected, "n = {n}, tie {later} later, {threads_per_row} threads per row");
+            }
+            // An earlier tie wins instead.
+            if expected > 0 {
+                let mut l = logits.clone();
+                l[expected] = 7.5;
+                l[expected / 2] = 7.5;
+                assert_eq!(run(&l), expected / 2, "n = {n}, tie earlier, {threads_per_row} threads per row");
+            }
+        }
+        assert_eq!(run(&vec![-2.0; n]), 0, "n = {n}, all equal");
     }
 }
 
