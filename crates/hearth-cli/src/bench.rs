@@ -64,11 +64,10 @@ pub async fn run(args: BenchArgs) -> Result<(), AnyError> {
     for &ctx in &args.ctx_lens {
         let ctx = ctx.min(c.context_length.saturating_sub(args.decode_tokens + 1)).max(1);
         let mut session = Session::new(model.clone(), Some(ctx + args.decode_tokens + 1)).await?;
-        let mut next = session.next_greedy(&random_tokens(ctx)).await?;
+        let next = session.next_greedy(&random_tokens(ctx)).await?;
         let start = Instant::now();
-        for _ in 0..args.decode_tokens {
-            next = session.next_greedy(&[next]).await?;
-        }
+        // As `generate` decodes: each step queued before the token it feeds is read back.
+        session.decode_greedy(&[next], args.decode_tokens).await?;
         let tps = args.decode_tokens as f64 / start.elapsed().as_secs_f64();
         let gbps = bytes_per_token as f64 * tps / 1e9;
         peak = peak.max(model.weight_gpu_bytes() + session.kv_bytes() + session.activation_bytes());
@@ -143,11 +142,9 @@ async fn profile(model: &std::sync::Arc<hearth_engine::Model>, args: &BenchArgs,
 
     let ctx = args.ctx_lens.first().copied().unwrap_or(128).min(c.context_length.saturating_sub(args.decode_tokens + 1)).max(1);
     let mut session = Session::new(model.clone(), Some(ctx + args.decode_tokens + 1)).await?;
-    let mut next = session.next_greedy(&random_tokens(ctx)).await?;
+    let next = session.next_greedy(&random_tokens(ctx)).await?;
     model.gpu.set_profiling(true)?;
-    for _ in 0..args.decode_tokens {
-        next = session.next_greedy(&[next]).await?;
-    }
+    session.decode_greedy(&[next], args.decode_tokens).await?;
     let decode = table(model.gpu.take_profile().await?, args.decode_tokens.max(1));
     model.gpu.set_profiling(false)?;
     Ok(serde_json::json!({"prefill": prefill, "decode": decode, "ctx_len": ctx}))

@@ -131,6 +131,10 @@ pub(crate) async fn load_with_header(path: &Path) -> Result<(Arc<Model>, Gguf, f
     if std::env::var("HEARTH_FUSION").is_ok_and(|v| v == "0") {
         gpu.set_kernel_fusion(false);
     }
+    // And whether greedy decoding queues each step before reading the last token (1 or 0).
+    if let Ok(v) = std::env::var("HEARTH_QUEUE_AHEAD") {
+        gpu.set_queue_ahead(v == "1");
+    }
     let gpu = Arc::new(gpu);
     let bar = indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
     bar.set_style(indicatif::ProgressStyle::with_template("uploading {bar:30} {bytes}/{total_bytes} {bytes_per_sec}").expect("valid template"));

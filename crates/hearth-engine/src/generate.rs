@@ -111,17 +111,36 @@ impl Session {
         let mut first_token_at = start;
         let mut feed: Vec<u32> = prompt[common..].to_vec();
         let mut finish = FinishReason::Length;
+        // Greedy decoding on a GPU (`Gpu::queue_ahead`) keeps the next step queued while a
+        // token is read back (`Session::submit_greedy_after`); sampling needs each token on
+        // the host first.
+        let queue_ahead = !sampling.needs_candidates() && self.model().gpu.queue_ahead();
+        let mut queued = None;
+        if queue_ahead && options.max_tokens > 0 && self.history().len() + feed.len() <= self.context_window() {
+            queued = Some(self.submit_greedy(&feed).await?);
+        }
 
         while tokens.len() < options.max_tokens {
-            if self.history().len() + feed.len() > self.context_window() {
-                finish = FinishReason::ContextFull;
-                break;
-            }
-            let next = if sampling.needs_candidates() {
-                let candidates = self.next_candidates(&feed, sampling).await?;
-                sampling.pick(&candidates, &mut rng).ok_or_else(|| EngineError::Readback("no candidates came back".into()))?
+            let next = if queue_ahead {
+                let Some(step) = queued.take() else {
+                    finish = FinishReason::ContextFull;
+                    break;
+                };
+                if tokens.len() + 1 < options.max_tokens && self.history().len() < self.context_window() {
+                    queued = Some(self.submit_greedy_after(&step).await?);
+                }
+                self.read_token(step).await?
             } else {
-                self.next_greedy(&feed).await?
+                if self.history().len() + feed.len() > self.context_window() {
+                    finish = FinishReason::ContextFull;
+                    break;
+                }
+                if sampling.needs_candidates() {
+                    let candidates = self.next_candidates(&feed, sampling).await?;
+                    sampling.pick(&candidates, &mut rng).ok_or_else(|| EngineError::Readback("no candidates came back".into()))?
+                } else {
+                    self.next_greedy(&feed).await?
+                }
             };
             if tokens.is_empty() {
                 first_token_at = Instant::now();
@@ -148,6 +167,12 @@ impl Session {
                 finish = FinishReason::Aborted;
                 break;
             }
+        }
+        // A step queued for a token that ends the generation: its work is dropped, and the
+        // token leaves the history again, as if it had never been fed.
+        if let Some(step) = queued {
+            self.read_token(step).await?;
+            self.truncate(self.history().len() - 1);
         }
         if finish != FinishReason::Stop {
             text.push_str(&stream.finish());

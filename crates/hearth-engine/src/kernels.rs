@@ -777,7 +777,7 @@ impl<'a> Recorder<'a> {
     /// Encodes every dispatch into one compute pass, lets `after` append copies (read-backs),
     /// and submits once. `cache` keeps the parameter buffer (grown when needed) and the bind
     /// groups across calls.
-    pub fn submit(self, gpu: &Gpu, cache: &mut SubmitCache, after: impl FnOnce(&mut wgpu::CommandEncoder)) {
+    pub fn submit(self, gpu: &Gpu, cache: &mut SubmitCache, after: impl FnOnce(&mut wgpu::CommandEncoder)) -> wgpu::SubmissionIndex {
         let stride = (gpu.limits.min_uniform_buffer_offset_alignment as u64).max(PARAMS_BYTES);
         let needed = stride * self.dispatches.len().max(1) as u64;
         if cache.params.as_ref().is_none_or(|b| b.size() < needed) {
@@ -837,7 +837,7 @@ impl<'a> Recorder<'a> {
             }
         }
         after(&mut encoder);
-        gpu.queue.submit([encoder.finish()]);
+        gpu.queue.submit([encoder.finish()])
     }
 
     /// Profiling: each dispatch in its own pass between two timestamps, resolved into a

@@ -33,6 +33,38 @@ pub enum Output {
     Logits(Vec<f32>),
     Token(u32),
     Candidates(Vec<(u32, f32)>),
+    /// A greedy step submitted without waiting for its token (`Session::submit_greedy`).
+    Pending(PendingToken),
+}
+
+/// Where a micro-batch's tokens come from.
+#[derive(Clone, Copy)]
+enum Feed<'t> {
+    Host(&'t [u32]),
+    /// The one token the previous greedy step left in the argmax buffer, never read back first.
+    PreviousArgmax,
+}
+
+/// A greedy step on the GPU whose token has not been read back yet: `Session::read_token`
+/// waits for it. Greedy decoding queues the step that feeds a token before reading the token
+/// back, so the GPU never idles through a read-back's round trip (a fence and a map; in a
+/// browser an IPC hop and a task) or the host's recording of the next step.
+#[must_use = "a pending token must be read back with Session::read_token"]
+pub struct PendingToken {
+    slot: usize,
+    submission: wgpu::SubmissionIndex,
+    /// The history position of the token this step produces, where the next step fed on the
+    /// GPU left a placeholder.
+    position: usize,
+}
+
+/// History entry of a token fed on the GPU and not read back yet.
+const NOT_READ_YET: u32 = u32::MAX;
+
+/// A 4-byte read-back buffer for greedy tokens and its map request in flight, if any.
+struct TokenSlot {
+    buffer: wgpu::Buffer,
+    mapping: Option<futures_channel::oneshot::Receiver<Result<(), wgpu::BufferAsyncError>>>,
 }
 
 /// Penalty/bias records the GPU can take per sampled token.
@@ -76,6 +108,9 @@ pub struct Session {
     /// Dispatch parameters and bind groups kept between forward passes.
     submit_cache: SubmitCache,
     use_long_factors: bool,
+    /// Two, so that one step's token can be read while the next step is queued.
+    token_slots: [TokenSlot; 2],
+    next_slot: usize,
 }
 
 impl Session {
@@ -95,7 +130,12 @@ impl Session {
         let logits_rows = (limit / (c.n_vocab as u64 * 4)).min(rows as u64).max(1) as usize;
         let act = Self::activations(&model, rows, logits_rows, ctx).await?;
         let use_long_factors = c.uses_long_rope_factors(ctx);
-        let mut session = Session { model, ctx, history: Vec::new(), kv: Vec::new(), kv_capacity: 0, act, submit_cache: SubmitCache::default(), use_long_factors };
+        let token_slot = || TokenSlot {
+            buffer: gpu.device.create_buffer(&wgpu::BufferDescriptor { label: Some("token read-back"), size: 16, usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false }),
+            mapping: None,
+        };
+        let token_slots = [token_slot(), token_slot()];
+        let mut session = Session { model, ctx, history: Vec::new(), kv: Vec::new(), kv_capacity: 0, act, submit_cache: SubmitCache::default(), use_long_factors, token_slots, next_slot: 0 };
         session.grow_kv(KV_INITIAL_TOKENS.min(ctx)).await?;
         Ok(session)
     }
@@ -211,7 +251,17 @@ impl Session {
 
     /// Runs `tokens` through the model after the tokens already in the cache.
     pub async fn forward(&mut self, tokens: &[u32], want: Want<'_>) -> Result<Output, EngineError> {
+        self.run(Feed::Host(tokens), want, false).await
+    }
+
+    /// `forward` from either source; with `pipelined` (and `Want::Argmax`) the last
+    /// micro-batch returns `Output::Pending` instead of waiting for its token.
+    async fn run(&mut self, feed: Feed<'_>, want: Want<'_>, pipelined: bool) -> Result<Output, EngineError> {
         let c = &self.model.config;
+        let tokens = match feed {
+            Feed::Host(tokens) => tokens,
+            Feed::PreviousArgmax => &[NOT_READ_YET][..],
+        };
         if tokens.is_empty() {
             return Err(EngineError::Unsupported("nothing to run: no tokens were given".into()));
         }
@@ -219,7 +269,9 @@ impl Session {
         if needed > self.ctx {
             return Err(EngineError::ContextFull { needed, ctx: self.ctx });
         }
-        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.n_vocab) {
+        if let Feed::Host(tokens) = feed
+            && let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.n_vocab)
+        {
             return Err(EngineError::BadToken { id: bad, n_vocab: c.n_vocab });
         }
         self.grow_kv(needed).await?;
@@ -233,7 +285,8 @@ impl Session {
         for (i, batch) in tokens.chunks(ubatch).enumerate() {
             let last = (i + 1) * ubatch >= tokens.len();
             let batch_want = if matches!(want, Want::AllLogits) || last { Some(want) } else { None };
-            match self.forward_ubatch(batch, batch_want).await? {
+            let batch_feed = if matches!(feed, Feed::Host(_)) { Feed::Host(batch) } else { feed };
+            match self.forward_ubatch(batch_feed, batch_want, pipelined && last).await? {
                 Some(Output::Logits(l)) => logits.extend(l),
                 other => last_output = other,
             }
@@ -245,9 +298,18 @@ impl Session {
     }
 
     /// One micro-batch: the whole transformer, top to bottom, in one submission.
-    async fn forward_ubatch(&mut self, tokens: &[u32], want: Option<Want<'_>>) -> Result<Option<Output>, EngineError> {
+    async fn forward_ubatch(&mut self, feed: Feed<'_>, want: Option<Want<'_>>, pipelined: bool) -> Result<Option<Output>, EngineError> {
+        if pipelined {
+            // The slot's last map request, if never awaited (an error cut a read short), must
+            // end before the buffer is written again.
+            self.settle_slot(self.next_slot).await;
+        }
         let model = self.model.clone();
         let (c, gpu, a) = (&model.config, &model.gpu, &self.act);
+        let tokens = match feed {
+            Feed::Host(tokens) => tokens,
+            Feed::PreviousArgmax => &[NOT_READ_YET][..],
+        };
         let n = tokens.len() as u32;
         let pos0 = self.history.len() as u32;
         let (d, qkv_dim, n_ff, n_vocab) = (c.n_embd as u32, c.qkv_dim() as u32, c.n_ff as u32, c.n_vocab as u32);
@@ -262,7 +324,13 @@ impl Session {
             freq_scale: c.rope_freq_scale,
             attn_factor: c.rope_attn_factor,
         };
-        gpu.queue.write_buffer(&a.tokens, 0, bytemuck::cast_slice(tokens));
+        let token_ids = match feed {
+            Feed::Host(tokens) => {
+                gpu.queue.write_buffer(&a.tokens, 0, bytemuck::cast_slice(tokens));
+                &a.tokens
+            }
+            Feed::PreviousArgmax => &a.argmax,
+        };
 
         let rope_factors = Self::rope_factors(&model, self.use_long_factors);
         let mut rec = Recorder::new(gpu, &model.kernels);
@@ -270,7 +338,7 @@ impl Session {
         // (fused into their kernels on GPUs; on CPU adapters it fills `normed`).
         let norm_of_x = |gain, row| MatrixInput::normed(&a.x, row, RmsNorm { gain, eps: c.rms_eps, scratch: &a.normed });
         // Token embeddings become the residual stream x.
-        rec.embed(&model.token_embd, &a.tokens, n, &a.x);
+        rec.embed(&model.token_embd, token_ids, n, &a.x);
         for (layer, cache) in model.layers.iter().zip(&self.kv) {
             // Attention block: x += Wo · attention(rope(Wqkv · norm(x)))
             let normed = rec.prepare_input(norm_of_x(&layer.attn_norm, 0), n, layer.qkv.iter().map(|p| &p.weight));
@@ -296,7 +364,12 @@ impl Session {
             Some(Want::Argmax) => {
                 rec.matmul(model.output(), last_normed, 1, &a.logits, n_vocab, 0, false);
                 rec.argmax(&a.logits, n_vocab, &a.argmax);
-                reads.push((&a.argmax, 4));
+                if !pipelined {
+                    reads.push((&a.argmax, 4));
+                }
+            }
+            Some(Want::Candidates(_)) if matches!(feed, Feed::PreviousArgmax) => {
+                return Err(EngineError::Unsupported("sampling needs the fed token on the host; only greedy steps are fed on the GPU".into()));
             }
             Some(Want::Candidates(sampling)) => {
                 rec.matmul(model.output(), last_normed, 1, &a.logits, n_vocab, 0, false);
@@ -314,14 +387,28 @@ impl Session {
             }
         }
         let read_bytes: u64 = reads.iter().map(|r| r.1).sum();
-        rec.submit(gpu, &mut self.submit_cache, |encoder| {
+        let token_slot = (pipelined && matches!(want, Some(Want::Argmax))).then_some(self.next_slot);
+        let submission = rec.submit(gpu, &mut self.submit_cache, |encoder| {
             let mut at = 0;
             for (buffer, bytes) in reads {
                 encoder.copy_buffer_to_buffer(buffer, 0, &a.readback, at, bytes);
                 at += bytes;
             }
+            if let Some(slot) = token_slot {
+                encoder.copy_buffer_to_buffer(&a.argmax, 0, &self.token_slots[slot].buffer, 0, 4);
+            }
         });
         self.history.extend_from_slice(tokens);
+        if let Some(slot) = token_slot {
+            // Asked for now, granted when the step is done: reading it waits for nothing else.
+            let (tx, rx) = futures_channel::oneshot::channel();
+            self.token_slots[slot].buffer.slice(..4).map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+            self.token_slots[slot].mapping = Some(rx);
+            self.next_slot = 1 - slot;
+            return Ok(Some(Output::Pending(PendingToken { slot, submission, position: self.history.len() })));
+        }
         if read_bytes == 0 {
             gpu.check()?;
             return Ok(None);
@@ -352,6 +439,87 @@ impl Session {
         match self.forward(tokens, Want::Argmax).await? {
             Output::Token(t) => Ok(t),
             _ => unreachable!("Argmax returns a token"),
+        }
+    }
+
+    /// Feeds `tokens` and submits the greedy step without waiting for its token.
+    pub async fn submit_greedy(&mut self, tokens: &[u32]) -> Result<PendingToken, EngineError> {
+        Self::pending(self.run(Feed::Host(tokens), Want::Argmax, true).await?)
+    }
+
+    /// Submits the greedy step that feeds `previous`'s token, straight from the GPU, before
+    /// that token is read back. `previous` must be the last step submitted. Its token is in
+    /// the history as soon as `read_token(previous)` returns it.
+    pub async fn submit_greedy_after(&mut self, previous: &PendingToken) -> Result<PendingToken, EngineError> {
+        if previous.position != self.history.len() {
+            return Err(EngineError::Unsupported("a greedy step can only follow the last step submitted".into()));
+        }
+        Self::pending(self.run(Feed::PreviousArgmax, Want::Argmax, true).await?)
+    }
+
+    fn pending(output: Output) -> Result<PendingToken, EngineError> {
+        match output {
+            Output::Pending(p) => Ok(p),
+            _ => unreachable!("a pipelined Argmax returns a pending token"),
+        }
+    }
+
+    /// Waits for a pending step's token (only that step: later ones stay queued).
+    pub async fn read_token(&mut self, pending: PendingToken) -> Result<u32, EngineError> {
+        let gpu = self.model.gpu.clone();
+        let slot = &mut self.token_slots[pending.slot];
+        let mapping = slot.mapping.take().ok_or_else(|| EngineError::Readback("this token was read already".into()))?;
+        // Native: block until that submission is done. Web: no effect; the browser maps it.
+        let _ = gpu.device.poll(wgpu::PollType::Wait { submission_index: Some(pending.submission), timeout: None });
+        let mapped = mapping.await.map_err(|_| EngineError::Readback("the GPU dropped the request".into()))?;
+        gpu.check()?;
+        mapped.map_err(|e| EngineError::Readback(e.to_string()))?;
+        let token = {
+            let bytes = slot.buffer.slice(..4).get_mapped_range().map_err(|e| EngineError::Readback(e.to_string()))?;
+            u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes mapped"))
+        };
+        slot.buffer.unmap();
+        if self.history.get(pending.position) == Some(&NOT_READ_YET) {
+            self.history[pending.position] = token;
+        }
+        Ok(token)
+    }
+
+    /// Ends a slot's map request that nobody awaited, so the buffer can be written again.
+    async fn settle_slot(&mut self, slot: usize) {
+        if let Some(mapping) = self.token_slots[slot].mapping.take() {
+            let _ = self.model.gpu.device.poll(wgpu::PollType::wait_indefinitely());
+            if let Ok(Ok(())) = mapping.await {
+                self.token_slots[slot].buffer.unmap();
+            }
+        }
+    }
+
+    /// Feeds `tokens`, then decodes `n` tokens greedily, as `generate` does: each step queued
+    /// before the token it feeds is read back where the adapter queues ahead
+    /// (`Gpu::queue_ahead`), one step at a time elsewhere. Returns the `n` tokens; the last
+    /// one is not fed.
+    pub async fn decode_greedy(&mut self, tokens: &[u32], n: usize) -> Result<Vec<u32>, EngineError> {
+        let mut out = Vec::with_capacity(n);
+        if n == 0 {
+            return Ok(out);
+        }
+        if !self.model.gpu.queue_ahead() {
+            out.push(self.next_greedy(tokens).await?);
+            while out.len() < n {
+                let last = out[out.len() - 1];
+                out.push(self.next_greedy(&[last]).await?);
+            }
+            return Ok(out);
+        }
+        let mut pending = self.submit_greedy(tokens).await?;
+        loop {
+            let ahead = if out.len() + 1 < n { Some(self.submit_greedy_after(&pending).await?) } else { None };
+            out.push(self.read_token(pending).await?);
+            match ahead {
+                Some(next) => pending = next,
+                None => return Ok(out),
+            }
         }
     }
 

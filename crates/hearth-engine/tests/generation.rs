@@ -10,11 +10,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 fn load(file: &str) -> (Arc<Model>, Tokenizer) {
+    load_with(file, |_| {})
+}
+
+fn load_with(file: &str, configure: impl FnOnce(&mut Gpu)) -> (Arc<Model>, Tokenizer) {
     pollster::block_on(async {
         let bytes = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(file)).unwrap();
         let source = SliceSource(&bytes);
         let gguf = read_header(&source).await.unwrap();
-        let gpu = Arc::new(Gpu::new().await.unwrap());
+        let mut gpu = Gpu::new().await.unwrap();
+        configure(&mut gpu);
+        let gpu = Arc::new(gpu);
         let model = Model::load(gpu, &gguf, &source, &mut |_, _| {}).await.unwrap();
         (Arc::new(model), Tokenizer::from_gguf(&gguf).unwrap())
     })
@@ -194,4 +200,63 @@ fn decoding_reuses_bind_groups_and_stays_exact_across_cache_growth() {
     let last = &all[all.len() - n_vocab..];
     let diff = decoded.iter().zip(last).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(diff < 1e-3, "decoded vs prefilled logits differ by {diff}");
+}
+
+#[test]
+fn pipelined_greedy_decoding_matches_step_by_step() {
+    // Queued ahead as on a GPU (CPU adapters decode one step at a time by default).
+    let (model, tok) = load_with("tiny-q4_k_m.gguf", |gpu| gpu.set_queue_ahead(true));
+    let prompt: Vec<u32> = vec![72, 101, 108, 108, 111, 44, 32];
+    let new_session = |ctx| pollster::block_on(Session::new(model.clone(), Some(ctx))).unwrap();
+    // The reference: one step at a time, each token read back before the next is fed.
+    let mut s = new_session(128);
+    let mut reference = vec![pollster::block_on(s.next_greedy(&prompt)).unwrap()];
+    while reference.len() < 20 {
+        let next = pollster::block_on(s.next_greedy(&[*reference.last().unwrap()])).unwrap();
+        reference.push(next);
+    }
+    let fed = |n: usize| [&prompt[..], &reference[..n]].concat();
+
+    let mut s = new_session(128);
+    assert_eq!(pollster::block_on(s.decode_greedy(&prompt, 20)).unwrap(), reference);
+    assert_eq!(s.history(), fed(19), "every token but the last fed, none left unread");
+
+    // generate, by each way it ends: the tokens and the history a step-by-step run leaves.
+    let mut s = new_session(128);
+    let out = run(&mut s, &tok, &prompt, &greedy(20));
+    assert_eq!((out.tokens.as_slice(), out.finish), (&reference[..], FinishReason::Length));
+    assert_eq!(s.history(), fed(19));
+
+    let stop_at = (1..20).find(|&i| !reference[..i].contains(&reference[i])).unwrap();
+    let mut s = new_session(128);
+    let out = run(&mut s, &tok, &prompt, &GenerateOptions { stop_tokens: vec![reference[stop_at]], ..greedy(20) });
+    assert_eq!((out.tokens.as_slice(), out.finish), (&reference[..stop_at], FinishReason::Stop));
+    assert_eq!(s.history(), fed(stop_at), "the stop token is not left in the history");
+
+    let mut s = new_session(prompt.len() + 5);
+    let out = run(&mut s, &tok, &prompt, &greedy(20));
+    assert_eq!((out.tokens.as_slice(), out.finish), (&reference[..6], FinishReason::ContextFull));
+    assert_eq!(s.history(), fed(5));
+
+    let mut s = new_session(128);
+    let mut calls = 0;
+    let out = pollster::block_on(s.generate(&tok, &prompt, &greedy(20), &mut |_, _| {
+        calls += 1;
+        if calls == 3 { Flow::Stop } else { Flow::Continue }
+    }))
+    .unwrap();
+    assert_eq!((out.tokens.as_slice(), out.finish), (&reference[..3], FinishReason::Aborted));
+    assert_eq!(s.history(), fed(2));
+
+    // Only the last step submitted can be followed; a step never read back does not jam the
+    // read-back buffers of the steps after it.
+    let mut s = new_session(128);
+    let first = pollster::block_on(s.submit_greedy(&prompt)).unwrap();
+    let second = pollster::block_on(s.submit_greedy_after(&first)).unwrap();
+    let err = pollster::block_on(s.submit_greedy_after(&first)).err().expect("a stale step is refused");
+    assert!(err.to_string().contains("last step submitted"), "{err}");
+    assert_eq!(pollster::block_on(s.read_token(first)).unwrap(), reference[0]);
+    drop(second);
+    s.truncate(prompt.len());
+    assert_eq!(pollster::block_on(s.decode_greedy(&reference[..1], 5)).unwrap(), reference[1..6]);
 }

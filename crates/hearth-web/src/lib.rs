@@ -305,6 +305,7 @@ impl WasmEngine {
         let mut gpu = Gpu::new().await.map_err(js_error)?;
         if cpu_adapter {
             gpu.set_matvec_threads_per_row(1).map_err(js_error)?;
+            gpu.set_queue_ahead(false);
         }
         Ok(WasmEngine { state: Rc::new(RefCell::new(State { gpu: Arc::new(gpu), loaded: None })) })
     }
