@@ -45,6 +45,16 @@ enum Feed<'t> {
     PreviousArgmax,
 }
 
+impl<'t> Feed<'t> {
+    /// The tokens as the history records them.
+    fn tokens(self) -> &'t [u32] {
+        match self {
+            Feed::Host(tokens) => tokens,
+            Feed::PreviousArgmax => &[NOT_READ_YET],
+        }
+    }
+}
+
 /// A greedy step on the GPU whose token has not been read back yet: `Session::read_token`
 /// waits for it. Greedy decoding queues the step that feeds a token before reading the token
 /// back, so the GPU never idles through a read-back's round trip (a fence and a map; in a
@@ -258,10 +268,7 @@ impl Session {
     /// micro-batch returns `Output::Pending` instead of waiting for its token.
     async fn run(&mut self, feed: Feed<'_>, want: Want<'_>, pipelined: bool) -> Result<Output, EngineError> {
         let c = &self.model.config;
-        let tokens = match feed {
-            Feed::Host(tokens) => tokens,
-            Feed::PreviousArgmax => &[NOT_READ_YET][..],
-        };
+        let tokens = feed.tokens();
         if tokens.is_empty() {
             return Err(EngineError::Unsupported("nothing to run: no tokens were given".into()));
         }
@@ -306,10 +313,7 @@ impl Session {
         }
         let model = self.model.clone();
         let (c, gpu, a) = (&model.config, &model.gpu, &self.act);
-        let tokens = match feed {
-            Feed::Host(tokens) => tokens,
-            Feed::PreviousArgmax => &[NOT_READ_YET][..],
-        };
+        let tokens = feed.tokens();
         let n = tokens.len() as u32;
         let pos0 = self.history.len() as u32;
         let (d, qkv_dim, n_ff, n_vocab) = (c.n_embd as u32, c.qkv_dim() as u32, c.n_ff as u32, c.n_vocab as u32);
