@@ -2,8 +2,9 @@
 # The GPU half of Hearth's benchmarks, in one run on a machine with a real GPU (wgpu on
 # Vulkan): `hearth bench` on synthetic Phi-4-mini and Phi-4 Q4_K_M files of the real shapes,
 # the decode matvec's lanes per row swept (HEARTH_MATVEC_THREADS), the kernel fusions (RMSNorm
-# into the matrix kernels, a decoded token's RoPE into attention) off beside on, and a
-# per-kernel profile.
+# into the matrix kernels, a decoded token's RoPE into attention) off beside on, decoding one
+# step at a time beside queueing the next step before a token is read back, and a per-kernel
+# profile.
 # Needs no network and no Rust: it runs a release `hearth` built elsewhere (HEARTH, default
 # target/release/hearth: `cargo build --release -p hearth-cli`, then carry the binary).
 #
@@ -75,6 +76,9 @@ for threads in $SWEEP; do
 done
 # The fusions off, to set beside the sweep's run at the default lanes (16).
 HEARTH_FUSION=0 bench "fusion off" --model "$first" ${SWEEP_ARGS:---prompt-lens 512 --ctx-lens 128,1024 --decode-tokens 64}
+# Decoding one step at a time (each token read back before the next step is recorded), beside
+# the default of queueing the next step first.
+HEARTH_QUEUE_AHEAD=0 bench "queue ahead off" --model "$first" ${SWEEP_ARGS:---prompt-lens 512 --ctx-lens 128,1024 --decode-tokens 64}
 if [ "$PROFILE" = 1 ]; then
   bench "profile" --model "$first" ${SWEEP_ARGS:---prompt-lens 512 --ctx-lens 128 --decode-tokens 16} --profile
   HEARTH_FUSION=0 bench "profile, fusion off" --model "$first" ${SWEEP_ARGS:---prompt-lens 512 --ctx-lens 128 --decode-tokens 16} --profile
