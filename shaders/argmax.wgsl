@@ -48,11 +48,10 @@ fn take4(best: Best, v: vec4<f32>, i4: u32) -> Best {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32) {
-    _ = logits[0];
     var best = Best(-3.0e38, NONE);
     let n4 = params.n / 4u;
+    let last = n4 - 1u;
     for (var i = lid; i < n4; i += 4u * WG) {
-        let last = n4 - 1u;
         let a = logits4[i];
         let b = logits4[min(i + WG, last)];
         let c = logits4[min(i + 2u * WG, last)];

@@ -32,6 +32,8 @@ pub struct Gpu {
     /// Whether the GPU kernels fuse RMSNorm and a decoded token's RoPE into the kernels after
     /// them (see `set_kernel_fusion`).
     kernel_fusion: bool,
+    /// Whether greedy decoding queues each step before reading back the token it feeds (see
+    /// `queue_ahead`).
     queue_ahead: bool,
     /// How KV caches hold their values.
     kv_cache: KvCache,
