@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU half of Hearth's benchmarks, in one run on a machine with a real GPU (wgpu on
 # Vulkan): `hearth bench` on synthetic Phi-4-mini and Phi-4 Q4_K_M files of the real shapes,
-# the decode matvec's lanes per row swept (HEARTH_MATVEC_THREADS), the kernel fusions (RMSNorm
+# the decode matvec's lanes per row swept (HEARTH_KERNELS=gpu:LANES), the kernel fusions (RMSNorm
 # into the matrix kernels, a decoded token's RoPE into attention) off beside on, decoding one
 # step at a time beside queueing the next step before a token is read back, and a per-kernel
 # profile.
@@ -72,7 +72,7 @@ done
 
 first=$(model_of "${SHAPES%% *}")
 for threads in $SWEEP; do
-  HEARTH_MATVEC_THREADS=$threads bench "lanes $threads" --model "$first" ${SWEEP_ARGS:---prompt-lens 512 --ctx-lens 128,1024 --decode-tokens 64}
+  HEARTH_KERNELS=gpu:$threads bench "lanes $threads" --model "$first" ${SWEEP_ARGS:---prompt-lens 512 --ctx-lens 128,1024 --decode-tokens 64}
 done
 # The fusions off, to set beside the sweep's run at the default lanes (16).
 HEARTH_FUSION=0 bench "fusion off" --model "$first" ${SWEEP_ARGS:---prompt-lens 512 --ctx-lens 128,1024 --decode-tokens 64}

@@ -1,8 +1,10 @@
 // The parameters and bindings both attention kernels share (attention_cpu.wgsl and
-// attention_gpu.wgsl, whose headers give the buffer layouts); kernels.rs prepends this file
-// after the KV-cache prelude that defines KvWord.
+// attention_gpu.wgsl, whose headers give the buffer layouts); the host prepends this file
+// after the KV-cache prelude that defines KvWord and rope_params.wgsl.
 
 struct AttnParams {
+    // The rotation (attention_gpu.wgsl with `rotate`).
+    @size(32) rotation: Rope,
     pos0: u32,
     n_head: u32,
     n_head_kv: u32,
@@ -14,13 +16,8 @@ struct AttnParams {
     n_splits: u32,
     n_tokens: u32,
     // Whether attention_gpu.wgsl rotates a decoded token's query and key and stores the key
-    // and value itself (1), and the rotation.
-    rope: u32,
-    n_rot: u32,
-    neox: u32,
-    log2_base: f32,
-    freq_scale: f32,
-    attn_factor: f32,
+    // and value itself (1).
+    rotate: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: AttnParams;

@@ -9,9 +9,9 @@
 //   3 v_cache  storage  same layout
 //   4 out      storage  f32 [n_tokens, n_head * head_dim]
 //   5 partials storage  f32 [n_head, n_splits, head_dim + 2] (split decoding only)
-//   6 freq     storage  f32 [n_rot / 2] RoPE frequency divisors (`rope` only; any buffer without)
+//   6 freq     storage  f32 [n_rot / 2] RoPE frequency divisors (`rotate` only; any buffer without)
 //
-// With `rope` set (decoding one token), the token's query and key come unrotated and this kernel
+// With `rotate` set (decoding one token), the token's query and key come unrotated and this kernel
 // does rope_kv.wgsl's work, one dispatch fewer per layer: every workgroup rotates its queries
 // as it stages them, and the workgroup of each KV head whose key range ends at the new
 // position (the last split) rotates the token's key and stores it and the value in the cache
@@ -88,8 +88,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         key_end = min(first_key + params.split_len, key_end);
     }
 
-    let rope = Rope(params.n_rot, params.neox, params.log2_base, params.freq_scale, params.attn_factor);
-    let rotate = params.rope == 1u;
+    let rope = params.rotation;
+    let rotate = params.rotate == 1u;
     if (rotate) {
         // The new token's key (rotated) and value into the cache, by the workgroup that reads them.
         if (key_end == params.pos0 + 1u) {

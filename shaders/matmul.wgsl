@@ -3,7 +3,7 @@
 // (RMSNorm fused in: the 1/rms of a token is a factor of its outputs, applied at the end).
 //
 // Bindings:
-//   0 params   uniform  MatrixParams (below; the same struct as matvec.wgsl)
+//   0 params   uniform  MatrixParams (matrix_params.wgsl)
 //   1 weights  storage  W, n_rows × k values in the GPU layout of its format (weights/*.wgsl)
 //   2 x        storage  activations, row-major [tokens, k] f32 read as vec4
 //   3 y        storage  row-major [n_tokens, out_stride] f32; `accumulate` adds (fused residual)
@@ -15,18 +15,6 @@
 // and does 16 multiply-adds. Each weight is dequantized once per 64 tokens. NORMED: the four
 // threads staging a token see all of its k values between them, so they sum its x² as they
 // stage (scaling by gain), and add the four sums up through workgroup memory at the end.
-
-struct MatrixParams {
-    k: u32,
-    scale_offset: u32,
-    n_rows: u32,
-    n_tokens: u32,
-    out_stride: u32,
-    out_offset: u32,
-    accumulate: u32,
-    x_row: u32,
-    eps: f32,
-}
 
 @group(0) @binding(0) var<uniform> params: MatrixParams;
 @group(0) @binding(1) var<storage, read> weights: array<u32>;

@@ -4,7 +4,7 @@
 // prefill: y[t * out_stride + out_offset + r] (+)= dot(W[r, :], x[x_row + t, :]).
 //
 // Bindings:
-//   0 params   uniform  MatrixParams (below)
+//   0 params   uniform  MatrixParams (matrix_params.wgsl)
 //   1 weights  storage  W, n_rows × k values in the GPU layout of its format (weights/*.wgsl)
 //   2 x        storage  input activations, row-major [tokens, k] f32 read as vec4
 //   3 y        storage  output f32; with `accumulate` the product is added (fused residual)
@@ -16,17 +16,6 @@
 // TOKENS > 1 (prefill on those adapters) multiplies each dequantized weight into TOKENS
 // tokens, workgroup z covering tokens [z * TOKENS, (z + 1) * TOKENS): weights are read once per
 // block, with no barrier at all, where the tiled matmul would stall on its barriers.
-
-struct MatrixParams {
-    k: u32,
-    scale_offset: u32,
-    n_rows: u32,
-    n_tokens: u32,
-    out_stride: u32,
-    out_offset: u32,
-    accumulate: u32,
-    x_row: u32,
-}
 
 @group(0) @binding(0) var<uniform> params: MatrixParams;
 @group(0) @binding(1) var<storage, read> weights: array<u32>;

@@ -50,7 +50,7 @@ struct CpuMatrixParams {
 
 const WG: u32 = 16u;
 /// Rows per thread, 8 or 16 (two or four block_dot4 groups): 16 where a block's activations
-/// are few enough to leave registers for four groups (kernels.rs: cpu_rows_per_thread).
+/// are few enough to leave registers for four groups (kernels/choice.rs: cpu_rows_per_thread).
 override ROWS_PER_THREAD: u32 = 8u;
 
 fn x_at(i: u32) -> vec4<f32> {

@@ -41,7 +41,7 @@ struct GpuMatrixParams {
 @group(0) @binding(5) var<storage, read> gain: array<vec4<f32>>;
 
 const WG: u32 = 64u;
-/// Lanes per group of rows: a power of two from 4 to 64 (kernels.rs picks it per adapter).
+/// Lanes per group of rows: a power of two from 4 to 64 (kernels/choice.rs picks it per adapter).
 override THREADS_PER_ROW: u32 = 16u;
 /// Each lane's sums of its group's four rows, then of their up rows.
 var<workgroup> partial: array<vec4<f32>, 128>;

@@ -1,18 +1,10 @@
-// The rotary embedding shared by rope_kv.wgsl and attention_gpu.wgsl (which rotates a
+// The rotary embedding (parameters: rope_params.wgsl) shared by rope_kv.wgsl and attention_gpu.wgsl (which rotates a
 // decoded token's query and key itself). The including kernel declares `qkv` (f32, the
 // projections' output) and `freq` (f32 [n_rot / 2] frequency divisors: LongRoPE factors,
 // ones if none).
 // Pair i of the first n_rot dimensions is (i, i + n_rot/2) in NeoX style, (2i, 2i+1) in the
 // original style; angle = pos * freq_scale * base^(-2i/n_rot) / freq[i]; cos and sin are
 // scaled by attn_factor (LongRoPE). Dimensions past n_rot pass through unchanged.
-
-struct Rope {
-    n_rot: u32,
-    neox: u32,
-    log2_base: f32,
-    freq_scale: f32,
-    attn_factor: f32,
-}
 
 /// (cos, sin) of pair i's angle at `pos`, scaled by attn_factor.
 fn rope_rotation(rope: Rope, i: u32, pos: u32) -> vec2<f32> {

@@ -8,7 +8,7 @@
 //   3 k_cache    storage  KvWord [capacity, n_head_kv * head_dim / 4], row = position; a
 //                         KvWord holds four values: vec4 of f32, vec4 of f16 where the
 //                         device has shader-f16, else two u32 of packed f16 pairs (the host
-//                         prepends KvWord and its kv_word; kernels.rs: kv_prelude)
+//                         prepends KvWord and its kv_word; kernels/source.rs: kv_prelude)
 //   4 v_cache    storage  same layout as k_cache
 // Workgroup (token t, head h) over h in [0, n_head + 2 n_head_kv): queries are rotated in
 // place, keys rotated into k_cache and values copied into v_cache at position pos0 + t, one
@@ -17,16 +17,12 @@
 // kernel: attention_gpu.wgsl rotates and stores it (its `rope` parameter).
 
 struct RopeParams {
+    @size(32) rotation: Rope,
     pos0: u32,
     n_head: u32,
     n_head_kv: u32,
     head_dim: u32,
     qkv_stride: u32,
-    n_rot: u32,
-    neox: u32,
-    log2_base: f32,
-    freq_scale: f32,
-    attn_factor: f32,
 }
 
 @group(0) @binding(0) var<uniform> params: RopeParams;
@@ -38,8 +34,8 @@ struct RopeParams {
 const WG: u32 = 64u;
 
 fn pair(i: u32) -> vec2<u32> {
-    if (params.neox == 1u) {
-        return vec2<u32>(i, i + params.n_rot / 2u);
+    if (params.rotation.neox == 1u) {
+        return vec2<u32>(i, i + params.rotation.n_rot / 2u);
     }
     return vec2<u32>(2u * i, 2u * i + 1u);
 }
@@ -53,12 +49,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let kv_dim = params.n_head_kv * hd;
     let row = t * params.qkv_stride;
     let n_q = params.n_head * hd;
-    let rope = Rope(params.n_rot, params.neox, params.log2_base, params.freq_scale, params.attn_factor);
+    let rope = params.rotation;
 
     if (head < params.n_head) {
         // Query head: rotated in place, a pair per step.
         let src = row + head * hd;
-        for (var i = lid; i < params.n_rot / 2u; i += WG) {
+        for (var i = lid; i < rope.n_rot / 2u; i += WG) {
             let p = pair(i);
             let cs = rope_rotation(rope, i, pos);
             let x0 = qkv[src + p.x];

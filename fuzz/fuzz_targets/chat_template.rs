@@ -10,7 +10,12 @@ fuzz_target!(|data: &[u8]| {
     let mut fields = data.split(|&b| b == 0).map(String::from_utf8_lossy);
     let source = fields.next().unwrap_or_default();
     let rest: Vec<_> = fields.collect();
-    let messages: Vec<Message> = rest.chunks(2).map(|pair| Message::new(&pair[0], pair.get(1).map_or("", |c| c))).collect();
-    let Ok(template) = ChatTemplate::new(&source, "<s>", "</s>") else { return };
+    let messages: Vec<Message> = rest
+        .chunks(2)
+        .map(|pair| Message::new(&pair[0], pair.get(1).map_or("", |c| c)))
+        .collect();
+    let Ok(template) = ChatTemplate::new(&source, "<s>", "</s>") else {
+        return;
+    };
     let _ = template.render(&messages, data.len() % 2 == 0);
 });

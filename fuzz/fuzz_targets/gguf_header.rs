@@ -27,8 +27,15 @@ fuzz_target!(|data: &[u8]| {
     // The bytes as a whole file: every tensor must lie inside it.
     if let Ok(gguf) = parse_header(data, data.len() as u64) {
         for t in &gguf.tensors {
-            let end = t.offset.checked_add(t.n_bytes).expect("tensor end overflows");
-            assert!(end <= gguf.file_len, "tensor '{}' ends past the file", t.name);
+            let end = t
+                .offset
+                .checked_add(t.n_bytes)
+                .expect("tensor end overflows");
+            assert!(
+                end <= gguf.file_len,
+                "tensor '{}' ends past the file",
+                t.name
+            );
             if t.n_bytes <= TENSOR_BYTES_CHECKED {
                 let raw = &data[t.offset as usize..end as usize];
                 let _ = dequantize(t.ty, raw);

@@ -33,17 +33,27 @@ pub async fn run(args: BenchArgs) -> Result<(), AnyError> {
     let (model, load_s) = load(&args.model).await?;
     let c = &model.config;
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    let mut random_tokens = |n: usize| (0..n).map(|_| rng.random_range(0..c.n_vocab as u32)).collect::<Vec<u32>>();
+    let mut random_tokens = |n: usize| {
+        (0..n)
+            .map(|_| rng.random_range(0..c.n_vocab as u32))
+            .collect::<Vec<u32>>()
+    };
     let adapter = model.gpu.adapter_name();
     let bytes_per_token = model.weight_bytes_per_token();
     let mut peak = 0u64;
     if !args.json {
         emit(&format!("adapter: {adapter}\n"))?;
-        emit(&format!("load: {load_s:.2} s; weights read per decoded token: {:.1} MiB\n", bytes_per_token as f64 / (1 << 20) as f64))?;
+        emit(&format!(
+            "load: {load_s:.2} s; weights read per decoded token: {:.1} MiB\n",
+            bytes_per_token as f64 / (1 << 20) as f64
+        ))?;
     }
 
     // Warm-up: compile-on-first-use drivers and lazy allocations stay out of the timings.
-    Session::new(model.clone(), Some(64)).await?.next_greedy(&random_tokens(8)).await?;
+    Session::new(model.clone(), Some(64))
+        .await?
+        .next_greedy(&random_tokens(8))
+        .await?;
 
     let mut prefill = Vec::new();
     for &len in &args.prompt_lens {
@@ -62,39 +72,72 @@ pub async fn run(args: BenchArgs) -> Result<(), AnyError> {
 
     let mut decode = Vec::new();
     for &ctx in &args.ctx_lens {
-        let ctx = ctx.min(c.context_length.saturating_sub(args.decode_tokens + 1)).max(1);
+        let ctx = ctx
+            .min(c.context_length.saturating_sub(args.decode_tokens + 1))
+            .max(1);
         let mut session = Session::new(model.clone(), Some(ctx + args.decode_tokens + 1)).await?;
         let next = session.next_greedy(&random_tokens(ctx)).await?;
         let start = Instant::now();
         // As `generate` decodes: each step queued before the token it feeds is read back.
-        session.decode_greedy(&[next], args.decode_tokens).await?;
+        hearth_engine::decode_greedy(&mut session, &[next], args.decode_tokens).await?;
         let tps = args.decode_tokens as f64 / start.elapsed().as_secs_f64();
         let gbps = bytes_per_token as f64 * tps / 1e9;
         peak = peak.max(model.weight_gpu_bytes() + session.kv_bytes() + session.activation_bytes());
         if !args.json {
-            emit(&format!("decode at {ctx:>6} context: {tps:>9.2} tokens/s, {gbps:.2} GB/s of weights\n"))?;
+            emit(&format!(
+                "decode at {ctx:>6} context: {tps:>9.2} tokens/s, {gbps:.2} GB/s of weights\n"
+            ))?;
         }
-        decode.push(serde_json::json!({"ctx_len": ctx, "tokens_per_s": tps, "effective_gb_per_s": gbps}));
+        decode.push(
+            serde_json::json!({"ctx_len": ctx, "tokens_per_s": tps, "effective_gb_per_s": gbps}),
+        );
     }
-    let mut profile = if args.profile { Some(profile(&model, &args, &mut random_tokens).await?) } else { None };
+    let mut profile = if args.profile {
+        Some(profile(&model, &args, &mut random_tokens).await?)
+    } else {
+        None
+    };
     if let Some(p) = &mut profile {
         // The unprofiled time per token beside the kernels' own time: the difference is the
         // GPU idle between dispatches and the host's work (what fusing dispatches would save).
-        let wall = |runs: &[serde_json::Value], key: &str, at: usize| runs.iter().find(|r| r[key].as_u64() == Some(at as u64)).and_then(|r| r["tokens_per_s"].as_f64()).map(|tps| 1e3 / tps);
+        let wall = |runs: &[serde_json::Value], key: &str, at: usize| {
+            runs.iter()
+                .find(|r| r[key].as_u64() == Some(at as u64))
+                .and_then(|r| r["tokens_per_s"].as_f64())
+                .map(|tps| 1e3 / tps)
+        };
         let prefill_at = p["prefill"]["tokens"].as_u64().unwrap_or(0) as usize;
         p["prefill"]["wall_ms_per_token"] = wall(&prefill, "prompt_len", prefill_at).into();
-        p["decode"]["wall_ms_per_token"] = wall(&decode, "ctx_len", p["ctx_len"].as_u64().unwrap_or(0) as usize).into();
+        p["decode"]["wall_ms_per_token"] = wall(
+            &decode,
+            "ctx_len",
+            p["ctx_len"].as_u64().unwrap_or(0) as usize,
+        )
+        .into();
     }
     if let (Some(p), false) = (&profile, args.json) {
         for (phase, table) in [("prefill", &p["prefill"]), ("decode", &p["decode"])] {
-            emit(&format!("{phase} profile, per token ({} tokens):\n", table["tokens"]))?;
+            emit(&format!(
+                "{phase} profile, per token ({} tokens):\n",
+                table["tokens"]
+            ))?;
             for k in table["kernels"].as_array().into_iter().flatten() {
-                emit(&format!("  {:<24} {:>8.3} ms {:>5.1}% {:>7.1} dispatches\n", k["kernel"].as_str().unwrap_or(""), k["ms_per_token"].as_f64().unwrap_or(0.0), k["share"].as_f64().unwrap_or(0.0) * 100.0, k["dispatches_per_token"].as_f64().unwrap_or(0.0)))?;
+                emit(&format!(
+                    "  {:<24} {:>8.3} ms {:>5.1}% {:>7.1} dispatches\n",
+                    k["kernel"].as_str().unwrap_or(""),
+                    k["ms_per_token"].as_f64().unwrap_or(0.0),
+                    k["share"].as_f64().unwrap_or(0.0) * 100.0,
+                    k["dispatches_per_token"].as_f64().unwrap_or(0.0)
+                ))?;
             }
             let busy = table["kernel_ms_per_token"].as_f64().unwrap_or(0.0);
             let dispatches = table["dispatches_per_token"].as_f64().unwrap_or(0.0);
             let line = match table["wall_ms_per_token"].as_f64() {
-                Some(wall) => format!("  kernels {busy:.3} ms of {wall:.3} ms per token unprofiled ({:.0}% outside kernels), {dispatches:.1} dispatches\n", (1.0 - busy / wall).max(0.0) * 100.0),
+                Some(wall) => format!(
+                    "  kernels {busy:.3} ms of {wall:.3} ms per token unprofiled ({:.0}% outside \
+                     kernels), {dispatches:.1} dispatches\n",
+                    (1.0 - busy / wall).max(0.0) * 100.0
+                ),
                 None => format!("  kernels {busy:.3} ms per token, {dispatches:.1} dispatches\n"),
             };
             emit(&line)?;
@@ -102,7 +145,10 @@ pub async fn run(args: BenchArgs) -> Result<(), AnyError> {
     }
     if args.json {
         let mut report = serde_json::json!({
-            "adapter": {"name": model.gpu.info.name, "backend": format!("{:?}", model.gpu.info.backend)},
+            "adapter": {
+                "name": model.gpu.info.name,
+                "backend": format!("{:?}", model.gpu.info.backend),
+            },
             "model": args.model.display().to_string(),
             "load_s": load_s,
             "weight_bytes_per_token": bytes_per_token,
@@ -115,36 +161,66 @@ pub async fn run(args: BenchArgs) -> Result<(), AnyError> {
         }
         emit(&format!("{report}\n"))?;
     } else {
-        emit(&format!("peak GPU memory: {:.1} MiB\n", peak as f64 / (1 << 20) as f64))?;
+        emit(&format!(
+            "peak GPU memory: {:.1} MiB\n",
+            peak as f64 / (1 << 20) as f64
+        ))?;
     }
     Ok(())
 }
 
 /// GPU time per kernel for one prefill (first prompt length) and for decoding (first context
 /// length), per token, largest first.
-async fn profile(model: &std::sync::Arc<hearth_engine::Model>, args: &BenchArgs, random_tokens: &mut impl FnMut(usize) -> Vec<u32>) -> Result<serde_json::Value, AnyError> {
+async fn profile(
+    model: &std::sync::Arc<hearth_engine::Model>,
+    args: &BenchArgs,
+    random_tokens: &mut impl FnMut(usize) -> Vec<u32>,
+) -> Result<serde_json::Value, AnyError> {
     let c = &model.config;
     let table = |times: Vec<(String, hearth_engine::KernelTime)>, tokens: usize| {
         let total: f64 = times.iter().map(|(_, t)| t.seconds).sum();
         let kernels: Vec<_> = times
             .iter()
-            .map(|(name, t)| serde_json::json!({"kernel": name, "ms_per_token": t.seconds * 1e3 / tokens as f64, "share": t.seconds / total.max(1e-12), "dispatches_per_token": t.dispatches as f64 / tokens as f64}))
+            .map(|(name, t)| {
+                serde_json::json!({
+                    "kernel": name,
+                    "ms_per_token": t.seconds * 1e3 / tokens as f64,
+                    "share": t.seconds / total.max(1e-12),
+                    "dispatches_per_token": t.dispatches as f64 / tokens as f64,
+                })
+            })
             .collect();
         let dispatches: u64 = times.iter().map(|(_, t)| t.dispatches).sum();
-        serde_json::json!({"tokens": tokens, "kernels": kernels, "kernel_ms_per_token": total * 1e3 / tokens as f64, "dispatches_per_token": dispatches as f64 / tokens as f64})
+        serde_json::json!({
+            "tokens": tokens,
+            "kernels": kernels,
+            "kernel_ms_per_token": total * 1e3 / tokens as f64,
+            "dispatches_per_token": dispatches as f64 / tokens as f64,
+        })
     };
-    let prompt_len = args.prompt_lens.first().copied().unwrap_or(128).min(c.context_length);
+    let prompt_len = args
+        .prompt_lens
+        .first()
+        .copied()
+        .unwrap_or(128)
+        .min(c.context_length);
     let mut session = Session::new(model.clone(), Some(prompt_len + 1)).await?;
     model.gpu.set_profiling(true)?;
     session.next_greedy(&random_tokens(prompt_len)).await?;
     let prefill = table(model.gpu.take_profile().await?, prompt_len);
     model.gpu.set_profiling(false)?;
 
-    let ctx = args.ctx_lens.first().copied().unwrap_or(128).min(c.context_length.saturating_sub(args.decode_tokens + 1)).max(1);
+    let ctx = args
+        .ctx_lens
+        .first()
+        .copied()
+        .unwrap_or(128)
+        .min(c.context_length.saturating_sub(args.decode_tokens + 1))
+        .max(1);
     let mut session = Session::new(model.clone(), Some(ctx + args.decode_tokens + 1)).await?;
     let next = session.next_greedy(&random_tokens(ctx)).await?;
     model.gpu.set_profiling(true)?;
-    session.decode_greedy(&[next], args.decode_tokens).await?;
+    hearth_engine::decode_greedy(&mut session, &[next], args.decode_tokens).await?;
     let decode = table(model.gpu.take_profile().await?, args.decode_tokens.max(1));
     model.gpu.set_profiling(false)?;
     Ok(serde_json::json!({"prefill": prefill, "decode": decode, "ctx_len": ctx}))

@@ -19,7 +19,9 @@ pub struct FileSource {
 
 fn open_part(path: &Path) -> Result<(File, u64), String> {
     let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let meta = file.metadata().map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if !meta.is_file() {
         return Err(format!("{} is not a file", path.display()));
     }
@@ -28,7 +30,10 @@ fn open_part(path: &Path) -> Result<(File, u64), String> {
 
 impl FileSource {
     pub fn open(path: &Path) -> Result<Self, String> {
-        let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let file_name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         let paths = match split_part_names(file_name) {
             Some(names) => names.into_iter().map(|n| path.with_file_name(n)).collect(),
             None => vec![path.to_path_buf()],
@@ -37,7 +42,11 @@ impl FileSource {
         let mut len = 0;
         for p in &paths {
             let (file, part_len) = open_part(p)?;
-            parts.push(Part { file, start: len, len: part_len });
+            parts.push(Part {
+                file,
+                start: len,
+                len: part_len,
+            });
             len += part_len;
         }
         Ok(FileSource { parts, len })
@@ -78,9 +87,19 @@ impl ByteSource for FileSource {
         let mut done = 0usize;
         while done < buf.len() {
             let at = offset + done as u64;
-            let part = self.parts.iter().find(|p| at >= p.start && at < p.start + p.len).ok_or_else(|| SourceError(format!("read at offset {at} is past the end of the model ({} bytes)", self.len)))?;
+            let part = self
+                .parts
+                .iter()
+                .find(|p| at >= p.start && at < p.start + p.len)
+                .ok_or_else(|| {
+                    SourceError(format!(
+                        "read at offset {at} is past the end of the model ({} bytes)",
+                        self.len
+                    ))
+                })?;
             let n = ((part.start + part.len - at) as usize).min(buf.len() - done);
-            read_exact_at(&part.file, &mut buf[done..done + n], at - part.start).map_err(|e| SourceError(format!("reading {n} bytes at offset {at}: {e}")))?;
+            read_exact_at(&part.file, &mut buf[done..done + n], at - part.start)
+                .map_err(|e| SourceError(format!("reading {n} bytes at offset {at}: {e}")))?;
             done += n;
         }
         Ok(())

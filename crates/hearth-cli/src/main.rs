@@ -17,7 +17,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Parser)]
-#[command(name = "hearth", version, about = "Private LLM inference on your GPU (GGUF models, WGSL kernels)")]
+#[command(
+    name = "hearth",
+    version,
+    about = "Private LLM inference on your GPU (GGUF models, WGSL kernels)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -33,7 +37,8 @@ enum Command {
         #[arg(long)]
         tensors: bool,
     },
-    /// Teacher-forced logits for every position, written as raw little-endian f32 [n_tokens, n_vocab].
+    /// Teacher-forced logits for every position, written as raw little-endian f32
+    /// [n_tokens, n_vocab].
     Logits {
         #[arg(long)]
         model: PathBuf,
@@ -66,7 +71,10 @@ pub(crate) fn parse_tokens(s: &str) -> Result<TokenList, String> {
         .split(',')
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .map(|t| t.parse::<u32>().map_err(|_| format!("'{t}' is not a token id")))
+        .map(|t| {
+            t.parse::<u32>()
+                .map_err(|_| format!("'{t}' is not a token id"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     if tokens.is_empty() {
         return Err("no token ids given".into());
@@ -107,7 +115,9 @@ pub(crate) fn emit(text: &str) -> Result<(), AnyError> {
 /// Opens a model file and parses its header.
 pub(crate) async fn open(path: &Path) -> Result<(FileSource, Gguf), AnyError> {
     let source = FileSource::open(path)?;
-    let gguf = read_split_header(&source, &source.part_lens()).await.map_err(|e| format!("{}: {e}", path.display()))?;
+    let gguf = read_split_header(&source, &source.part_lens())
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok((source, gguf))
 }
 
@@ -122,10 +132,14 @@ pub(crate) async fn load_with_header(path: &Path) -> Result<(Arc<Model>, Gguf, f
     let (source, gguf) = open(path).await?;
     Config::from_gguf(&gguf).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut gpu = Gpu::new().await?;
-    // A tuning knob for measuring on GPUs: lanes per group of rows in the decode matvec.
-    if let Ok(threads) = std::env::var("HEARTH_MATVEC_THREADS") {
-        let threads = threads.parse().map_err(|_| format!("HEARTH_MATVEC_THREADS={threads}: expected a number"))?;
-        gpu.set_matvec_threads_per_row(threads)?;
+    // Knobs for measuring: the kernel set (cpu, gpu, or gpu:LANES, the lanes per group of rows
+    // in the decode matvec) instead of the adapter's own.
+    if let Ok(kernels) = std::env::var("HEARTH_KERNELS") {
+        gpu.set_adapter_kind(
+            kernels
+                .parse()
+                .map_err(|e| format!("HEARTH_KERNELS: {e}"))?,
+        )?;
     }
     // And whether the GPU kernels fuse RMSNorm and RoPE into the kernels after them (on unless 0).
     if std::env::var("HEARTH_FUSION").is_ok_and(|v| v == "0") {
@@ -136,8 +150,14 @@ pub(crate) async fn load_with_header(path: &Path) -> Result<(Arc<Model>, Gguf, f
         gpu.set_queue_ahead(v == "1");
     }
     let gpu = Arc::new(gpu);
-    let bar = indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
-    bar.set_style(indicatif::ProgressStyle::with_template("uploading {bar:30} {bytes}/{total_bytes} {bytes_per_sec}").expect("valid template"));
+    let bar =
+        indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "uploading {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .expect("valid template"),
+    );
     let start = Instant::now();
     let model = Model::load(gpu, &gguf, &source, &mut |done, total| {
         bar.set_length(total);
@@ -151,13 +171,23 @@ pub(crate) async fn load_with_header(path: &Path) -> Result<(Arc<Model>, Gguf, f
 async fn run(cli: Cli) -> Result<(), AnyError> {
     match cli.command {
         Command::Inspect { model, tensors } => inspect(&model, tensors).await,
-        Command::Logits { model, tokens, out, ctx } => {
+        Command::Logits {
+            model,
+            tokens,
+            out,
+            ctx,
+        } => {
             let (model, _) = load(&model).await?;
             let mut session = Session::new(model, ctx).await?;
             let logits = session.logits(&tokens.0).await?;
             let bytes: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
             std::fs::write(&out, bytes).map_err(|e| format!("writing {}: {e}", out.display()))?;
-            eprintln!("wrote {} positions × {} logits to {}", tokens.0.len(), session.model().config.n_vocab, out.display());
+            eprintln!(
+                "wrote {} positions × {} logits to {}",
+                tokens.0.len(),
+                session.model().config.n_vocab,
+                out.display()
+            );
             Ok(())
         }
         Command::Generate(args) => text::generate(args).await,
@@ -171,8 +201,18 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
 async fn inspect(path: &Path, list_tensors: bool) -> Result<(), AnyError> {
     let (_, gguf) = open(path).await?;
     let mut r = String::new();
-    line!(r, "file          {} ({:.1} MiB, GGUF v{})", path.display(), gguf.file_len as f64 / (1 << 20) as f64, gguf.version);
-    line!(r, "architecture  {}", gguf.architecture().unwrap_or("(none)"));
+    line!(
+        r,
+        "file          {} ({:.1} MiB, GGUF v{})",
+        path.display(),
+        gguf.file_len as f64 / (1 << 20) as f64,
+        gguf.version
+    );
+    line!(
+        r,
+        "architecture  {}",
+        gguf.architecture().unwrap_or("(none)")
+    );
     if let Some(name) = gguf.get("general.name").and_then(|v| v.as_str()) {
         line!(r, "name          {name}");
     }
@@ -182,28 +222,80 @@ async fn inspect(path: &Path, list_tensors: bool) -> Result<(), AnyError> {
         e.0 += 1;
         e.1 += t.n_bytes;
     }
-    let summary: Vec<String> = types.iter().map(|(ty, (n, b))| format!("{ty} ×{n} ({:.1} MiB)", *b as f64 / (1 << 20) as f64)).collect();
-    line!(r, "tensors       {} — {}", gguf.tensors.len(), summary.join(", "));
+    let summary: Vec<String> = types
+        .iter()
+        .map(|(ty, (n, b))| format!("{ty} ×{n} ({:.1} MiB)", *b as f64 / (1 << 20) as f64))
+        .collect();
+    line!(
+        r,
+        "tensors       {} — {}",
+        gguf.tensors.len(),
+        summary.join(", ")
+    );
     match Config::from_gguf(&gguf) {
         Ok(c) => {
             line!(r, "layers        {}", c.n_layer);
             line!(r, "embedding     {}", c.n_embd);
-            line!(r, "heads         {} query / {} key-value, head width {} ({} rotary)", c.n_head, c.n_head_kv, c.head_dim, c.n_rot);
+            line!(
+                r,
+                "heads         {} query / {} key-value, head width {} ({} rotary)",
+                c.n_head,
+                c.n_head_kv,
+                c.head_dim,
+                c.n_rot
+            );
             line!(r, "feed-forward  {}", c.n_ff);
             line!(r, "vocabulary    {}", c.n_vocab);
-            line!(r, "output        {}", if c.tied_output() { "tied to token_embd" } else { "separate output.weight" });
-            let longrope = if c.weights.rope_factors_long.is_some() { format!(", LongRoPE (original context {}, attention factor {})", c.original_context_length, c.rope_attn_factor) } else { String::new() };
-            line!(r, "context       {} tokens, RoPE base {}{longrope}", c.context_length, c.rope_base);
+            line!(
+                r,
+                "output        {}",
+                if c.tied_output() {
+                    "tied to token_embd"
+                } else {
+                    "separate output.weight"
+                }
+            );
+            let longrope = if c.weights.rope_factors_long.is_some() {
+                format!(
+                    ", LongRoPE (original context {}, attention factor {})",
+                    c.original_context_length, c.rope_attn_factor
+                )
+            } else {
+                String::new()
+            };
+            line!(
+                r,
+                "context       {} tokens, RoPE base {}{longrope}",
+                c.context_length,
+                c.rope_base
+            );
             let weights = c.weight_bytes(&gguf);
             let kv = c.kv_bytes_per_token(2);
             let mib = |b: u64| b as f64 / (1 << 20) as f64;
-            line!(r, "GPU memory    weights {:.1} MiB + KV cache {:.1} KiB per token ({:.1} MiB at 4096 tokens, {:.1} MiB at the full {}; f16, twice that on GPUs without shader-f16)", mib(weights), kv as f64 / 1024.0, mib(kv * 4096), mib(kv * c.context_length as u64), c.context_length);
+            line!(
+                r,
+                "GPU memory    weights {:.1} MiB + KV cache {:.1} KiB per token ({:.1} MiB at \
+                 4096 tokens, {:.1} MiB at the full {}; f16, twice that on GPUs without \
+                 shader-f16)",
+                mib(weights),
+                kv as f64 / 1024.0,
+                mib(kv * 4096),
+                mib(kv * c.context_length as u64),
+                c.context_length
+            );
         }
         Err(e) => line!(r, "runnable      no: {e}"),
     }
     if list_tensors {
         for t in &gguf.tensors {
-            line!(r, "  {:<32} {:<6} {:?} {} bytes", t.name, t.ty.to_string(), t.dims, t.n_bytes);
+            line!(
+                r,
+                "  {:<32} {:<6} {:?} {} bytes",
+                t.name,
+                t.ty.to_string(),
+                t.dims,
+                t.n_bytes
+            );
         }
     }
     emit(&r)

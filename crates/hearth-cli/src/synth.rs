@@ -67,10 +67,58 @@ struct Dims {
 
 fn dims(shape: Shape) -> Dims {
     match shape {
-        Shape::Phi4Mini => Dims { name: "synthetic Phi-4-mini", n_embd: 3072, n_layer: 32, n_head: 24, n_head_kv: 8, n_ff: 8192, n_vocab: 200_064, n_rot: 96, ctx: 131_072, longrope_original_ctx: Some(4096), tied: true },
-        Shape::Phi4 => Dims { name: "synthetic Phi-4", n_embd: 5120, n_layer: 40, n_head: 40, n_head_kv: 10, n_ff: 17920, n_vocab: 100_352, n_rot: 128, ctx: 16384, longrope_original_ctx: None, tied: false },
-        Shape::Phi35Mini => Dims { name: "synthetic Phi-3.5-mini", n_embd: 3072, n_layer: 32, n_head: 32, n_head_kv: 32, n_ff: 8192, n_vocab: 32_064, n_rot: 96, ctx: 131_072, longrope_original_ctx: Some(4096), tied: false },
-        Shape::Tiny => Dims { name: "synthetic tiny", n_embd: 256, n_layer: 2, n_head: 4, n_head_kv: 2, n_ff: 512, n_vocab: 320, n_rot: 48, ctx: 4096, longrope_original_ctx: None, tied: false },
+        Shape::Phi4Mini => Dims {
+            name: "synthetic Phi-4-mini",
+            n_embd: 3072,
+            n_layer: 32,
+            n_head: 24,
+            n_head_kv: 8,
+            n_ff: 8192,
+            n_vocab: 200_064,
+            n_rot: 96,
+            ctx: 131_072,
+            longrope_original_ctx: Some(4096),
+            tied: true,
+        },
+        Shape::Phi4 => Dims {
+            name: "synthetic Phi-4",
+            n_embd: 5120,
+            n_layer: 40,
+            n_head: 40,
+            n_head_kv: 10,
+            n_ff: 17920,
+            n_vocab: 100_352,
+            n_rot: 128,
+            ctx: 16384,
+            longrope_original_ctx: None,
+            tied: false,
+        },
+        Shape::Phi35Mini => Dims {
+            name: "synthetic Phi-3.5-mini",
+            n_embd: 3072,
+            n_layer: 32,
+            n_head: 32,
+            n_head_kv: 32,
+            n_ff: 8192,
+            n_vocab: 32_064,
+            n_rot: 96,
+            ctx: 131_072,
+            longrope_original_ctx: Some(4096),
+            tied: false,
+        },
+        Shape::Tiny => Dims {
+            name: "synthetic tiny",
+            n_embd: 256,
+            n_layer: 2,
+            n_head: 4,
+            n_head_kv: 2,
+            n_ff: 512,
+            n_vocab: 320,
+            n_rot: 48,
+            ctx: 4096,
+            longrope_original_ctx: None,
+            tied: false,
+        },
     }
 }
 
@@ -82,7 +130,8 @@ fn type_for(quant: Quant, name: &str, layer: Option<usize>, n_layer: usize) -> G
         Quant::Q8_0 => GgmlType::Q8_0,
         Quant::F16 => GgmlType::F16,
         Quant::Q4KM => {
-            let more_bits = |i: usize| i < n_layer / 8 || i >= 7 * n_layer / 8 || (i - n_layer / 8) % 3 == 2;
+            let more_bits =
+                |i: usize| i < n_layer / 8 || i >= 7 * n_layer / 8 || (i - n_layer / 8) % 3 == 2;
             match (name, layer) {
                 ("output.weight", _) => GgmlType::Q6K,
                 (n, Some(i)) if n.ends_with("ffn_down.weight") && more_bits(i) => GgmlType::Q6K,
@@ -106,7 +155,11 @@ fn f16_bits(v: f32) -> [u8; 2] {
     let sign = ((bits >> 16) & 0x8000) as u16;
     let exp = ((bits >> 23) & 0xff) as i32 - 127 + 15;
     let mantissa = ((bits >> 13) & 0x3ff) as u16;
-    let h = if exp <= 0 { sign } else { sign | ((exp.min(30) as u16) << 10) | mantissa };
+    let h = if exp <= 0 {
+        sign
+    } else {
+        sign | ((exp.min(30) as u16) << 10) | mantissa
+    };
     h.to_le_bytes()
 }
 
@@ -167,7 +220,8 @@ pub fn run(args: SynthArgs) -> Result<(), AnyError> {
         .meta("phi3.rope.dimension_count", u32v(d.n_rot));
     if let Some(orig) = d.longrope_original_ctx {
         let attn_factor = (1.0 + (d.ctx as f64 / orig as f64).ln() / (orig as f64).ln()).sqrt();
-        w.meta("phi3.rope.scaling.original_context_length", u32v(orig)).meta("phi3.rope.scaling.attn_factor", V::F32(attn_factor as f32));
+        w.meta("phi3.rope.scaling.original_context_length", u32v(orig))
+            .meta("phi3.rope.scaling.attn_factor", V::F32(attn_factor as f32));
     }
     // A byte-level vocabulary of the real size: 256 byte tokens, then filler tokens.
     let tokens: Vec<V> = (0..d.n_vocab)
@@ -182,44 +236,91 @@ pub fn run(args: SynthArgs) -> Result<(), AnyError> {
     w.meta("tokenizer.ggml.model", V::String("gpt2".into()))
         .meta("tokenizer.ggml.pre", V::String("default".into()))
         .meta("tokenizer.ggml.tokens", V::Array(tokens))
-        .meta("tokenizer.ggml.token_type", V::Array((0..d.n_vocab).map(|_| V::I32(1)).collect()))
-        .meta("tokenizer.ggml.merges", V::Array(vec![V::String("Ġ t".into())]))
+        .meta(
+            "tokenizer.ggml.token_type",
+            V::Array((0..d.n_vocab).map(|_| V::I32(1)).collect()),
+        )
+        .meta(
+            "tokenizer.ggml.merges",
+            V::Array(vec![V::String("Ġ t".into())]),
+        )
         .meta("tokenizer.ggml.bos_token_id", V::U32(0))
         .meta("tokenizer.ggml.eos_token_id", V::U32(1));
 
     let q = |name: &str, layer: Option<usize>| type_for(args.quant, name, layer, d.n_layer);
-    w.tensor("token_embd.weight", &[d.n_embd, d.n_vocab], q("token_embd.weight", None));
+    w.tensor(
+        "token_embd.weight",
+        &[d.n_embd, d.n_vocab],
+        q("token_embd.weight", None),
+    );
     for i in 0..d.n_layer {
         let n = |s: &str| format!("blk.{i}.{s}.weight");
         w.tensor(&n("attn_norm"), &[d.n_embd], GgmlType::F32);
-        w.tensor(&n("attn_qkv"), &[d.n_embd, d.n_embd + 2 * kv_dim], q(&n("attn_qkv"), Some(i)));
-        w.tensor(&n("attn_output"), &[d.n_embd, d.n_embd], q(&n("attn_output"), Some(i)));
+        w.tensor(
+            &n("attn_qkv"),
+            &[d.n_embd, d.n_embd + 2 * kv_dim],
+            q(&n("attn_qkv"), Some(i)),
+        );
+        w.tensor(
+            &n("attn_output"),
+            &[d.n_embd, d.n_embd],
+            q(&n("attn_output"), Some(i)),
+        );
         w.tensor(&n("ffn_norm"), &[d.n_embd], GgmlType::F32);
-        w.tensor(&n("ffn_up"), &[d.n_embd, 2 * d.n_ff], q(&n("ffn_up"), Some(i)));
-        w.tensor(&n("ffn_down"), &[d.n_ff, d.n_embd], q(&n("ffn_down"), Some(i)));
+        w.tensor(
+            &n("ffn_up"),
+            &[d.n_embd, 2 * d.n_ff],
+            q(&n("ffn_up"), Some(i)),
+        );
+        w.tensor(
+            &n("ffn_down"),
+            &[d.n_ff, d.n_embd],
+            q(&n("ffn_down"), Some(i)),
+        );
     }
     w.tensor("output_norm.weight", &[d.n_embd], GgmlType::F32);
     if !d.tied {
-        w.tensor("output.weight", &[d.n_embd, d.n_vocab], q("output.weight", None));
+        w.tensor(
+            "output.weight",
+            &[d.n_embd, d.n_vocab],
+            q("output.weight", None),
+        );
     }
     if d.longrope_original_ctx.is_some() {
         w.tensor("rope_factors_long.weight", &[d.n_rot / 2], GgmlType::F32);
         w.tensor("rope_factors_short.weight", &[d.n_rot / 2], GgmlType::F32);
     }
-    let file = std::fs::File::create(&args.out).map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+    let file = std::fs::File::create(&args.out)
+        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
     let mut rng = SplitMix64(args.seed);
-    w.write(&mut BufWriter::with_capacity(8 << 20, file), |t, buf| random_tensor(&mut rng, t, buf)).map_err(|e| format!("writing {}: {e}", args.out.display()))?;
-    eprintln!("wrote {} ({:.2} GiB)", args.out.display(), w.file_len() as f64 / (1u64 << 30) as f64);
+    w.write(&mut BufWriter::with_capacity(8 << 20, file), |t, buf| {
+        random_tensor(&mut rng, t, buf)
+    })
+    .map_err(|e| format!("writing {}: {e}", args.out.display()))?;
+    eprintln!(
+        "wrote {} ({:.2} GiB)",
+        args.out.display(),
+        w.file_len() as f64 / (1u64 << 30) as f64
+    );
     Ok(())
 }
 
 /// GPT-2's printable stand-in for a byte.
 fn byte_token(b: u8) -> String {
-    let printable = (b'!'..=b'~').contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b);
+    let printable =
+        (b'!'..=b'~').contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b);
     if printable {
         char::from(b).to_string()
     } else {
-        let rank = (0..b).filter(|&c| !((b'!'..=b'~').contains(&c) || (0xa1..=0xac).contains(&c) || (0xae..=0xff).contains(&c))).count();
-        char::from_u32(256 + rank as u32).expect("valid char").to_string()
+        let rank = (0..b)
+            .filter(|&c| {
+                !((b'!'..=b'~').contains(&c)
+                    || (0xa1..=0xac).contains(&c)
+                    || (0xae..=0xff).contains(&c))
+            })
+            .count();
+        char::from_u32(256 + rank as u32)
+            .expect("valid char")
+            .to_string()
     }
 }

@@ -60,12 +60,24 @@ pub struct SamplingArgs {
 
 fn parse_bias(s: &str) -> Result<(u32, f32), String> {
     let (t, b) = s.split_once('=').ok_or("expected TOKEN=BIAS")?;
-    Ok((t.trim().parse().map_err(|_| format!("'{t}' is not a token id"))?, b.trim().parse().map_err(|_| format!("'{b}' is not a number"))?))
+    Ok((
+        t.trim()
+            .parse()
+            .map_err(|_| format!("'{t}' is not a token id"))?,
+        b.trim()
+            .parse()
+            .map_err(|_| format!("'{b}' is not a number"))?,
+    ))
 }
 
 impl SamplingArgs {
     fn params(&self) -> SamplingParams {
-        let seed = self.seed.unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0));
+        let seed = self.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0)
+        });
         SamplingParams {
             temperature: self.temperature,
             top_k: self.top_k,
@@ -83,7 +95,8 @@ impl SamplingArgs {
 
 #[derive(clap::Args)]
 pub struct GenerateArgs {
-    /// A GGUF model (default: the built-in SmolLM2-135M-Instruct from scripts/fetch-default-model.sh).
+    /// A GGUF model (default: the built-in SmolLM2-135M-Instruct from
+    /// scripts/fetch-default-model.sh).
     #[arg(long)]
     model: Option<PathBuf>,
     /// Prompt text (control tokens such as `<|user|>` are recognised).
@@ -104,7 +117,8 @@ pub struct GenerateArgs {
 
 #[derive(clap::Args)]
 pub struct ChatArgs {
-    /// A GGUF model (default: the built-in SmolLM2-135M-Instruct from scripts/fetch-default-model.sh).
+    /// A GGUF model (default: the built-in SmolLM2-135M-Instruct from
+    /// scripts/fetch-default-model.sh).
     #[arg(long)]
     model: Option<PathBuf>,
     /// System prompt.
@@ -122,11 +136,21 @@ fn model_or_default(model: Option<PathBuf>) -> Result<PathBuf, AnyError> {
     if let Some(m) = model {
         return Ok(m);
     }
-    let candidates = [PathBuf::from("models").join(DEFAULT_MODEL), PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models").join(DEFAULT_MODEL)];
-    let found = candidates.into_iter().find(|p| p.is_file()).ok_or("no --model given and the built-in default model is not downloaded: run scripts/fetch-default-model.sh, or pass --model PATH to a GGUF (e.g. Phi-4-mini-instruct-Q4_K_M.gguf)")?;
+    let candidates = [
+        PathBuf::from("models").join(DEFAULT_MODEL),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../models")
+            .join(DEFAULT_MODEL),
+    ];
+    let found = candidates.into_iter().find(|p| p.is_file()).ok_or(
+        "no --model given and the built-in default model is not downloaded: run \
+         scripts/fetch-default-model.sh, or pass --model PATH to a GGUF (e.g. \
+         Phi-4-mini-instruct-Q4_K_M.gguf)",
+    )?;
     eprintln!(
-        "Using the built-in default model, SmolLM2-135M-Instruct: a tiny 135M-parameter model for trying Hearth, not for real answers.\n\
-         For those, pass --model with a Phi-4-family GGUF (Phi-4-mini-instruct Q4_K_M ~2.5 GB, Phi-4 Q4_K_M ~9 GB)."
+        "Using the built-in default model, SmolLM2-135M-Instruct: a tiny 135M-parameter model \
+         for trying Hearth, not for real answers.\nFor those, pass --model with a Phi-4-family \
+         GGUF (Phi-4-mini-instruct Q4_K_M ~2.5 GB, Phi-4 Q4_K_M ~9 GB)."
     );
     Ok(found)
 }
@@ -153,7 +177,8 @@ pub async fn tokenize(args: TokenizeArgs) -> Result<(), AnyError> {
 fn report(g: &Generated) -> String {
     let ttft = g.prefill.as_secs_f64();
     format!(
-        "[{} tokens, {:.1} tokens/s, first token after {:.2} s ({} prompt tokens, {} reused from cache), finish: {}]",
+        "[{} tokens, {:.1} tokens/s, first token after {:.2} s ({} prompt tokens, {} reused \
+         from cache), finish: {}]",
         g.tokens.len(),
         g.decode_tokens_per_s(),
         ttft,
@@ -177,17 +202,20 @@ pub async fn generate(args: GenerateArgs) -> Result<(), AnyError> {
         max_tokens: args.sampling.max_tokens,
         sampling: args.sampling.params(),
         stop: args.sampling.stop.clone(),
-        stop_tokens: if args.ignore_eos { Vec::new() } else { tok.end_of_turn_ids() },
+        stop_tokens: if args.ignore_eos {
+            Vec::new()
+        } else {
+            tok.end_of_turn_ids()
+        },
     };
     let json = args.json;
-    let g = session
-        .generate(&tok, &prompt, &options, &mut |text, _| {
-            if !json && emit(text).is_err() {
-                return Flow::Stop;
-            }
-            Flow::Continue
-        })
-        .await?;
+    let g = hearth_engine::generate(&mut session, &tok, &prompt, &options, &mut |text, _| {
+        if !json && emit(text).is_err() {
+            return Flow::Stop;
+        }
+        Flow::Continue
+    })
+    .await?;
     if json {
         let out = serde_json::json!({
             "tokens": g.tokens,
@@ -217,7 +245,11 @@ pub async fn chat(args: ChatArgs) -> Result<(), AnyError> {
     let (model, gguf, _) = load_with_header(&path).await?;
     let tok = tokenizer_of(&gguf, &path)?;
     let template = chat_template(&gguf, &tok)?;
-    let name = model.config.name.clone().unwrap_or_else(|| "the model".into());
+    let name = model
+        .config
+        .name
+        .clone()
+        .unwrap_or_else(|| "the model".into());
     let mut session = Session::new(model, args.sampling.ctx).await?;
     let _ = ctrlc::set_handler(|| {
         if GENERATING.load(Ordering::SeqCst) {
@@ -226,8 +258,15 @@ pub async fn chat(args: ChatArgs) -> Result<(), AnyError> {
             std::process::exit(130);
         }
     });
-    let mut messages: Vec<Message> = args.system.iter().map(|s| Message::new("system", s)).collect();
-    eprintln!("Chatting with {name}. Type a message; /reset starts over, /exit (or Ctrl-D) quits, Ctrl-C stops a reply.");
+    let mut messages: Vec<Message> = args
+        .system
+        .iter()
+        .map(|s| Message::new("system", s))
+        .collect();
+    eprintln!(
+        "Chatting with {name}. Type a message; /reset starts over, /exit (or Ctrl-D) quits, \
+         Ctrl-C stops a reply."
+    );
     let stdin = std::io::stdin();
     let mut seed = args.sampling.params().seed;
     loop {
@@ -253,11 +292,16 @@ pub async fn chat(args: ChatArgs) -> Result<(), AnyError> {
         let mut params = args.sampling.params();
         params.seed = seed;
         seed = seed.wrapping_add(1);
-        let options = GenerateOptions { max_tokens: args.sampling.max_tokens, sampling: params, stop: args.sampling.stop.clone(), stop_tokens: tok.end_of_turn_ids() };
+        let options = GenerateOptions {
+            max_tokens: args.sampling.max_tokens,
+            sampling: params,
+            stop: args.sampling.stop.clone(),
+            stop_tokens: tok.end_of_turn_ids(),
+        };
         INTERRUPTED.store(false, Ordering::SeqCst);
         GENERATING.store(true, Ordering::SeqCst);
-        let result = session
-            .generate(&tok, &prompt, &options, &mut |text, _| {
+        let result =
+            hearth_engine::generate(&mut session, &tok, &prompt, &options, &mut |text, _| {
                 if emit(text).is_err() || INTERRUPTED.load(Ordering::SeqCst) {
                     return Flow::Stop;
                 }

@@ -9,15 +9,25 @@ fn fixtures() -> PathBuf {
 }
 
 fn hearth(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hearth")).args(args).env("XDG_RUNTIME_DIR", std::env::temp_dir()).output().expect("hearth runs")
+    Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .expect("hearth runs")
 }
 
 fn reference(name: &str) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(fixtures().join(format!("{name}.json"))).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join(format!("{name}.json"))).unwrap())
+        .unwrap()
 }
 
 fn joined(v: &serde_json::Value) -> String {
-    v.as_array().unwrap().iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",")
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[test]
@@ -26,14 +36,33 @@ fn logits_command_writes_raw_f32_matching_llama_cpp() {
     let case = &meta["logits"][0];
     let out = std::env::temp_dir().join(format!("hearth-logits-{}.f32", std::process::id()));
     let model = fixtures().join("tiny-f32-mha.gguf");
-    let r = hearth(&["logits", "--model", model.to_str().unwrap(), "--tokens", &joined(&case["tokens"]), "--out", out.to_str().unwrap()]);
+    let r = hearth(&[
+        "logits",
+        "--model",
+        model.to_str().unwrap(),
+        "--tokens",
+        &joined(&case["tokens"]),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let got = std::fs::read(&out).unwrap();
     let want = std::fs::read(fixtures().join(case["file"].as_str().unwrap())).unwrap();
     assert_eq!(got.len(), want.len(), "[n_tokens, n_vocab] f32, no header");
-    let f = |b: &[u8]| b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect::<Vec<_>>();
-    let max_diff = f(&got).iter().zip(f(&want)).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-    assert!(max_diff < 0.05, "largest logit difference from llama.cpp: {max_diff}");
+    let f = |b: &[u8]| {
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let max_diff = f(&got)
+        .iter()
+        .zip(f(&want))
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        max_diff < 0.05,
+        "largest logit difference from llama.cpp: {max_diff}"
+    );
     std::fs::remove_file(out).ok();
 }
 
@@ -43,7 +72,19 @@ fn generate_json_reports_llama_cpp_greedy_tokens() {
     let g = &meta["greedy"];
     let model = fixtures().join("tiny-f16-gqa-tied.gguf");
     let n = g["tokens"].as_array().unwrap().len().to_string();
-    let r = hearth(&["generate", "--model", model.to_str().unwrap(), "--tokens", &joined(&g["prompt"]), "--max-tokens", &n, "--temperature", "0", "--ignore-eos", "--json"]);
+    let r = hearth(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--tokens",
+        &joined(&g["prompt"]),
+        "--max-tokens",
+        &n,
+        "--temperature",
+        "0",
+        "--ignore-eos",
+        "--json",
+    ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let stdout = String::from_utf8(r.stdout).unwrap();
     let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
@@ -53,12 +94,30 @@ fn generate_json_reports_llama_cpp_greedy_tokens() {
 
 #[test]
 fn split_model_generates_llama_cpps_greedy_tokens_from_its_first_part() {
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixtures().join("split/split.json")).unwrap()).unwrap();
-    let first = fixtures().join("split").join(meta["parts"][0].as_str().unwrap());
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("split/split.json")).unwrap(),
+    )
+    .unwrap();
+    let first = fixtures()
+        .join("split")
+        .join(meta["parts"][0].as_str().unwrap());
     let n = meta["tokens"].as_array().unwrap().len().to_string();
-    let r = hearth(&["generate", "--model", first.to_str().unwrap(), "--tokens", &joined(&meta["prompt"]), "--max-tokens", &n, "--temperature", "0", "--ignore-eos", "--json"]);
+    let r = hearth(&[
+        "generate",
+        "--model",
+        first.to_str().unwrap(),
+        "--tokens",
+        &joined(&meta["prompt"]),
+        "--max-tokens",
+        &n,
+        "--temperature",
+        "0",
+        "--ignore-eos",
+        "--json",
+    ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let last: serde_json::Value = serde_json::from_str(String::from_utf8(r.stdout).unwrap().lines().last().unwrap()).unwrap();
+    let last: serde_json::Value =
+        serde_json::from_str(String::from_utf8(r.stdout).unwrap().lines().last().unwrap()).unwrap();
     assert_eq!(last["tokens"], meta["tokens"]);
     // The same tokens as the unsplit model's llama.cpp reference.
     assert_eq!(last["tokens"], reference("tiny-q8_0")["greedy"]["tokens"]);
@@ -68,11 +127,17 @@ fn split_model_generates_llama_cpps_greedy_tokens_from_its_first_part() {
 fn split_model_with_a_missing_part_names_it() {
     let dir = std::env::temp_dir().join(format!("hearth-split-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for part in ["tiny-q8_0-00001-of-00003.gguf", "tiny-q8_0-00003-of-00003.gguf"] {
+    for part in [
+        "tiny-q8_0-00001-of-00003.gguf",
+        "tiny-q8_0-00003-of-00003.gguf",
+    ] {
         std::fs::copy(fixtures().join("split").join(part), dir.join(part)).unwrap();
     }
     let first = dir.join("tiny-q8_0-00001-of-00003.gguf");
-    expect_clean_failure(&["inspect", "--model", first.to_str().unwrap()], "tiny-q8_0-00002-of-00003.gguf");
+    expect_clean_failure(
+        &["inspect", "--model", first.to_str().unwrap()],
+        "tiny-q8_0-00002-of-00003.gguf",
+    );
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -82,7 +147,13 @@ fn inspect_describes_the_model() {
     let r = hearth(&["inspect", "--model", model.to_str().unwrap()]);
     assert!(r.status.success());
     let text = String::from_utf8(r.stdout).unwrap();
-    for want in ["phi3", "4 query / 2 key-value, head width 64 (48 rotary)", "LongRoPE (original context 256", "tied to token_embd", "F16"] {
+    for want in [
+        "phi3",
+        "4 query / 2 key-value, head width 64 (48 rotary)",
+        "LongRoPE (original context 256",
+        "tied to token_embd",
+        "F16",
+    ] {
         assert!(text.contains(want), "missing '{want}' in:\n{text}");
     }
 }
@@ -92,9 +163,20 @@ fn expect_clean_failure(args: &[&str], needle: &str) {
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert!(!r.status.success(), "{args:?} succeeded");
     assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:") && !l.contains("XDG_RUNTIME_DIR")).collect();
-    assert_eq!(errors.len(), 1, "{args:?}: expected one error line, got: {stderr}");
-    assert!(errors[0].contains(needle), "{args:?}: '{}' lacks '{needle}'", errors[0]);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error:") && !l.contains("XDG_RUNTIME_DIR"))
+        .collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "{args:?}: expected one error line, got: {stderr}"
+    );
+    assert!(
+        errors[0].contains(needle),
+        "{args:?}: '{}' lacks '{needle}'",
+        errors[0]
+    );
 }
 
 #[test]
@@ -118,15 +200,26 @@ fn bad_files_fail_with_one_clear_message() {
     let renamed = write("renamed.gguf", &renamed);
     // A tensor the forward pass needs, renamed away (same length, offsets intact).
     let mut missing = good.clone();
-    let at = missing.windows(21).position(|w| w == b"blk.1.ffn_down.weight").unwrap();
+    let at = missing
+        .windows(21)
+        .position(|w| w == b"blk.1.ffn_down.weight")
+        .unwrap();
     missing[at..at + 21].copy_from_slice(b"blk.1.ffn_dowX.weight");
     let missing = write("missing-tensor.gguf", &missing);
     // A matrix with its two dimensions swapped: same bytes, wrong shape (f32, so any shape is
     // a whole number of blocks).
     let mut misshaped = std::fs::read(fixtures().join("tiny-f32-mha.gguf")).unwrap();
     let name = b"blk.0.ffn_down.weight";
-    let at = misshaped.windows(name.len()).position(|w| w == name).unwrap() + name.len();
-    assert_eq!(misshaped[at..at + 4], 2u32.to_le_bytes(), "a matrix has two dimensions");
+    let at = misshaped
+        .windows(name.len())
+        .position(|w| w == name)
+        .unwrap()
+        + name.len();
+    assert_eq!(
+        misshaped[at..at + 4],
+        2u32.to_le_bytes(),
+        "a matrix has two dimensions"
+    );
     let (cols, rows) = (at + 4, at + 12);
     let swapped = [&misshaped[rows..rows + 8], &misshaped[cols..cols + 8]].concat();
     misshaped[cols..cols + 16].copy_from_slice(&swapped);
@@ -137,37 +230,77 @@ fn bad_files_fail_with_one_clear_message() {
         (truncated.as_str(), "truncated"),
         (cut_header.as_str(), "more than the file can hold"),
         (renamed.as_str(), "architecture 'mamb' is not supported"),
-        (missing.as_str(), "tensor 'blk.1.ffn_down.weight' is missing"),
-        (misshaped.as_str(), "tensor 'blk.0.ffn_down.weight' has shape"),
+        (
+            missing.as_str(),
+            "tensor 'blk.1.ffn_down.weight' is missing",
+        ),
+        (
+            misshaped.as_str(),
+            "tensor 'blk.0.ffn_down.weight' has shape",
+        ),
     ] {
         for cmd in ["inspect", "generate"] {
             let mut args = vec![cmd, "--model", path];
             if cmd == "generate" {
                 args.extend(["--tokens", "1,2"]);
             }
-            if cmd == "inspect" && (needle.starts_with("architecture") || needle.starts_with("tensor")) {
+            if cmd == "inspect"
+                && (needle.starts_with("architecture") || needle.starts_with("tensor"))
+            {
                 continue; // inspect describes files it cannot run
             }
             expect_clean_failure(&args, needle);
         }
     }
-    expect_clean_failure(&["generate", "--model", dir.join("missing.gguf").to_str().unwrap(), "--tokens", "1"], "cannot open");
+    expect_clean_failure(
+        &[
+            "generate",
+            "--model",
+            dir.join("missing.gguf").to_str().unwrap(),
+            "--tokens",
+            "1",
+        ],
+        "cannot open",
+    );
     let model = fixtures().join("tiny-q8_0.gguf");
     let model = model.to_str().unwrap();
-    expect_clean_failure(&["generate", "--model", model, "--tokens", "1,99999"], "outside the model's vocabulary");
-    expect_clean_failure(&["generate", "--model", model, "--tokens", "1,2,3", "--ctx", "2"], "context window holds 2");
+    expect_clean_failure(
+        &["generate", "--model", model, "--tokens", "1,99999"],
+        "outside the model's vocabulary",
+    );
+    expect_clean_failure(
+        &[
+            "generate", "--model", model, "--tokens", "1,2,3", "--ctx", "2",
+        ],
+        "context window holds 2",
+    );
     std::fs::remove_dir_all(dir).ok();
 }
 
 #[test]
 fn tokenize_json_matches_llama_cpp_without_a_gpu_load() {
     let dir = fixtures().join("text");
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("vocab-gpt-4o.json")).unwrap()).unwrap();
-    let case = meta["cases"].as_array().unwrap().iter().find(|c| c["special"] == true && c["text"].as_str().unwrap().contains("<|im_start|>")).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("vocab-gpt-4o.json")).unwrap())
+            .unwrap();
+    let case = meta["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["special"] == true && c["text"].as_str().unwrap().contains("<|im_start|>"))
+        .unwrap();
     // The vocabulary-only file has no weights: tokenize must not need them.
-    let r = hearth(&["tokenize", "--model", dir.join("vocab-gpt-4o.gguf").to_str().unwrap(), "--text", case["text"].as_str().unwrap(), "--json"]);
+    let r = hearth(&[
+        "tokenize",
+        "--model",
+        dir.join("vocab-gpt-4o.gguf").to_str().unwrap(),
+        "--text",
+        case["text"].as_str().unwrap(),
+        "--json",
+    ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let last: serde_json::Value = serde_json::from_str(String::from_utf8(r.stdout).unwrap().lines().last().unwrap()).unwrap();
+    let last: serde_json::Value =
+        serde_json::from_str(String::from_utf8(r.stdout).unwrap().lines().last().unwrap()).unwrap();
     assert_eq!(last["tokens"], case["ids"]);
 }
 
@@ -177,13 +310,33 @@ fn generate_prompt_text_equals_generate_tokens() {
     let model = model.to_str().unwrap();
     let prompt = "<|im_start|>user<|im_sep|>Hello there<|im_end|><|im_start|>assistant<|im_sep|>";
     let tok = hearth(&["tokenize", "--model", model, "--text", prompt, "--json"]);
-    let ids: serde_json::Value = serde_json::from_str(String::from_utf8(tok.stdout).unwrap().lines().last().unwrap()).unwrap();
+    let ids: serde_json::Value = serde_json::from_str(
+        String::from_utf8(tok.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
     let run = |args: &[&str]| {
-        let mut all = vec!["generate", "--model", model, "--temperature", "0", "--max-tokens", "12", "--ignore-eos", "--json"];
+        let mut all = vec![
+            "generate",
+            "--model",
+            model,
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "12",
+            "--ignore-eos",
+            "--json",
+        ];
         all.extend_from_slice(args);
         let r = hearth(&all);
         assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-        serde_json::from_str::<serde_json::Value>(String::from_utf8(r.stdout).unwrap().lines().last().unwrap()).unwrap()
+        serde_json::from_str::<serde_json::Value>(
+            String::from_utf8(r.stdout).unwrap().lines().last().unwrap(),
+        )
+        .unwrap()
     };
     let by_text = run(&["--prompt", prompt]);
     let by_ids = run(&["--tokens", &joined(&ids["tokens"])]);
@@ -191,9 +344,23 @@ fn generate_prompt_text_equals_generate_tokens() {
     assert_eq!(by_text["tokens"].as_array().unwrap().len(), 12);
     assert!(by_text["text"].is_string());
     // Without --json the text streams to stdout and the statistics go to stderr.
-    let r = hearth(&["generate", "--model", model, "--prompt", prompt, "--temperature", "0", "--max-tokens", "12", "--ignore-eos"]);
+    let r = hearth(&[
+        "generate",
+        "--model",
+        model,
+        "--prompt",
+        prompt,
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "12",
+        "--ignore-eos",
+    ]);
     assert!(r.status.success());
-    assert_eq!(String::from_utf8(r.stdout).unwrap().trim_end_matches('\n'), by_text["text"].as_str().unwrap());
+    assert_eq!(
+        String::from_utf8(r.stdout).unwrap().trim_end_matches('\n'),
+        by_text["text"].as_str().unwrap()
+    );
     assert!(String::from_utf8_lossy(&r.stderr).contains("tokens/s"));
 }
 
@@ -202,28 +369,59 @@ fn chat_keeps_the_conversation_cached_between_turns() {
     use std::io::Write;
     let model = fixtures().join("tiny-q4_k_m.gguf");
     let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["chat", "--model", model.to_str().unwrap(), "--system", "Be brief.", "--max-tokens", "8", "--seed", "5"])
+        .args([
+            "chat",
+            "--model",
+            model.to_str().unwrap(),
+            "--system",
+            "Be brief.",
+            "--max-tokens",
+            "8",
+            "--seed",
+            "5",
+        ])
         .env("XDG_RUNTIME_DIR", std::env::temp_dir())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"Hello there\nTell me more\n/reset\nAgain\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Hello there\nTell me more\n/reset\nAgain\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let reports: Vec<&str> = stderr.lines().filter(|l| l.contains("tokens/s")).collect();
     assert_eq!(reports.len(), 3, "{stderr}");
     assert!(reports[0].contains(" 0 reused"), "{}", reports[0]);
-    assert!(!reports[1].contains(" 0 reused"), "the second turn reuses the first: {}", reports[1]);
+    assert!(
+        !reports[1].contains(" 0 reused"),
+        "the second turn reuses the first: {}",
+        reports[1]
+    );
     assert!(stderr.contains("(new conversation)"));
 }
 
 #[test]
 fn bench_profile_times_every_kernel_per_token() {
     let model = fixtures().join("tiny-q4_k_m.gguf");
-    let r = hearth(&["bench", "--model", model.to_str().unwrap(), "--prompt-lens", "8", "--ctx-lens", "8", "--decode-tokens", "3", "--profile", "--json"]);
+    let r = hearth(&[
+        "bench",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt-lens",
+        "8",
+        "--ctx-lens",
+        "8",
+        "--decode-tokens",
+        "3",
+        "--profile",
+        "--json",
+    ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let stdout = String::from_utf8(r.stdout).unwrap();
     let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
@@ -231,23 +429,63 @@ fn bench_profile_times_every_kernel_per_token() {
         let table = &report["profile"][phase];
         assert_eq!(table["tokens"], tokens, "{phase}");
         let kernels = table["kernels"].as_array().unwrap();
-        let per_token = |name: &str| kernels.iter().find(|k| k["kernel"] == name).map(|k| k["dispatches_per_token"].as_f64().unwrap());
+        let per_token = |name: &str| {
+            kernels
+                .iter()
+                .find(|k| k["kernel"] == name)
+                .map(|k| k["dispatches_per_token"].as_f64().unwrap())
+        };
         // Two layers: two norms each and the final one, for every forward pass; one argmax.
-        let passes_per_token = if phase == "decode" { 1.0 } else { 1.0 / tokens as f64 };
-        assert_eq!(per_token("RmsNorm"), Some(5.0 * passes_per_token), "{phase}: {kernels:?}");
+        let passes_per_token = if phase == "decode" {
+            1.0
+        } else {
+            1.0 / tokens as f64
+        };
+        assert_eq!(
+            per_token("RmsNorm"),
+            Some(5.0 * passes_per_token),
+            "{phase}: {kernels:?}"
+        );
         assert_eq!(per_token("Argmax"), Some(passes_per_token), "{phase}");
-        assert!(kernels.iter().any(|k| k["kernel"].as_str().unwrap().starts_with("Mat")), "{phase}: matrix kernels are timed");
+        assert!(
+            kernels
+                .iter()
+                .any(|k| k["kernel"].as_str().unwrap().starts_with("Mat")),
+            "{phase}: matrix kernels are timed"
+        );
         let shares: f64 = kernels.iter().map(|k| k["share"].as_f64().unwrap()).sum();
-        assert!((shares - 1.0).abs() < 1e-6, "{phase}: shares sum to {shares}");
-        assert!(kernels.iter().all(|k| k["ms_per_token"].as_f64().unwrap() >= 0.0));
-        let kernel_ms: f64 = kernels.iter().map(|k| k["ms_per_token"].as_f64().unwrap()).sum();
+        assert!(
+            (shares - 1.0).abs() < 1e-6,
+            "{phase}: shares sum to {shares}"
+        );
+        assert!(
+            kernels
+                .iter()
+                .all(|k| k["ms_per_token"].as_f64().unwrap() >= 0.0)
+        );
+        let kernel_ms: f64 = kernels
+            .iter()
+            .map(|k| k["ms_per_token"].as_f64().unwrap())
+            .sum();
         assert!(kernel_ms > 0.0, "{phase}: time was measured");
-        assert!((table["kernel_ms_per_token"].as_f64().unwrap() - kernel_ms).abs() < 1e-9, "{phase}: the total is the kernels' sum");
-        let dispatches: f64 = kernels.iter().map(|k| k["dispatches_per_token"].as_f64().unwrap()).sum();
-        assert!((table["dispatches_per_token"].as_f64().unwrap() - dispatches).abs() < 1e-9, "{phase}: all dispatches counted");
+        assert!(
+            (table["kernel_ms_per_token"].as_f64().unwrap() - kernel_ms).abs() < 1e-9,
+            "{phase}: the total is the kernels' sum"
+        );
+        let dispatches: f64 = kernels
+            .iter()
+            .map(|k| k["dispatches_per_token"].as_f64().unwrap())
+            .sum();
+        assert!(
+            (table["dispatches_per_token"].as_f64().unwrap() - dispatches).abs() < 1e-9,
+            "{phase}: all dispatches counted"
+        );
         // The unprofiled run at the same length, for the time outside kernels.
         let runs = report[phase].as_array().unwrap();
         let tps = runs[0]["tokens_per_s"].as_f64().unwrap();
-        assert!((table["wall_ms_per_token"].as_f64().unwrap() - 1e3 / tps).abs() < 1e-9, "{phase}: {table}");
+        assert!(
+            (table["wall_ms_per_token"].as_f64().unwrap() - 1e3 / tps).abs() < 1e-9,
+            "{phase}: {table}"
+        );
     }
 }

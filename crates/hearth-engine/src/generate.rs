@@ -2,9 +2,10 @@
 //! by token, streaming text, until an end-of-turn token, a stop string, the token limit, the
 //! context limit, or the caller says stop.
 
+use crate::decode::GreedyDecoder;
+use crate::error::EngineError;
 use crate::sampling::{SamplingParams, SplitMix64};
-use crate::transformer::Session;
-use crate::EngineError;
+use crate::session::Session;
 use hearth_text::{StreamDecoder, Tokenizer};
 use std::time::Duration;
 use web_time::Instant;
@@ -84,114 +85,138 @@ fn held_back(text: &str, stops: &[String]) -> usize {
     hold
 }
 
-impl Session {
-    /// Generates a continuation of `prompt` (the whole conversation so far, as tokens).
-    /// Cached tokens the prompt starts with are reused; `on_text` receives text as it is
-    /// produced (never half a character, never part of a stop string) and may stop early. It is
-    /// called once per generated token (`Some(id)`, text possibly empty) and once more with
-    /// `None` if held-back text remains at the end.
-    pub async fn generate(&mut self, tokenizer: &Tokenizer, prompt: &[u32], options: &GenerateOptions, on_text: &mut dyn FnMut(&str, Option<u32>) -> Flow) -> Result<Generated, EngineError> {
-        if prompt.is_empty() {
-            return Err(EngineError::Unsupported("the prompt is empty".into()));
-        }
-        if prompt.len() >= self.context_window() {
-            return Err(EngineError::ContextFull { needed: prompt.len() + 1, ctx: self.context_window() });
-        }
-        // Reuse the cached prefix, but always feed at least one token to get fresh logits.
-        let common = self.history().iter().zip(prompt).take_while(|(a, b)| a == b).count().min(prompt.len() - 1);
-        self.truncate(common);
-
-        let sampling = &options.sampling;
-        let mut rng = SplitMix64(sampling.seed);
-        let mut stream = StreamDecoder::new();
-        let mut text = String::new();
-        let mut emitted = 0usize;
-        let mut tokens = Vec::new();
-        let start = Instant::now();
-        let mut first_token_at = start;
-        let mut feed: Vec<u32> = prompt[common..].to_vec();
-        let mut finish = FinishReason::Length;
-        // Greedy decoding on a GPU (`Gpu::queue_ahead`) keeps the next step queued while a
-        // token is read back (`Session::submit_greedy_after`); sampling needs each token on
-        // the host first.
-        let queue_ahead = !sampling.needs_candidates() && self.model().gpu.queue_ahead();
-        let mut queued = None;
-        if queue_ahead && options.max_tokens > 0 && self.history().len() + feed.len() <= self.context_window() {
-            queued = Some(self.submit_greedy(&feed).await?);
-        }
-
-        while tokens.len() < options.max_tokens {
-            let next = if queue_ahead {
-                let Some(step) = queued.take() else {
-                    finish = FinishReason::ContextFull;
-                    break;
-                };
-                if tokens.len() + 1 < options.max_tokens && self.history().len() < self.context_window() {
-                    queued = Some(self.submit_greedy_after(&step).await?);
-                }
-                self.read_token(step).await?
-            } else {
-                if self.history().len() + feed.len() > self.context_window() {
-                    finish = FinishReason::ContextFull;
-                    break;
-                }
-                if sampling.needs_candidates() {
-                    let candidates = self.next_candidates(&feed, sampling).await?;
-                    sampling.pick(&candidates, &mut rng).ok_or_else(|| EngineError::Readback("no candidates came back".into()))?
-                } else {
-                    self.next_greedy(&feed).await?
-                }
-            };
-            if tokens.is_empty() {
-                first_token_at = Instant::now();
-            }
-            if options.stop_tokens.contains(&next) {
-                finish = FinishReason::Stop;
-                break;
-            }
-            tokens.push(next);
-            feed = vec![next];
-            text.push_str(&stream.push(tokenizer, next));
-
-            if let Some(at) = options.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
-                text.truncate(at);
-                finish = FinishReason::Stop;
-                break;
-            }
-            // Called for every token, with empty text while a character or a possible stop
-            // string is incomplete, so callers see each token and can stop at any of them.
-            let ready = (text.len() - held_back(&text, &options.stop)).max(emitted);
-            let flow = on_text(&text[emitted..ready], Some(next));
-            emitted = ready;
-            if flow == Flow::Stop {
-                finish = FinishReason::Aborted;
-                break;
-            }
-        }
-        // A step queued for a token that ends the generation: its work is dropped, and the
-        // token leaves the history again, as if it had never been fed.
-        if let Some(step) = queued {
-            self.read_token(step).await?;
-            self.truncate(self.history().len() - 1);
-        }
-        if finish != FinishReason::Stop {
-            text.push_str(&stream.finish());
-        }
-        if text.len() > emitted {
-            on_text(&text[emitted..], None);
-        }
-        // The last sampled token has not been fed yet; it will be if the conversation goes on
-        // (the next prompt repeats it and prefix reuse picks it up).
-        Ok(Generated {
-            tokens,
-            text,
-            finish,
-            prompt_tokens: prompt.len(),
-            reused_tokens: common,
-            prefill: first_token_at - start,
-            decode: first_token_at.elapsed(),
-        })
+/// Generates a continuation of `prompt` (the whole conversation so far, as tokens).
+/// Cached tokens the prompt starts with are reused; `on_text` receives text as it is
+/// produced (never half a character, never part of a stop string) and may stop early. It is
+/// called once per generated token (`Some(id)`, text possibly empty) and once more with
+/// `None` if held-back text remains at the end.
+pub async fn generate(
+    session: &mut Session,
+    tokenizer: &Tokenizer,
+    prompt: &[u32],
+    options: &GenerateOptions,
+    on_text: &mut dyn FnMut(&str, Option<u32>) -> Flow,
+) -> Result<Generated, EngineError> {
+    if prompt.is_empty() {
+        return Err(EngineError::Unsupported("the prompt is empty".into()));
     }
+    if prompt.len() >= session.context_window() {
+        return Err(EngineError::ContextFull {
+            needed: prompt.len() + 1,
+            ctx: session.context_window(),
+        });
+    }
+    // Reuse the cached prefix, but always feed at least one token to get fresh logits.
+    let common = session
+        .history()
+        .iter()
+        .zip(prompt)
+        .take_while(|(a, b)| a == b)
+        .count()
+        .min(prompt.len() - 1);
+    session.truncate(common);
+
+    let sampling = &options.sampling;
+    let mut rng = SplitMix64(sampling.seed);
+    let mut stream = StreamDecoder::new();
+    let mut text = String::new();
+    let mut emitted = 0usize;
+    let mut tokens = Vec::new();
+    let start = Instant::now();
+    let mut first_token_at = start;
+    let mut feed: Vec<u32> = prompt[common..].to_vec();
+    let mut finish = FinishReason::Length;
+    // Greedy decoding on a GPU (`Tuning::queue_ahead`) keeps the next step queued while a
+    // token is read back (decode.rs); sampling needs each token on the host first.
+    let queue_ahead =
+        !sampling.needs_candidates() && session.model().kernels.choice().tuning().queue_ahead;
+    let mut decoder = GreedyDecoder::new(&session.model().gpu);
+    let mut queued = None;
+    let fits = session.history().len() + feed.len() <= session.context_window();
+    if queue_ahead && options.max_tokens > 0 && fits {
+        queued = Some(decoder.submit(session, &feed).await?);
+    }
+
+    while tokens.len() < options.max_tokens {
+        let next = if queue_ahead {
+            let Some(step) = queued.take() else {
+                finish = FinishReason::ContextFull;
+                break;
+            };
+            if tokens.len() + 1 < options.max_tokens
+                && session.history().len() < session.context_window()
+            {
+                queued = Some(decoder.submit_after(session, &step).await?);
+            }
+            decoder.read(session, step).await?
+        } else {
+            if session.history().len() + feed.len() > session.context_window() {
+                finish = FinishReason::ContextFull;
+                break;
+            }
+            if sampling.needs_candidates() {
+                let candidates = session.next_candidates(&feed, sampling).await?;
+                sampling
+                    .pick(&candidates, &mut rng)
+                    .ok_or_else(|| EngineError::Readback("no candidates came back".into()))?
+            } else {
+                session.next_greedy(&feed).await?
+            }
+        };
+        if tokens.is_empty() {
+            first_token_at = Instant::now();
+        }
+        if options.stop_tokens.contains(&next) {
+            finish = FinishReason::Stop;
+            break;
+        }
+        tokens.push(next);
+        feed = vec![next];
+        text.push_str(&stream.push(tokenizer, next));
+
+        if let Some(at) = options
+            .stop
+            .iter()
+            .filter_map(|s| text.find(s.as_str()))
+            .min()
+        {
+            text.truncate(at);
+            finish = FinishReason::Stop;
+            break;
+        }
+        // Called for every token, with empty text while a character or a possible stop
+        // string is incomplete, so callers see each token and can stop at any of them.
+        let ready = (text.len() - held_back(&text, &options.stop)).max(emitted);
+        let flow = on_text(&text[emitted..ready], Some(next));
+        emitted = ready;
+        if flow == Flow::Stop {
+            finish = FinishReason::Aborted;
+            break;
+        }
+    }
+    // A step queued for a token that ends the generation: its work is dropped, and the
+    // token leaves the history again, as if it had never been fed.
+    if let Some(step) = queued {
+        decoder.read(session, step).await?;
+        session.truncate(session.history().len() - 1);
+    }
+    if finish != FinishReason::Stop {
+        text.push_str(&stream.finish());
+    }
+    if text.len() > emitted {
+        on_text(&text[emitted..], None);
+    }
+    // The last sampled token has not been fed yet; it will be if the conversation goes on
+    // (the next prompt repeats it and prefix reuse picks it up).
+    Ok(Generated {
+        tokens,
+        text,
+        finish,
+        prompt_tokens: prompt.len(),
+        reused_tokens: common,
+        prefill: first_token_at - start,
+        decode: first_token_at.elapsed(),
+    })
 }
 
 #[cfg(test)]

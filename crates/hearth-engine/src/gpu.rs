@@ -1,20 +1,117 @@
-//! The GPU device: adapter selection, limits, error capture and read-back.
+//! The GPU device: adapter selection, limits, how the device's work is shaped ([`Tuning`]),
+//! error capture and read-back.
 //!
 //! Everything here is async and never blocks a thread, so the same code drives the browser's
 //! WebGPU (where `device.poll` returns at once and mapping completes on the event loop) and
 //! native Vulkan/Metal/DX12 (where `poll` waits for the queue).
 
-use crate::EngineError;
+use crate::error::EngineError;
 use crate::profile::{KernelTime, PendingProfile, ProfileState};
 use std::sync::{Arc, Mutex};
-
-/// Lanes that share a group of four rows in the GPU decode matvec (matvec_gpu.wgsl): 16 lanes
-/// take a Phi-4-mini row (3072 values) in three 64-value steps of Q4_K.
-const GPU_MATVEC_THREADS: u32 = 16;
 
 /// Some drivers (SwiftShader in Chromium) refuse a buffer of exactly the 1 GiB they
 /// advertise; staying a MiB below costs nothing.
 const LARGEST_BUFFER: u64 = (1 << 30) - (1 << 20);
+
+/// What executes the kernels, which decides their shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AdapterKind {
+    /// A GPU: groups of `matvec_lanes` lanes share each group of four rows in the decode
+    /// matrix × vector (matvec_gpu.wgsl), prefill multiplies tiles, attention is tiled, and
+    /// small steps are fused into the kernels after them.
+    Gpu { matvec_lanes: u32 },
+    /// A CPU emulating a GPU (lavapipe, SwiftShader): a thread per group of rows, activations
+    /// read through uniform windows, no barriers where they can be avoided (each is a loop
+    /// split there), and one step at a time (the "device" shares the host's cores).
+    CpuEmulated,
+}
+
+impl AdapterKind {
+    /// Lanes per group of rows when a GPU's are not chosen: 16 lanes take a Phi-4-mini row
+    /// (3072 values) in three 64-value steps of Q4_K.
+    pub const DEFAULT_MATVEC_LANES: u32 = 16;
+
+    pub fn is_gpu(self) -> bool {
+        matches!(self, AdapterKind::Gpu { .. })
+    }
+}
+
+/// `cpu`, `gpu`, or `gpu:LANES` (the `HEARTH_KERNELS` setting of the CLI and benchmarks).
+impl std::str::FromStr for AdapterKind {
+    type Err = EngineError;
+
+    fn from_str(s: &str) -> Result<Self, EngineError> {
+        let lanes = match s.split_once(':') {
+            None if s == "cpu" => return Ok(AdapterKind::CpuEmulated),
+            None if s == "gpu" => Some(AdapterKind::DEFAULT_MATVEC_LANES),
+            Some(("gpu", lanes)) => lanes.parse().ok(),
+            _ => None,
+        };
+        lanes
+            .map(|matvec_lanes| AdapterKind::Gpu { matvec_lanes })
+            .ok_or_else(|| {
+                EngineError::Unsupported(format!(
+                    "kernels '{s}': the choices are cpu, gpu and gpu:LANES"
+                ))
+            })
+    }
+}
+
+/// How the KV caches hold keys and values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KvFormat {
+    F32,
+    /// f16 values read and written as f16 (the device has shader-f16).
+    F16,
+    /// f16 values packed two to a u32 (pack2x16float, the same bytes as F16): half of f32's
+    /// memory and of attention's reads on devices without shader-f16.
+    PackedF16,
+}
+
+impl KvFormat {
+    /// Bytes of one cached key or value.
+    pub fn value_bytes(self) -> usize {
+        match self {
+            KvFormat::F32 => 4,
+            KvFormat::F16 | KvFormat::PackedF16 => 2,
+        }
+    }
+}
+
+/// How this device's work is shaped: decided once when the device opens, from what the
+/// adapter reports, and adjustable before a model loads (tests, benchmarks, a page that knows
+/// its "GPU" is SwiftShader). A model's kernels keep the tuning they were compiled with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    pub adapter: AdapterKind,
+    /// Whether GPU kernels take over small steps: RMSNorm inside the matrix products after it
+    /// (which read x and the norm's weights a second time, from cache), a decoded token's RoPE
+    /// and cache store inside attention. Each saves a dependent dispatch of little work.
+    /// CPU-emulated adapters, where a dispatch costs little, never fuse these.
+    pub fusion: bool,
+    /// Whether greedy decoding queues each step before the token it feeds is read back, so
+    /// the host's read-back and its recording of the next step overlap the device's work.
+    pub queue_ahead: bool,
+    pub kv_format: KvFormat,
+}
+
+impl Tuning {
+    /// The defaults for an adapter of `kind`: queue ahead on GPUs only (on a CPU adapter the
+    /// overlap competes with the device for the same cores).
+    fn for_adapter(kind: AdapterKind, kv_format: KvFormat) -> Self {
+        Tuning {
+            adapter: kind,
+            fusion: true,
+            queue_ahead: kind.is_gpu(),
+            kv_format,
+        }
+    }
+
+    /// Whether the kernels fuse small steps (`fusion` on a GPU).
+    pub fn fuses(&self) -> bool {
+        self.fusion && self.adapter.is_gpu()
+    }
+}
 
 /// An opened GPU device with the limits Hearth plans around.
 pub struct Gpu {
@@ -22,52 +119,25 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
+    tuning: Tuning,
     /// The first error the device reported outside an error scope, or its loss.
     fault: Arc<Mutex<Option<String>>>,
     /// A smaller binding limit than the device's, to exercise tensor splitting in tests.
     binding_limit: Option<u64>,
-    /// Threads that share a row (or a GPU's group of rows) in the decode matvec: 1 selects
-    /// the CPU-adapter kernels (see shaders/matvec_cpu.wgsl and matvec_gpu.wgsl).
-    matvec_threads_per_row: u32,
-    /// Whether the GPU kernels fuse RMSNorm and a decoded token's RoPE into the kernels after
-    /// them (see `set_kernel_fusion`).
-    kernel_fusion: bool,
-    /// Whether greedy decoding queues each step before reading back the token it feeds (see
-    /// `queue_ahead`).
-    queue_ahead: bool,
-    /// How KV caches hold their values.
-    kv_cache: KvCache,
     /// Per-kernel timing, while profiling is on (see `profile.rs`).
     profile: Mutex<Option<ProfileState>>,
-}
-
-/// How the KV caches hold keys and values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum KvCache {
-    F32,
-    /// f16 values read and written as f16 (the device has shader-f16).
-    F16,
-    /// f16 values packed two to a u32 (pack2x16float, the same bytes as F16): half of f32's
-    /// memory and of attention's reads on devices without shader-f16 (SwiftShader).
-    PackedF16,
-}
-
-impl KvCache {
-    /// Bytes of one cached key or value.
-    pub fn value_bytes(self) -> usize {
-        match self {
-            KvCache::F32 => 4,
-            KvCache::F16 | KvCache::PackedF16 => 2,
-        }
-    }
 }
 
 impl Gpu {
     /// Opens the best adapter with all of its limits (large buffers matter for LLM weights).
     pub async fn new() -> Result<Self, EngineError> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+        let options = wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        };
         let adapter = instance
-            .request_adapter(&wgpu::RequestAdapterOptions { power_preference: wgpu::PowerPreference::HighPerformance, ..Default::default() })
+            .request_adapter(&options)
             .await
             .map_err(|e| EngineError::NoAdapter(e.to_string()))?;
         Self::from_adapter(adapter).await
@@ -78,7 +148,8 @@ impl Gpu {
         let limits = adapter.limits();
         // Timestamps cost nothing until a pass asks for them; they let `--profile` time kernels.
         // shader-f16 halves the KV cache (its memory and attention's reads at long context).
-        let features = adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16);
+        let features =
+            adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("hearth"),
@@ -102,21 +173,41 @@ impl Gpu {
             slot.get_or_insert_with(|| format!("device lost ({reason:?}): {message}"));
         });
         let cpu = info.device_type == wgpu::DeviceType::Cpu;
+        let kind = if cpu {
+            AdapterKind::CpuEmulated
+        } else {
+            AdapterKind::Gpu {
+                matvec_lanes: AdapterKind::DEFAULT_MATVEC_LANES,
+            }
+        };
         // Without shader-f16, GPUs pack f16 pairs (half the memory and reads for one unpack
         // instruction); CPU adapters keep f32, where unpacking costs more than the reads it
-        // saves (SwiftShader: SmolLM2 decode at context 1024 7% slower packed).
-        let kv_cache = match (features.contains(wgpu::Features::SHADER_F16), cpu) {
-            (true, _) => KvCache::F16,
-            (false, false) => KvCache::PackedF16,
-            (false, true) => KvCache::F32,
+        // saves.
+        let kv_format = match (features.contains(wgpu::Features::SHADER_F16), cpu) {
+            (true, _) => KvFormat::F16,
+            (false, false) => KvFormat::PackedF16,
+            (false, true) => KvFormat::F32,
         };
-        Ok(Gpu { device, queue, info, limits, fault, binding_limit: None, matvec_threads_per_row: if cpu { 1 } else { GPU_MATVEC_THREADS }, kernel_fusion: true, queue_ahead: !cpu, kv_cache, profile: Mutex::new(None) })
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            limits,
+            tuning: Tuning::for_adapter(kind, kv_format),
+            fault,
+            binding_limit: None,
+            profile: Mutex::new(None),
+        })
     }
 
     /// The largest buffer one shader binding may see; tensors larger than this are split.
     pub fn max_binding_bytes(&self) -> u64 {
-        let binding = self.limits.max_storage_buffer_binding_size;
-        let limit = binding.min(self.limits.max_buffer_size).min(self.binding_limit.unwrap_or(u64::MAX)).min(LARGEST_BUFFER);
+        let limit = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
+            .min(self.binding_limit.unwrap_or(u64::MAX))
+            .min(LARGEST_BUFFER);
         limit & !255
     }
 
@@ -125,67 +216,81 @@ impl Gpu {
         self.binding_limit = Some(bytes);
     }
 
-    /// Threads per row of the decode matvec: many on GPUs, one where the "GPU" is the CPU.
-    pub fn matvec_threads_per_row(&self) -> u32 {
-        self.matvec_threads_per_row
+    /// How this device's work is shaped; models loaded afterwards compile their kernels for it.
+    pub fn tuning(&self) -> Tuning {
+        self.tuning
     }
 
-    /// Overrides the choice above: 1 for adapters that hide being CPU-emulated (the browser's
-    /// SwiftShader reports no device type through WebGPU), a GPU's lanes per group of rows
-    /// for tuning, every variant for tests. Takes effect for kernels compiled afterwards.
-    pub fn set_matvec_threads_per_row(&mut self, threads: u32) -> Result<(), EngineError> {
-        if threads != 1 && !(threads.is_power_of_two() && (4..=64).contains(&threads)) {
-            return Err(EngineError::Unsupported(format!("{threads} threads per matrix row: the choices are 1 (CPU adapters) and 4, 8, 16, 32 or 64 (GPUs)")));
+    /// Overrides what the adapter said it is, and the choices that follow from it (queueing
+    /// ahead): `CpuEmulated` for adapters that hide being emulated (the browser's SwiftShader
+    /// reports no device type through WebGPU), a GPU's lanes per group of rows for tuning,
+    /// either kernel set for tests. The KV format stays as the device's features chose it.
+    pub fn set_adapter_kind(&mut self, kind: AdapterKind) -> Result<(), EngineError> {
+        if let AdapterKind::Gpu { matvec_lanes } = kind
+            && !(matvec_lanes.is_power_of_two() && (4..=64).contains(&matvec_lanes))
+        {
+            return Err(EngineError::Unsupported(format!(
+                "{matvec_lanes} lanes per group of matrix rows: the choices are 4, 8, 16, 32 \
+                 and 64"
+            )));
         }
-        self.matvec_threads_per_row = threads;
+        self.tuning = Tuning::for_adapter(kind, self.tuning.kv_format);
         Ok(())
     }
 
-    /// Whether the GPU kernels fuse small steps into the kernels after them.
-    pub fn kernel_fusion(&self) -> bool {
-        self.kernel_fusion
-    }
-
-    /// Turns off (or on) the GPU kernels' fusions, on by default: RMSNorm into the matrix
-    /// products after it (which read x and the norm's weights a second time, from cache), and
-    /// a decoded token's RoPE and cache store into attention. Each saves a dependent dispatch
-    /// of little work: three per layer when decoding. A switch for side-by-side measurement;
-    /// CPU adapters' kernels never fuse these. Takes effect for kernels compiled afterwards.
+    /// Turns the GPU kernels' fusions off (or on; on by default), to compare.
     pub fn set_kernel_fusion(&mut self, on: bool) {
-        self.kernel_fusion = on;
+        self.tuning.fusion = on;
     }
 
-    /// Whether greedy decoding queues each step before the token it feeds is read back
-    /// (`Session::submit_greedy_after`): on a GPU the host's read-back and its recording of
-    /// the next step then overlap the device's work. Off on CPU adapters, where they would
-    /// compete with it for the same cores (lavapipe, SmolLM2 decode: 0.82x as fast queued
-    /// ahead, medians of three alternating runs).
-    pub fn queue_ahead(&self) -> bool {
-        self.queue_ahead
-    }
-
-    /// Overrides the choice above (off for the browser's SwiftShader, on to test the queued
-    /// path on a CPU adapter, or to compare).
+    /// Overrides whether greedy decoding queues ahead (on to test the queued path on a CPU
+    /// adapter, off to compare on a GPU).
     pub fn set_queue_ahead(&mut self, on: bool) {
-        self.queue_ahead = on;
+        self.tuning.queue_ahead = on;
+    }
+
+    /// Chooses how KV caches of models loaded afterwards hold values; false (nothing
+    /// changed) for native f16 on a device without shader-f16.
+    pub fn set_kv_format(&mut self, format: KvFormat) -> bool {
+        if format == KvFormat::F16 && !self.device.features().contains(wgpu::Features::SHADER_F16) {
+            return false;
+        }
+        self.tuning.kv_format = format;
+        true
     }
 
     /// Starts timing every dispatch by kernel (or stops, dropping what was gathered). Fails
     /// where the adapter has no timestamp queries.
     pub fn set_profiling(&self, on: bool) -> Result<(), EngineError> {
-        if on && !self.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
-            return Err(EngineError::Unsupported(format!("{} has no timestamp queries to profile with", self.adapter_name())));
+        if on
+            && !self
+                .device
+                .features()
+                .contains(wgpu::Features::TIMESTAMP_QUERY)
+        {
+            return Err(EngineError::Unsupported(format!(
+                "{} has no timestamp queries to profile with",
+                self.adapter_name()
+            )));
         }
         *self.profile.lock().unwrap_or_else(|p| p.into_inner()) = on.then(ProfileState::default);
         Ok(())
     }
 
     pub(crate) fn is_profiling(&self) -> bool {
-        self.profile.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+        self.profile
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
     }
 
     pub(crate) fn add_pending_profile(&self, pending: PendingProfile) {
-        if let Some(state) = self.profile.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        if let Some(state) = self
+            .profile
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
             state.pending.push(pending);
         }
     }
@@ -193,45 +298,32 @@ impl Gpu {
     /// Reads back the timestamps of every profiled submission so far and returns the time
     /// per kernel since profiling began, largest first.
     pub async fn take_profile(&self) -> Result<Vec<(String, KernelTime)>, EngineError> {
-        let pending = match self.profile.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        let pending = match self
+            .profile
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
             Some(state) => std::mem::take(&mut state.pending),
             None => return Ok(Vec::new()),
         };
         let mut read = Vec::with_capacity(pending.len());
         for p in pending {
-            let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&self.read_buffer(&p.buffer, p.buffer.size()).await?);
+            let bytes = self.read_buffer(&p.buffer, p.buffer.size()).await?;
+            let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&bytes);
             read.push((p.kernels, ticks));
         }
         let period = self.queue.get_timestamp_period();
         let mut slot = self.profile.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(state) = slot.as_mut() else { return Ok(Vec::new()) };
+        let Some(state) = slot.as_mut() else {
+            return Ok(Vec::new());
+        };
         for (kernels, ticks) in &read {
             state.add(kernels, ticks, period);
         }
         let mut totals: Vec<_> = state.totals.clone().into_iter().collect();
         totals.sort_by(|a: &(String, KernelTime), b| b.1.seconds.total_cmp(&a.1.seconds));
         Ok(totals)
-    }
-
-    /// How KV caches hold their values: f16 by default, as llama.cpp's do (native where the
-    /// device has shader-f16, packed in pairs elsewhere).
-    pub fn kv_cache(&self) -> KvCache {
-        self.kv_cache
-    }
-
-    /// Bytes of one cached key or value.
-    pub fn kv_value_bytes(&self) -> usize {
-        self.kv_cache.value_bytes()
-    }
-
-    /// Chooses the KV cache's representation for models loaded afterwards; false (nothing
-    /// changed) for native f16 on a device without shader-f16.
-    pub fn set_kv_cache(&mut self, kv: KvCache) -> bool {
-        if kv == KvCache::F16 && !self.device.features().contains(wgpu::Features::SHADER_F16) {
-            return false;
-        }
-        self.kv_cache = kv;
-        true
     }
 
     pub fn adapter_name(&self) -> String {
@@ -244,48 +336,79 @@ impl Gpu {
         match slot.as_deref() {
             None => Ok(()),
             Some(m) if m.contains("lost") => Err(EngineError::DeviceLost(m.to_string())),
-            Some(m) if m.to_lowercase().contains("out of memory") => Err(EngineError::OutOfMemory(m.to_string())),
+            Some(m) if m.to_lowercase().contains("out of memory") => {
+                Err(EngineError::OutOfMemory(m.to_string()))
+            }
             Some(m) => Err(EngineError::Gpu(m.to_string())),
         }
     }
 
     /// Creates a storage buffer, turning allocation failure into an error instead of a panic.
-    pub async fn storage_buffer(&self, label: &str, bytes: u64, extra: wgpu::BufferUsages) -> Result<wgpu::Buffer, EngineError> {
+    pub async fn storage_buffer(
+        &self,
+        label: &str,
+        bytes: u64,
+        extra: wgpu::BufferUsages,
+    ) -> Result<wgpu::Buffer, EngineError> {
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let usage = wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_DST
+            | wgpu::BufferUsages::COPY_SRC
+            | extra;
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: bytes.max(16).next_multiple_of(16),
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC | extra,
+            usage,
             mapped_at_creation: false,
         });
         if let Some(e) = validation.pop().await {
-            return Err(EngineError::Gpu(format!("creating {label} ({bytes} bytes): {e}")));
+            return Err(EngineError::Gpu(format!(
+                "creating {label} ({bytes} bytes): {e}"
+            )));
         }
         if let Some(e) = scope.pop().await {
-            return Err(EngineError::OutOfMemory(format!("allocating {label} ({} MiB): {e}", bytes >> 20)));
+            return Err(EngineError::OutOfMemory(format!(
+                "allocating {label} ({} MiB): {e}",
+                bytes >> 20
+            )));
         }
         Ok(buffer)
     }
 
-    /// Copies the first `bytes` bytes of a storage buffer back to the host (tests, debugging).
-    pub async fn read_storage(&self, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>, EngineError> {
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("read_storage"),
-            size: bytes.next_multiple_of(4),
+    /// A buffer the host maps to read what the GPU copied into it.
+    pub fn readback_buffer(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(16).next_multiple_of(16),
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
-        });
+        })
+    }
+
+    /// Copies the first `bytes` bytes of a storage buffer back to the host (tests, debugging).
+    pub async fn read_storage(
+        &self,
+        buffer: &wgpu::Buffer,
+        bytes: u64,
+    ) -> Result<Vec<u8>, EngineError> {
+        let staging = self.readback_buffer("read_storage", bytes);
         let mut encoder = self.device.create_command_encoder(&Default::default());
         encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes.next_multiple_of(4));
         self.queue.submit([encoder.finish()]);
-        let mut data = self.read_buffer(&staging, bytes.next_multiple_of(4)).await?;
+        let mut data = self
+            .read_buffer(&staging, bytes.next_multiple_of(4))
+            .await?;
         data.truncate(bytes as usize);
         Ok(data)
     }
 
     /// Reads `bytes` bytes of a MAP_READ buffer after the queue has finished with it.
-    pub async fn read_buffer(&self, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>, EngineError> {
+    pub async fn read_buffer(
+        &self,
+        buffer: &wgpu::Buffer,
+        bytes: u64,
+    ) -> Result<Vec<u8>, EngineError> {
         let slice = buffer.slice(..bytes);
         let (tx, rx) = futures_channel::oneshot::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
@@ -293,10 +416,15 @@ impl Gpu {
         });
         // Native: wait for the queue. Web: returns at once; the browser completes the map.
         let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
-        let mapped = rx.await.map_err(|_| EngineError::Readback("the GPU dropped the request".into()))?;
+        let mapped = rx
+            .await
+            .map_err(|_| EngineError::Readback("the GPU dropped the request".into()))?;
         self.check()?;
         mapped.map_err(|e| EngineError::Readback(e.to_string()))?;
-        let data = slice.get_mapped_range().map_err(|e| EngineError::Readback(e.to_string()))?.to_vec();
+        let data = slice
+            .get_mapped_range()
+            .map_err(|e| EngineError::Readback(e.to_string()))?
+            .to_vec();
         buffer.unmap();
         Ok(data)
     }

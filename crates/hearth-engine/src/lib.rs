@@ -1,77 +1,34 @@
 //! Hearth's engine: GGUF weights on the GPU and the transformer forward pass, on `wgpu`.
 //!
-//! The path of a token: [`weights`] streams tensors into GPU buffers, [`kernels`] compiles
-//! the WGSL in `shaders/` and records dispatches, [`transformer`] runs the layers and owns
-//! the KV cache of a conversation. Nothing here blocks a thread or touches the file system,
+//! The modules in the order a token meets them, each using only those before it:
+//! [`error`] what can fail; [`profile`] kernel timings; [`gpu`] the device, its limits and how
+//! its work is shaped; [`weights`] tensors streamed into GPU buffers; [`kernels`] the WGSL,
+//! which kernel computes what, and recording dispatches; [`model`] a model's weights and
+//! kernels; [`sampling`] how the next token is chosen; [`plan`] what a model needs of the
+//! GPU; [`forward`] one micro-batch through the layers, top to bottom; [`session`] a
+//! conversation's history and KV cache; [`decode`] greedy steps queued ahead; [`generate`]
+//! the loop from a prompt to text. Nothing here blocks a thread or touches the file system,
 //! so the same code runs natively and in the browser.
 
-pub mod generate;
+pub mod error;
+pub mod profile;
 pub mod gpu;
+pub mod weights;
 pub mod kernels;
 pub mod model;
-pub mod plan;
-pub mod profile;
 pub mod sampling;
-pub mod transformer;
-pub mod weights;
+pub mod plan;
+pub mod forward;
+pub mod session;
+pub mod decode;
+pub mod generate;
 
-pub use gpu::{Gpu, KvCache};
+pub use decode::{GreedyDecoder, PendingToken, decode_greedy};
+pub use error::EngineError;
+pub use generate::{FinishReason, Flow, GenerateOptions, Generated, generate};
+pub use gpu::{AdapterKind, Gpu, KvFormat, Tuning};
 pub use model::Model;
 pub use plan::{MemoryPlan, plan};
 pub use profile::KernelTime;
-pub use generate::{FinishReason, Flow, GenerateOptions, Generated};
 pub use sampling::SamplingParams;
-pub use transformer::{Session, Want};
-
-use hearth_gguf::GgufError;
-use hearth_model::ModelError;
-
-/// Every failure the engine reports; each message says what happened in the user's terms.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("no usable GPU adapter was found ({0}); Hearth needs WebGPU in the browser or Vulkan, Metal or DX12 natively")]
-    NoAdapter(String),
-    #[error("the GPU refused to open a device: {0}")]
-    RequestDevice(String),
-    #[error("{0}")]
-    Gguf(#[from] GgufError),
-    #[error("{0}")]
-    Model(#[from] ModelError),
-    #[error("the GPU is out of memory: {0}")]
-    OutOfMemory(String),
-    #[error("the GPU device was lost ({0}); create a new engine to continue")]
-    DeviceLost(String),
-    #[error("GPU error: {0}")]
-    Gpu(String),
-    #[error("reading a result back from the GPU failed: {0}")]
-    Readback(String),
-    #[error("the conversation needs {needed} tokens but the context window holds {ctx}")]
-    ContextFull { needed: usize, ctx: usize },
-    #[error("token id {id} is outside the model's vocabulary of {n_vocab} tokens")]
-    BadToken { id: u32, n_vocab: usize },
-    #[error("{0}")]
-    Unsupported(String),
-}
-
-impl EngineError {
-    /// A short, stable name for the kind of error (the JS API's `HearthError.code`).
-    pub fn code(&self) -> &'static str {
-        match self {
-            EngineError::NoAdapter(_) | EngineError::RequestDevice(_) => "no-webgpu",
-            EngineError::Gguf(e) => e.code(),
-            EngineError::Model(e) => e.code(),
-            EngineError::OutOfMemory(_) => "out-of-memory",
-            EngineError::DeviceLost(_) => "device-lost",
-            EngineError::Gpu(_) | EngineError::Readback(_) => "gpu",
-            EngineError::ContextFull { .. } => "context-full",
-            EngineError::BadToken { .. } => "bad-token",
-            EngineError::Unsupported(_) => "unsupported",
-        }
-    }
-}
-
-impl From<hearth_gguf::SourceError> for EngineError {
-    fn from(e: hearth_gguf::SourceError) -> Self {
-        EngineError::Gguf(e.into())
-    }
-}
+pub use session::{Output, Session, Want};

@@ -30,13 +30,30 @@ pub struct SamplingParams {
 
 impl Default for SamplingParams {
     fn default() -> Self {
-        SamplingParams { temperature: 0.8, top_k: 40, top_p: 0.95, min_p: 0.05, repeat_penalty: 1.0, presence_penalty: 0.0, frequency_penalty: 0.0, penalty_last_n: 64, logit_bias: Vec::new(), seed: 0 }
+        SamplingParams {
+            temperature: 0.8,
+            top_k: 40,
+            top_p: 0.95,
+            min_p: 0.05,
+            repeat_penalty: 1.0,
+            presence_penalty: 0.0,
+            frequency_penalty: 0.0,
+            penalty_last_n: 64,
+            logit_bias: Vec::new(),
+            seed: 0,
+        }
     }
 }
 
 impl SamplingParams {
     pub fn greedy() -> Self {
-        SamplingParams { temperature: 0.0, top_k: 1, top_p: 1.0, min_p: 0.0, ..Default::default() }
+        SamplingParams {
+            temperature: 0.0,
+            top_k: 1,
+            top_p: 1.0,
+            min_p: 0.0,
+            ..Default::default()
+        }
     }
 
     pub fn is_greedy(&self) -> bool {
@@ -66,7 +83,10 @@ impl SamplingParams {
                 entries.entry(t).or_default().1 += bias;
             }
         }
-        let mut out: Vec<[u32; 4]> = entries.into_iter().map(|(t, (count, bias))| [t, count, bias.to_bits(), 0]).collect();
+        let mut out: Vec<[u32; 4]> = entries
+            .into_iter()
+            .map(|(t, (count, bias))| [t, count, bias.to_bits(), 0])
+            .collect();
         out.sort_unstable_by_key(|e| e[0]);
         out
     }
@@ -77,11 +97,18 @@ impl SamplingParams {
         if self.is_greedy() {
             return Some(first);
         }
-        let k = if self.top_k == 0 { candidates.len() } else { self.top_k.min(candidates.len()) };
+        let k = if self.top_k == 0 {
+            candidates.len()
+        } else {
+            self.top_k.min(candidates.len())
+        };
         let mut kept = &candidates[..k];
         let max = kept[0].1;
         let probs: Vec<f64> = {
-            let e: Vec<f64> = kept.iter().map(|&(_, l)| ((l - max) as f64).exp()).collect();
+            let e: Vec<f64> = kept
+                .iter()
+                .map(|&(_, l)| ((l - max) as f64).exp())
+                .collect();
             let sum: f64 = e.iter().sum();
             e.iter().map(|v| v / sum).collect()
         };
@@ -98,10 +125,18 @@ impl SamplingParams {
             kept = &kept[..n];
         }
         if self.min_p > 0.0 {
-            let n = probs.iter().take(kept.len()).take_while(|&&p| p >= self.min_p as f64 * probs[0]).count().max(1);
+            let n = probs
+                .iter()
+                .take(kept.len())
+                .take_while(|&&p| p >= self.min_p as f64 * probs[0])
+                .count()
+                .max(1);
             kept = &kept[..n];
         }
-        let weights: Vec<f64> = kept.iter().map(|&(_, l)| (((l - max) / self.temperature) as f64).exp()).collect();
+        let weights: Vec<f64> = kept
+            .iter()
+            .map(|&(_, l)| (((l - max) / self.temperature) as f64).exp())
+            .collect();
         let total: f64 = weights.iter().sum();
         let mut r = rng.next_f64() * total;
         for (i, w) in weights.iter().enumerate() {
@@ -148,7 +183,11 @@ mod tests {
     fn greedy_and_top_k_one_take_the_best() {
         let mut rng = SplitMix64(1);
         assert_eq!(SamplingParams::greedy().pick(&cands(), &mut rng), Some(5));
-        let p = SamplingParams { top_k: 1, temperature: 5.0, ..Default::default() };
+        let p = SamplingParams {
+            top_k: 1,
+            temperature: 5.0,
+            ..Default::default()
+        };
         for _ in 0..100 {
             assert_eq!(p.pick(&cands(), &mut rng), Some(5));
         }
@@ -158,8 +197,20 @@ mod tests {
     fn top_p_and_min_p_cut_the_tail() {
         // probabilities at temperature 1: 0.56, 0.34, 0.076, 0.028, 0.004
         let mut rng = SplitMix64(2);
-        let top_p = SamplingParams { top_k: 0, top_p: 0.8, min_p: 0.0, temperature: 1.0, ..Default::default() };
-        let min_p = SamplingParams { top_k: 0, top_p: 1.0, min_p: 0.1, temperature: 1.0, ..Default::default() };
+        let top_p = SamplingParams {
+            top_k: 0,
+            top_p: 0.8,
+            min_p: 0.0,
+            temperature: 1.0,
+            ..Default::default()
+        };
+        let min_p = SamplingParams {
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.1,
+            temperature: 1.0,
+            ..Default::default()
+        };
         for _ in 0..500 {
             assert!(matches!(top_p.pick(&cands(), &mut rng), Some(5 | 2)));
             assert!(matches!(min_p.pick(&cands(), &mut rng), Some(5 | 2 | 9)));
@@ -168,25 +219,44 @@ mod tests {
 
     #[test]
     fn draws_follow_the_tempered_distribution() {
-        let p = SamplingParams { top_k: 0, top_p: 1.0, min_p: 0.0, temperature: 2.0, ..Default::default() };
+        let p = SamplingParams {
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            temperature: 2.0,
+            ..Default::default()
+        };
         let mut rng = SplitMix64(3);
         let mut counts = HashMap::new();
         let n = 20000;
         for _ in 0..n {
-            *counts.entry(p.pick(&cands(), &mut rng).unwrap()).or_insert(0) += 1;
+            *counts
+                .entry(p.pick(&cands(), &mut rng).unwrap())
+                .or_insert(0) += 1;
         }
         let z: f64 = cands().iter().map(|&(_, l)| (l as f64 / 2.0).exp()).sum();
         for (t, l) in cands() {
             let expected = (l as f64 / 2.0).exp() / z;
             let got = counts.get(&t).copied().unwrap_or(0) as f64 / n as f64;
-            assert!((got - expected).abs() < 0.015, "token {t}: {got} vs {expected}");
+            assert!(
+                (got - expected).abs() < 0.015,
+                "token {t}: {got} vs {expected}"
+            );
         }
     }
 
     #[test]
     fn penalty_entries_count_the_window_and_merge_bias() {
-        let p = SamplingParams { repeat_penalty: 1.3, penalty_last_n: 4, logit_bias: vec![(3, -1.5), (99, 2.0)], ..Default::default() };
+        let p = SamplingParams {
+            repeat_penalty: 1.3,
+            penalty_last_n: 4,
+            logit_bias: vec![(3, -1.5), (99, 2.0)],
+            ..Default::default()
+        };
         let e = p.penalty_entries(&[9, 9, 1, 3, 3, 3], 50);
-        assert_eq!(e, vec![[1, 1, 0f32.to_bits(), 0], [3, 3, (-1.5f32).to_bits(), 0]]);
+        assert_eq!(
+            e,
+            vec![[1, 1, 0f32.to_bits(), 0], [3, 3, (-1.5f32).to_bits(), 0]]
+        );
     }
 }

@@ -5,9 +5,11 @@
 //! Uploads go through pieces of a few MiB so host memory stays bounded by the piece size,
 //! never by the tensor.
 
+use crate::error::EngineError;
 use crate::gpu::Gpu;
-use crate::EngineError;
-use hearth_gguf::quant::{dequantize, gpu_body_words, gpu_scale_plane_offset, gpu_words, repack_for_gpu};
+use hearth_gguf::quant::{
+    dequantize, gpu_body_words, gpu_scale_plane_offset, gpu_words, repack_for_gpu,
+};
 use hearth_gguf::{ByteSource, GgmlType, TensorInfo};
 
 /// Host bytes read per upload step.
@@ -31,6 +33,14 @@ pub struct GpuMatrix {
     pub chunks: Vec<MatrixChunk>,
 }
 
+/// A projection writing into columns `[out_offset, out_offset + rows)` of a wider output,
+/// so fused (`attn_qkv`) and separate (`attn_q`, `attn_k`, `attn_v`) weights fill the same
+/// activation buffer.
+pub struct Projection {
+    pub weight: GpuMatrix,
+    pub out_offset: u32,
+}
+
 impl GpuMatrix {
     pub fn gpu_bytes(&self) -> u64 {
         self.chunks.iter().map(|c| c.buffer.size()).sum()
@@ -38,24 +48,48 @@ impl GpuMatrix {
 
     /// Raw (file) bytes: what one full read of this matrix costs in memory bandwidth.
     pub fn file_bytes(&self) -> u64 {
-        self.ty.bytes_for(self.rows as u64 * self.cols as u64).unwrap_or(0)
+        self.ty
+            .bytes_for(self.rows as u64 * self.cols as u64)
+            .unwrap_or(0)
     }
 
     /// Streams `info` from `source` into GPU buffers of at most `gpu.max_binding_bytes()`.
-    pub async fn upload<S: ByteSource>(gpu: &Gpu, source: &S, info: &TensorInfo, progress: impl FnMut(u64)) -> Result<Self, EngineError> {
+    pub async fn upload<S: ByteSource>(
+        gpu: &Gpu,
+        source: &S,
+        info: &TensorInfo,
+        progress: impl FnMut(u64),
+    ) -> Result<Self, EngineError> {
         Self::upload_stacked(gpu, source, &[info], progress).await
     }
 
     /// One matrix of the rows of `parts` in order (same type and row length), so that one
     /// dispatch computes what would take one per part (separate q, k, v or gate, up).
-    pub async fn upload_stacked<S: ByteSource>(gpu: &Gpu, source: &S, parts: &[&TensorInfo], mut progress: impl FnMut(u64)) -> Result<Self, EngineError> {
-        let first = parts.first().ok_or_else(|| EngineError::Unsupported("a matrix of no tensors".into()))?;
+    pub async fn upload_stacked<S: ByteSource>(
+        gpu: &Gpu,
+        source: &S,
+        parts: &[&TensorInfo],
+        mut progress: impl FnMut(u64),
+    ) -> Result<Self, EngineError> {
+        let first = parts
+            .first()
+            .ok_or_else(|| EngineError::Unsupported("a matrix of no tensors".into()))?;
         let (ty, cols) = (first.ty, first.matrix_shape().1);
-        if let Some(odd) = parts.iter().find(|p| p.ty != ty || p.matrix_shape().1 != cols) {
-            return Err(EngineError::Unsupported(format!("'{}' cannot be stacked under '{}': type or row length differs", odd.name, first.name)));
+        if let Some(odd) = parts
+            .iter()
+            .find(|p| p.ty != ty || p.matrix_shape().1 != cols)
+        {
+            return Err(EngineError::Unsupported(format!(
+                "'{}' cannot be stacked under '{}': type or row length differs",
+                odd.name, first.name
+            )));
         }
         let rows: u64 = parts.iter().map(|p| p.matrix_shape().0).sum();
-        let name = parts.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join("+");
+        let name = parts
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join("+");
         let (block, block_bytes) = ty.block_layout();
         let blocks_per_row = cols as usize / block;
         let row_raw = (blocks_per_row * block_bytes) as u64;
@@ -64,7 +98,9 @@ impl GpuMatrix {
         // Chunks hold an even number of rows of blocks so that scale pairs never straddle.
         let rows_per_chunk = ((limit_words / row_words) & !1).max(2).min(rows);
         if row_words * 2 > limit_words {
-            return Err(EngineError::Unsupported(format!("a row of '{name}' is larger than this GPU's binding limit")));
+            return Err(EngineError::Unsupported(format!(
+                "a row of '{name}' is larger than this GPU's binding limit"
+            )));
         }
         let rows_per_piece = ((PIECE_BYTES / row_raw.max(1)) & !1).max(2);
 
@@ -74,7 +110,9 @@ impl GpuMatrix {
             let chunk_rows = rows_per_chunk.min(rows - row_start);
             let n_blocks = chunk_rows as usize * blocks_per_row;
             let words = gpu_words(ty, n_blocks * block);
-            let buffer = gpu.storage_buffer(&name, words as u64 * 4, wgpu::BufferUsages::empty()).await?;
+            let buffer = gpu
+                .storage_buffer(&name, words as u64 * 4, wgpu::BufferUsages::empty())
+                .await?;
             let scale_offset = gpu_scale_plane_offset(ty, n_blocks);
 
             let mut r = 0u64;
@@ -87,32 +125,64 @@ impl GpuMatrix {
                 let piece_blocks = piece_rows as usize * blocks_per_row;
                 if scale_offset == 0 {
                     let at = (first_block * block_bytes) as u64; // unsplit formats are verbatim
-                    gpu.queue.write_buffer(&buffer, at, bytemuck::cast_slice(&packed));
+                    gpu.queue
+                        .write_buffer(&buffer, at, bytemuck::cast_slice(&packed));
                 } else {
                     let body = piece_blocks * gpu_body_words(ty);
-                    gpu.queue.write_buffer(&buffer, (first_block * gpu_body_words(ty) * 4) as u64, bytemuck::cast_slice(&packed[..body]));
-                    gpu.queue.write_buffer(&buffer, ((scale_offset + first_block / 2) * 4) as u64, bytemuck::cast_slice(&packed[body..]));
+                    gpu.queue.write_buffer(
+                        &buffer,
+                        (first_block * gpu_body_words(ty) * 4) as u64,
+                        bytemuck::cast_slice(&packed[..body]),
+                    );
+                    gpu.queue.write_buffer(
+                        &buffer,
+                        ((scale_offset + first_block / 2) * 4) as u64,
+                        bytemuck::cast_slice(&packed[body..]),
+                    );
                 }
                 progress(raw.len() as u64);
                 r += piece_rows;
             }
-            chunks.push(MatrixChunk { buffer, row_start: row_start as u32, rows: chunk_rows as u32, scale_offset: scale_offset as u32 });
+            chunks.push(MatrixChunk {
+                buffer,
+                row_start: row_start as u32,
+                rows: chunk_rows as u32,
+                scale_offset: scale_offset as u32,
+            });
             row_start += chunk_rows;
         }
         gpu.check()?;
-        Ok(GpuMatrix { name, ty, rows: rows as u32, cols: cols as u32, chunks })
+        Ok(GpuMatrix {
+            name,
+            ty,
+            rows: rows as u32,
+            cols: cols as u32,
+            chunks,
+        })
     }
 }
 
 /// Fills `out` with rows `first_row..` of the stacked `parts`, `row_bytes` each.
-async fn read_rows<S: ByteSource>(source: &S, parts: &[&TensorInfo], row_bytes: u64, first_row: u64, out: &mut [u8]) -> Result<(), EngineError> {
+async fn read_rows<S: ByteSource>(
+    source: &S,
+    parts: &[&TensorInfo],
+    row_bytes: u64,
+    first_row: u64,
+    out: &mut [u8],
+) -> Result<(), EngineError> {
     let (mut row, mut filled) = (first_row, 0usize);
     let mut part_start = 0u64;
     for part in parts {
         let part_rows = part.matrix_shape().0;
         while filled < out.len() && row < part_start + part_rows {
-            let n = ((part_start + part_rows - row) as usize * row_bytes as usize).min(out.len() - filled);
-            source.read_at(part.offset + (row - part_start) * row_bytes, &mut out[filled..filled + n]).await?;
+            let n = ((part_start + part_rows - row) as usize * row_bytes as usize)
+                .min(out.len() - filled);
+            source
+                .read_at(
+                    part.offset + (row - part_start) * row_bytes,
+                    &mut out[filled..filled + n],
+                )
+                .await?;
             filled += n;
             row += n as u64 / row_bytes;
         }
@@ -129,18 +199,33 @@ pub struct GpuVector {
 
 impl GpuVector {
     pub async fn from_values(gpu: &Gpu, label: &str, values: &[f32]) -> Result<Self, EngineError> {
-        let buffer = gpu.storage_buffer(label, values.len() as u64 * 4, wgpu::BufferUsages::empty()).await?;
-        gpu.queue.write_buffer(&buffer, 0, bytemuck::cast_slice(values));
-        Ok(GpuVector { buffer, len: values.len() as u32 })
+        let buffer = gpu
+            .storage_buffer(label, values.len() as u64 * 4, wgpu::BufferUsages::empty())
+            .await?;
+        gpu.queue
+            .write_buffer(&buffer, 0, bytemuck::cast_slice(values));
+        Ok(GpuVector {
+            buffer,
+            len: values.len() as u32,
+        })
     }
 
-    pub async fn read<S: ByteSource>(source: &S, info: &TensorInfo) -> Result<Vec<f32>, EngineError> {
+    pub async fn read<S: ByteSource>(
+        source: &S,
+        info: &TensorInfo,
+    ) -> Result<Vec<f32>, EngineError> {
         let mut raw = vec![0u8; info.n_bytes as usize];
         source.read_at(info.offset, &mut raw).await?;
-        dequantize(info.ty, &raw).ok_or_else(|| EngineError::Unsupported(format!("tensor '{}' has type {}", info.name, info.ty)))
+        dequantize(info.ty, &raw).ok_or_else(|| {
+            EngineError::Unsupported(format!("tensor '{}' has type {}", info.name, info.ty))
+        })
     }
 
-    pub async fn upload<S: ByteSource>(gpu: &Gpu, source: &S, info: &TensorInfo) -> Result<Self, EngineError> {
+    pub async fn upload<S: ByteSource>(
+        gpu: &Gpu,
+        source: &S,
+        info: &TensorInfo,
+    ) -> Result<Self, EngineError> {
         Self::from_values(gpu, &info.name, &Self::read(source, info).await?).await
     }
 }

@@ -2,7 +2,7 @@
 //! continuations, for tiny random-weight Phi-3 models of every supported tensor type
 //! (fixtures written by `scripts/make-fixtures.py`, answers recorded from llama.cpp).
 
-use hearth_engine::{Gpu, KvCache, Model, Session};
+use hearth_engine::{AdapterKind, Gpu, KvFormat, Model, Session, decode_greedy};
 use hearth_gguf::{SliceSource, read_header};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -18,38 +18,52 @@ async fn load(file: &str) -> Arc<Model> {
 }
 
 /// Which kernels a test model runs on: the adapter's own choice (lavapipe here: the
-/// CPU-adapter kernels), or another KV cache or matvec shape (`threads` > 1: the GPU kernels,
-/// which real GPUs run: matvec_gpu.wgsl, the tiled matmul, wide attention and reductions).
+/// CPU-adapter kernels), or another KV format or adapter kind (a GPU: the kernels real GPUs
+/// run: matvec_gpu.wgsl, the tiled matmul, wide attention and reductions, greedy steps
+/// queued ahead).
 #[derive(Clone, Copy, Default)]
 struct Setup {
-    kv: Option<KvCache>,
-    threads: Option<u32>,
+    kv: Option<KvFormat>,
+    adapter: Option<AdapterKind>,
 }
 
-const GPU_KERNELS: Setup = Setup { kv: None, threads: Some(16) };
+const GPU: AdapterKind = AdapterKind::Gpu { matvec_lanes: 16 };
+const GPU_KERNELS: Setup = Setup {
+    kv: None,
+    adapter: Some(GPU),
+};
 
 async fn load_with(file: &str, setup: Setup) -> Arc<Model> {
     let bytes = std::fs::read(fixtures().join(file)).expect("fixture model");
     let source = SliceSource(&bytes);
     let gguf = read_header(&source).await.expect("header");
-    let mut gpu = Gpu::new().await.expect("a GPU adapter (lavapipe: apt-get install mesa-vulkan-drivers)");
+    let mut gpu = Gpu::new()
+        .await
+        .expect("a GPU adapter (lavapipe: apt-get install mesa-vulkan-drivers)");
+    if let Some(adapter) = setup.adapter {
+        gpu.set_adapter_kind(adapter).unwrap();
+    }
     if let Some(kv) = setup.kv {
-        assert!(gpu.set_kv_cache(kv), "{kv:?} KV cache on this adapter");
+        assert!(gpu.set_kv_format(kv), "{kv:?} KV cache on this adapter");
     }
-    if let Some(threads) = setup.threads {
-        gpu.set_matvec_threads_per_row(threads).unwrap();
-        // As on a GPU: greedy steps queued before the last token is read back.
-        gpu.set_queue_ahead(true);
-    }
-    Arc::new(Model::load(Arc::new(gpu), &gguf, &source, &mut |_, _| {}).await.expect("model loads"))
+    Arc::new(
+        Model::load(Arc::new(gpu), &gguf, &source, &mut |_, _| {})
+            .await
+            .expect("model loads"),
+    )
 }
 
 fn reference(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(fixtures().join(format!("{name}.json"))).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join(format!("{name}.json"))).unwrap())
+        .unwrap()
 }
 
 fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_u64().unwrap() as u32)
+        .collect()
 }
 
 /// llama.cpp rounds activations to 8 bits inside quantized matmuls (to bf16/f16 for bf16/f16
@@ -93,22 +107,42 @@ async fn check_logits_with(name: &str, setup: Setup) {
         let tokens = ids(&case["tokens"]);
         let n_vocab = case["n_vocab"].as_u64().unwrap() as usize;
         let bytes = std::fs::read(fixtures().join(case["file"].as_str().unwrap())).unwrap();
-        let expected: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        let expected: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
         let ctx = case["ctx"].as_u64().unwrap() as usize;
         let mut session = Session::new(model.clone(), Some(ctx)).await.unwrap();
         let got = session.logits(&tokens).await.unwrap();
         assert_eq!(got.len(), tokens.len() * n_vocab);
         let mut checked_top1 = 0;
-        for (pos, (g, e)) in got.chunks(n_vocab).zip(expected.chunks(n_vocab)).enumerate() {
+        for (pos, (g, e)) in got
+            .chunks(n_vocab)
+            .zip(expected.chunks(n_vocab))
+            .enumerate()
+        {
             let cos = cosine(g, e);
-            assert!(cos >= 0.999, "{name}/{}: position {pos}: cosine {cos:.6} < 0.999", case["case"]);
+            assert!(
+                cos >= 0.999,
+                "{name}/{}: position {pos}: cosine {cos:.6} < 0.999",
+                case["case"]
+            );
             let (expected_top, margin) = top2(e);
             if margin >= tie {
-                assert_eq!(top2(g).0, expected_top, "{name}/{}: position {pos}: top-1 differs (llama.cpp margin {margin})", case["case"]);
+                assert_eq!(
+                    top2(g).0,
+                    expected_top,
+                    "{name}/{}: position {pos}: top-1 differs (llama.cpp margin {margin})",
+                    case["case"]
+                );
                 checked_top1 += 1;
             }
         }
-        assert!(checked_top1 * 2 >= tokens.len(), "{name}: too few clear positions ({checked_top1}/{}) for a meaningful top-1 check", tokens.len());
+        assert!(
+            checked_top1 * 2 >= tokens.len(),
+            "{name}: too few clear positions ({checked_top1}/{}) for a meaningful top-1 check",
+            tokens.len()
+        );
     }
 }
 
@@ -121,16 +155,31 @@ async fn check_greedy_with(name: &str, setup: Setup) {
     let model = load_with(meta["model"].as_str().unwrap(), setup).await;
     let g = &meta["greedy"];
     let expected = ids(&g["tokens"]);
-    let margins: Vec<f64> = g["margins"].as_array().unwrap().iter().map(|m| m.as_f64().unwrap()).collect();
-    let mut session = Session::new(model, Some(g["ctx"].as_u64().unwrap() as usize)).await.unwrap();
+    let margins: Vec<f64> = g["margins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_f64().unwrap())
+        .collect();
+    let mut session = Session::new(model, Some(g["ctx"].as_u64().unwrap() as usize))
+        .await
+        .unwrap();
     // Decoded as `generate` decodes: each step queued before the token it feeds is read back.
-    let got = session.decode_greedy(&ids(&g["prompt"]), expected.len()).await.unwrap();
+    let got = decode_greedy(&mut session, &ids(&g["prompt"]), expected.len())
+        .await
+        .unwrap();
     let tie = near_tie_margin(name) as f64;
     for (step, ((&want, &margin), &next)) in expected.iter().zip(&margins).zip(&got).enumerate() {
         if next != want {
             // Only acceptable where llama.cpp's own choice was decided by its rounding.
-            assert!(margin < tie, "{name}: greedy token {step} is {next}, llama.cpp chose {want} by a clear margin of {margin}");
-            assert!(step >= 8, "{name}: the continuations part at step {step}, too early for a meaningful comparison");
+            assert!(
+                margin < tie,
+                "{name}: greedy token {step} is {next}, llama.cpp chose {want} by a clear margin of {margin}"
+            );
+            assert!(
+                step >= 8,
+                "{name}: the continuations part at step {step}, too early for a meaningful comparison"
+            );
             return;
         }
     }
@@ -146,10 +195,14 @@ macro_rules! fixture_tests {
         }
         /// The same on the kernels real GPUs run.
         mod gpu_kernels_logits {
-            $(#[test] fn $test() { pollster::block_on(super::check_logits_with($name, super::GPU_KERNELS)); })*
+            $(#[test] fn $test() {
+                pollster::block_on(super::check_logits_with($name, super::GPU_KERNELS));
+            })*
         }
         mod gpu_kernels_greedy {
-            $(#[test] fn $test() { pollster::block_on(super::check_greedy_with($name, super::GPU_KERNELS)); })*
+            $(#[test] fn $test() {
+                pollster::block_on(super::check_greedy_with($name, super::GPU_KERNELS));
+            })*
         }
     };
 }
@@ -173,10 +226,16 @@ fixture_tests! {
 /// SwiftShader in Chromium, and GPUs without it) match too, on both kernel sets.
 #[test]
 fn f32_and_packed_f16_kv_cache_logits() {
-    for kv in [KvCache::F32, KvCache::PackedF16] {
-        for threads in [None, GPU_KERNELS.threads] {
+    for kv in [KvFormat::F32, KvFormat::PackedF16] {
+        for adapter in [None, Some(GPU)] {
             for name in ["tiny-q4_k_m", "tiny-f16-gqa-tied", "tiny-longrope"] {
-                pollster::block_on(check_logits_with(name, Setup { kv: Some(kv), threads }));
+                pollster::block_on(check_logits_with(
+                    name,
+                    Setup {
+                        kv: Some(kv),
+                        adapter,
+                    },
+                ));
             }
         }
     }
@@ -186,11 +245,21 @@ fn f32_and_packed_f16_kv_cache_logits() {
 #[test]
 fn f16_kv_cache_takes_half_the_memory() {
     pollster::block_on(async {
-        let f32_model = load_with("tiny-f16-gqa-tied.gguf", Setup { kv: Some(KvCache::F32), threads: None }).await;
-        assert_eq!(f32_model.kernels.kv_value_bytes(), 4);
+        let f32_model = load_with(
+            "tiny-f16-gqa-tied.gguf",
+            Setup {
+                kv: Some(KvFormat::F32),
+                adapter: None,
+            },
+        )
+        .await;
+        assert_eq!(
+            f32_model.kernels.choice().tuning().kv_format.value_bytes(),
+            4
+        );
         let f32_bytes = Session::new(f32_model, Some(600)).await.unwrap().kv_bytes();
-        for kv in [None, Some(KvCache::PackedF16)] {
-            let f16_model = load_with("tiny-f16-gqa-tied.gguf", Setup { kv, threads: None }).await;
+        for kv in [None, Some(KvFormat::PackedF16)] {
+            let f16_model = load_with("tiny-f16-gqa-tied.gguf", Setup { kv, adapter: None }).await;
             let f16_bytes = Session::new(f16_model, Some(600)).await.unwrap().kv_bytes();
             assert_eq!(f32_bytes, 2 * f16_bytes, "{kv:?}");
         }
@@ -205,16 +274,49 @@ fn split_tensors_give_the_same_logits() {
         let bytes = std::fs::read(fixtures().join("tiny-q6_k.gguf")).unwrap();
         let source = SliceSource(&bytes);
         let gguf = read_header(&source).await.unwrap();
-        let whole = Arc::new(Model::load(Arc::new(Gpu::new().await.unwrap()), &gguf, &source, &mut |_, _| {}).await.unwrap());
+        let whole = Arc::new(
+            Model::load(
+                Arc::new(Gpu::new().await.unwrap()),
+                &gguf,
+                &source,
+                &mut |_, _| {},
+            )
+            .await
+            .unwrap(),
+        );
         let mut small = Gpu::new().await.unwrap();
         small.limit_binding_bytes(64 << 10);
-        let split = Arc::new(Model::load(Arc::new(small), &gguf, &source, &mut |_, _| {}).await.unwrap());
-        assert!(split.token_embd.chunks.len() > 1 && split.layers[0].ffn_gate_up[0].weight.chunks.len() > 1);
+        let split = Arc::new(
+            Model::load(Arc::new(small), &gguf, &source, &mut |_, _| {})
+                .await
+                .unwrap(),
+        );
+        assert!(
+            split.token_embd.chunks.len() > 1
+                && split.layers[0].ffn_gate_up[0].weight.chunks.len() > 1
+        );
         let tokens: Vec<u32> = (0..20).map(|i| (i * 37 + 5) % 320).collect();
-        let a = Session::new(whole, Some(64)).await.unwrap().logits(&tokens).await.unwrap();
-        let b = Session::new(split, Some(64)).await.unwrap().logits(&tokens).await.unwrap();
-        let max_diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
-        assert!(max_diff < 1e-4, "split and whole tensors differ by {max_diff}");
+        let a = Session::new(whole, Some(64))
+            .await
+            .unwrap()
+            .logits(&tokens)
+            .await
+            .unwrap();
+        let b = Session::new(split, Some(64))
+            .await
+            .unwrap()
+            .logits(&tokens)
+            .await
+            .unwrap();
+        let max_diff = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            max_diff < 1e-4,
+            "split and whole tensors differ by {max_diff}"
+        );
     });
 }
 
@@ -224,14 +326,26 @@ fn prefill_then_decode_equals_one_pass() {
     pollster::block_on(async {
         let model = load("tiny-q8_0.gguf").await;
         let tokens: Vec<u32> = (0..30).map(|i| (i * 53 + 11) % 320).collect();
-        let all = Session::new(model.clone(), Some(64)).await.unwrap().logits(&tokens).await.unwrap();
+        let all = Session::new(model.clone(), Some(64))
+            .await
+            .unwrap()
+            .logits(&tokens)
+            .await
+            .unwrap();
         let mut session = Session::new(model, Some(64)).await.unwrap();
         let mut stepwise = session.logits(&tokens[..17]).await.unwrap();
         for &t in &tokens[17..] {
             stepwise.extend(session.logits(&[t]).await.unwrap());
         }
-        let max_diff = all.iter().zip(&stepwise).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
-        assert!(max_diff < 1e-3, "stepwise decoding differs from one pass by {max_diff}");
+        let max_diff = all
+            .iter()
+            .zip(&stepwise)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            max_diff < 1e-3,
+            "stepwise decoding differs from one pass by {max_diff}"
+        );
     });
 }
 
@@ -241,17 +355,38 @@ fn kv_cache_grows_with_use_and_context_is_enforced() {
     pollster::block_on(async {
         let model = load("tiny-f16-gqa-tied.gguf").await;
         let mut session = Session::new(model.clone(), Some(600)).await.unwrap();
-        let per_token = model.config.kv_bytes_per_token(model.kernels.kv_value_bytes());
-        assert_eq!(session.kv_bytes(), 256 * per_token, "the cache starts at 256 tokens, not the window");
+        let per_token = model
+            .config
+            .kv_bytes_per_token(model.kernels.choice().tuning().kv_format.value_bytes());
+        assert_eq!(
+            session.kv_bytes(),
+            256 * per_token,
+            "the cache starts at 256 tokens, not the window"
+        );
         let tokens: Vec<u32> = (0..300).map(|i| (i * 7 + 3) % 320).collect();
         let grown = session.logits(&tokens).await.unwrap();
         assert!(session.kv_bytes() >= 300 * per_token && session.kv_bytes() <= 600 * per_token);
-        let fresh = Session::new(model, Some(300)).await.unwrap().logits(&tokens).await.unwrap();
-        let max_diff = grown.iter().zip(&fresh).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        let fresh = Session::new(model, Some(300))
+            .await
+            .unwrap()
+            .logits(&tokens)
+            .await
+            .unwrap();
+        let max_diff = grown
+            .iter()
+            .zip(&fresh)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
         assert!(max_diff < 1e-3);
         let err = session.logits(&vec![1; 301]).await.unwrap_err();
-        assert!(err.to_string().contains("context window holds 600"), "{err}");
+        assert!(
+            err.to_string().contains("context window holds 600"),
+            "{err}"
+        );
         let err = session.logits(&[320]).await.unwrap_err();
-        assert!(err.to_string().contains("outside the model's vocabulary"), "{err}");
+        assert!(
+            err.to_string().contains("outside the model's vocabulary"),
+            "{err}"
+        );
     });
 }

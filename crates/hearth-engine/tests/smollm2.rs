@@ -4,7 +4,7 @@
 //! `scripts/make-smollm2-references.py`; the model from `scripts/fetch-default-model.sh`
 //! (which `scripts/test.sh` runs).
 
-use hearth_engine::{Flow, GenerateOptions, Gpu, Model, SamplingParams, Session};
+use hearth_engine::{Flow, GenerateOptions, Gpu, Model, SamplingParams, Session, generate};
 use hearth_gguf::{SliceSource, read_header};
 use hearth_text::{Message, Tokenizer, chat_template};
 use serde_json::Value;
@@ -16,14 +16,28 @@ fn root() -> PathBuf {
 }
 
 fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_u64().unwrap() as u32)
+        .collect()
 }
 
 #[test]
 fn smollm2_matches_llama_cpp() {
-    let reference: Value = serde_json::from_str(&std::fs::read_to_string(root().join("tests/fixtures/smollm2/reference.json")).unwrap()).unwrap();
-    let path = root().join("models").join(reference["model"].as_str().unwrap());
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; run scripts/fetch-default-model.sh", path.display()));
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("tests/fixtures/smollm2/reference.json")).unwrap(),
+    )
+    .unwrap();
+    let path = root()
+        .join("models")
+        .join(reference["model"].as_str().unwrap());
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run scripts/fetch-default-model.sh",
+            path.display()
+        )
+    });
     pollster::block_on(async {
         let source = SliceSource(&bytes);
         let gguf = read_header(&source).await.unwrap();
@@ -31,19 +45,36 @@ fn smollm2_matches_llama_cpp() {
 
         // Tokenization of varied text, with and without special tokens.
         for case in reference["tokenizations"].as_array().unwrap() {
-            let got = tok.encode(case["text"].as_str().unwrap(), case["special"].as_bool().unwrap()).unwrap();
+            let got = tok
+                .encode(
+                    case["text"].as_str().unwrap(),
+                    case["special"].as_bool().unwrap(),
+                )
+                .unwrap();
             assert_eq!(got, ids(&case["ids"]), "tokenizing {:?}", case["text"]);
         }
 
         // The chat prompt from the file's own template, and its tokens.
         let template = chat_template(&gguf, &tok).unwrap();
-        let rendered = template.render(&[Message::new("user", reference["question"].as_str().unwrap())], true).unwrap();
+        let rendered = template
+            .render(
+                &[Message::new(
+                    "user",
+                    reference["question"].as_str().unwrap(),
+                )],
+                true,
+            )
+            .unwrap();
         assert_eq!(rendered, reference["prompt"].as_str().unwrap());
         let prompt = tok.encode(&rendered, true).unwrap();
         assert_eq!(prompt, ids(&reference["prompt_tokens"]));
 
         let gpu = Arc::new(Gpu::new().await.unwrap());
-        let model = Arc::new(Model::load(gpu, &gguf, &source, &mut |_, _| {}).await.unwrap());
+        let model = Arc::new(
+            Model::load(gpu, &gguf, &source, &mut |_, _| {})
+                .await
+                .unwrap(),
+        );
         assert_eq!(model.config.arch, hearth_model::Architecture::Llama);
 
         // Teacher-forced logits at every position of the prompt, against two references:
@@ -51,7 +82,13 @@ fn smollm2_matches_llama_cpp() {
         // keeps an f16 KV cache; over 30 layers that alone moves its logits by up to cosine
         // 0.974 from the exact ones, measured by the reference script).
         let n_vocab = reference["n_vocab"].as_u64().unwrap() as usize;
-        let f16_file = |name: &str| -> Vec<f32> { std::fs::read(root().join("tests/fixtures/smollm2").join(name)).unwrap().chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect() };
+        let f16_file = |name: &str| -> Vec<f32> {
+            std::fs::read(root().join("tests/fixtures/smollm2").join(name))
+                .unwrap()
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect()
+        };
         let exact = f16_file(reference["exact_logits_file"].as_str().unwrap());
         let llama = f16_file(reference["logits_file"].as_str().unwrap());
         let mut session = Session::new(model.clone(), Some(512)).await.unwrap();
@@ -61,36 +98,86 @@ fn smollm2_matches_llama_cpp() {
             let norm = |v: &[f32]| v.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
             dot / (norm(a) * norm(b))
         };
-        let argmax = |v: &[f32]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+        let argmax = |v: &[f32]| {
+            v.iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .unwrap()
+                .0
+        };
         let mut clear = 0;
-        for (pos, ((g, x), l)) in got.chunks(n_vocab).zip(exact.chunks(n_vocab)).zip(llama.chunks(n_vocab)).enumerate() {
+        for (pos, ((g, x), l)) in got
+            .chunks(n_vocab)
+            .zip(exact.chunks(n_vocab))
+            .zip(llama.chunks(n_vocab))
+            .enumerate()
+        {
             let to_exact = cosine(g, x);
-            assert!(to_exact >= 0.9999, "position {pos}: cosine to the exact pass {to_exact:.6}");
-            assert_eq!(argmax(g), argmax(x), "position {pos}: top-1 differs from the exact pass");
+            assert!(
+                to_exact >= 0.9999,
+                "position {pos}: cosine to the exact pass {to_exact:.6}"
+            );
+            assert_eq!(
+                argmax(g),
+                argmax(x),
+                "position {pos}: top-1 differs from the exact pass"
+            );
             let to_llama = cosine(g, l);
-            assert!(to_llama >= 0.97, "position {pos}: cosine to llama.cpp {to_llama:.5}");
+            assert!(
+                to_llama >= 0.97,
+                "position {pos}: cosine to llama.cpp {to_llama:.5}"
+            );
             let mut order: Vec<usize> = (0..n_vocab).collect();
             order.sort_by(|&a, &b| l[b].total_cmp(&l[a]));
             let margin = l[order[0]] - l[order[1]];
             if margin > 1.0 {
-                assert_eq!(argmax(g), order[0], "position {pos}: top-1 differs from llama.cpp's (its margin {margin})");
+                assert_eq!(
+                    argmax(g),
+                    order[0],
+                    "position {pos}: top-1 differs from llama.cpp's (its margin {margin})"
+                );
                 clear += 1;
             }
         }
-        assert!(clear * 3 >= prompt.len(), "too few clear positions: {clear}");
+        assert!(
+            clear * 3 >= prompt.len(),
+            "too few clear positions: {clear}"
+        );
 
         // The greedy answer, token for token, up to where llama.cpp's own choice was a near-tie.
         let want = ids(&reference["greedy_answer"]);
-        let margins: Vec<f64> = reference["greedy_margins"].as_array().unwrap().iter().map(|m| m.as_f64().unwrap()).collect();
+        let margins: Vec<f64> = reference["greedy_margins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_f64().unwrap())
+            .collect();
         let mut session = Session::new(model, Some(512)).await.unwrap();
-        let options = GenerateOptions { max_tokens: want.len(), sampling: SamplingParams::greedy(), stop: vec![], stop_tokens: vec![] };
-        let answer = session.generate(&tok, &prompt, &options, &mut |_, _| Flow::Continue).await.unwrap();
+        let options = GenerateOptions {
+            max_tokens: want.len(),
+            sampling: SamplingParams::greedy(),
+            stop: vec![],
+            stop_tokens: vec![],
+        };
+        let answer = generate(&mut session, &tok, &prompt, &options, &mut |_, _| {
+            Flow::Continue
+        })
+        .await
+        .unwrap();
         for (i, (&g, &w)) in answer.tokens.iter().zip(&want).enumerate() {
             if g != w {
-                assert!(margins[i] < 1.0 && i >= 4, "answer token {i}: {g} vs llama.cpp's {w} (margin {})", margins[i]);
+                assert!(
+                    margins[i] < 1.0 && i >= 4,
+                    "answer token {i}: {g} vs llama.cpp's {w} (margin {})",
+                    margins[i]
+                );
                 break;
             }
         }
-        assert!(answer.text.starts_with("The sky on a clear day"), "{:?}", answer.text);
+        assert!(
+            answer.text.starts_with("The sky on a clear day"),
+            "{:?}",
+            answer.text
+        );
     });
 }

@@ -95,7 +95,11 @@ impl MetadataValue {
     pub fn summary(&self) -> String {
         match self {
             MetadataValue::String(s) if s.chars().count() > 60 => {
-                format!("{:?}… ({} bytes)", s.chars().take(60).collect::<String>(), s.len())
+                format!(
+                    "{:?}… ({} bytes)",
+                    s.chars().take(60).collect::<String>(),
+                    s.len()
+                )
             }
             MetadataValue::String(s) => format!("{s:?}"),
             MetadataValue::Array(a) => format!("[{} items]", a.len()),
@@ -155,7 +159,8 @@ impl Gguf {
 
     /// `general.architecture`, the prefix of most other keys.
     pub fn architecture(&self) -> Option<&str> {
-        self.get("general.architecture").and_then(MetadataValue::as_str)
+        self.get("general.architecture")
+            .and_then(MetadataValue::as_str)
     }
 }
 
@@ -168,12 +173,20 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: u64, what: &dyn Fn() -> String) -> Result<&'a [u8]> {
-        let end = (self.pos as u64).checked_add(n).ok_or_else(|| GgufError::Corrupt(format!("{} has an impossible length", what())))?;
+        let end = (self.pos as u64)
+            .checked_add(n)
+            .ok_or_else(|| GgufError::Corrupt(format!("{} has an impossible length", what())))?;
         if end > self.file_len {
-            return Err(GgufError::Truncated { what: what(), needed: end, file_len: self.file_len });
+            return Err(GgufError::Truncated {
+                what: what(),
+                needed: end,
+                file_len: self.file_len,
+            });
         }
         if end > self.bytes.len() as u64 {
-            return Err(GgufError::NeedMore { have: self.bytes.len() as u64 });
+            return Err(GgufError::NeedMore {
+                have: self.bytes.len() as u64,
+            });
         }
         let slice = &self.bytes[self.pos..end as usize];
         self.pos = end as usize;
@@ -181,7 +194,10 @@ impl<'a> Cursor<'a> {
     }
 
     fn array<const N: usize>(&mut self, what: &dyn Fn() -> String) -> Result<[u8; N]> {
-        Ok(self.take(N as u64, what)?.try_into().expect("take returned N bytes"))
+        Ok(self
+            .take(N as u64, what)?
+            .try_into()
+            .expect("take returned N bytes"))
     }
 
     fn u32(&mut self, what: &dyn Fn() -> String) -> Result<u32> {
@@ -200,14 +216,23 @@ impl<'a> Cursor<'a> {
     fn string(&mut self, what: &dyn Fn() -> String) -> Result<String> {
         let len = self.u64(what)?;
         if len > self.remaining_in_file() {
-            return Err(GgufError::Corrupt(format!("{} claims a {len}-byte string but only {} bytes follow", what(), self.remaining_in_file())));
+            return Err(GgufError::Corrupt(format!(
+                "{} claims a {len}-byte string but only {} bytes follow",
+                what(),
+                self.remaining_in_file()
+            )));
         }
         let bytes = self.take(len, what)?;
         // Vocabularies occasionally carry invalid UTF-8 (partial byte tokens); keep them readable.
         Ok(String::from_utf8_lossy(bytes).into_owned())
     }
 
-    fn value(&mut self, type_id: u32, depth: u32, what: &dyn Fn() -> String) -> Result<MetadataValue> {
+    fn value(
+        &mut self,
+        type_id: u32,
+        depth: u32,
+        what: &dyn Fn() -> String,
+    ) -> Result<MetadataValue> {
         use MetadataValue as V;
         Ok(match type_id {
             0 => V::U8(self.array::<1>(what)?[0]),
@@ -220,18 +245,35 @@ impl<'a> Cursor<'a> {
             7 => match self.array::<1>(what)?[0] {
                 0 => V::Bool(false),
                 1 => V::Bool(true),
-                b => return Err(GgufError::Corrupt(format!("{} has boolean byte {b}", what()))),
+                b => {
+                    return Err(GgufError::Corrupt(format!(
+                        "{} has boolean byte {b}",
+                        what()
+                    )));
+                }
             },
             8 => V::String(self.string(what)?),
             9 => {
                 if depth >= MAX_ARRAY_DEPTH {
-                    return Err(GgufError::Corrupt(format!("{} nests arrays deeper than {MAX_ARRAY_DEPTH}", what())));
+                    return Err(GgufError::Corrupt(format!(
+                        "{} nests arrays deeper than {MAX_ARRAY_DEPTH}",
+                        what()
+                    )));
                 }
                 let elem_type = self.u32(what)?;
                 let count = self.u64(what)?;
-                let min_size = min_value_size(elem_type).ok_or_else(|| GgufError::Corrupt(format!("{} has unknown array element type {elem_type}", what())))?;
+                let min_size = min_value_size(elem_type).ok_or_else(|| {
+                    GgufError::Corrupt(format!(
+                        "{} has unknown array element type {elem_type}",
+                        what()
+                    ))
+                })?;
                 if count.saturating_mul(min_size) > self.remaining_in_file() {
-                    return Err(GgufError::Corrupt(format!("{} claims {count} array items but only {} bytes follow", what(), self.remaining_in_file())));
+                    return Err(GgufError::Corrupt(format!(
+                        "{} claims {count} array items but only {} bytes follow",
+                        what(),
+                        self.remaining_in_file()
+                    )));
                 }
                 // Capacity is bounded by the check above: every item consumes at least one byte.
                 let mut items = Vec::with_capacity(count.min(self.bytes.len() as u64) as usize);
@@ -243,7 +285,12 @@ impl<'a> Cursor<'a> {
             10 => V::U64(self.u64(what)?),
             11 => V::I64(i64::from_le_bytes(self.array(what)?)),
             12 => V::F64(f64::from_le_bytes(self.array(what)?)),
-            other => return Err(GgufError::Corrupt(format!("{} has unknown value type {other}", what()))),
+            other => {
+                return Err(GgufError::Corrupt(format!(
+                    "{} has unknown value type {other}",
+                    what()
+                )));
+            }
         })
     }
 }
@@ -262,7 +309,11 @@ fn min_value_size(type_id: u32) -> Option<u64> {
 
 /// Parses the header from `prefix`, the first bytes of a file that is `file_len` bytes long.
 pub fn parse_header(prefix: &[u8], file_len: u64) -> Result<Gguf> {
-    let mut c = Cursor { bytes: prefix, pos: 0, file_len };
+    let mut c = Cursor {
+        bytes: prefix,
+        pos: 0,
+        file_len,
+    };
     let magic: [u8; 4] = c.array(&|| "the magic number".into())?;
     if magic != MAGIC {
         return Err(GgufError::BadMagic(magic));
@@ -279,10 +330,14 @@ pub fn parse_header(prefix: &[u8], file_len: u64) -> Result<Gguf> {
     // A key/value takes at least 8 (key length) + 4 (type) + 1 bytes; a tensor info at least
     // 8 (name length) + 4 (n_dims) + 8 (one dim) + 4 (type) + 8 (offset).
     if n_kv.saturating_mul(13) > c.remaining_in_file() {
-        return Err(GgufError::Corrupt(format!("the header claims {n_kv} metadata entries, more than the file can hold")));
+        return Err(GgufError::Corrupt(format!(
+            "the header claims {n_kv} metadata entries, more than the file can hold"
+        )));
     }
     if n_tensors.saturating_mul(32) > c.remaining_in_file() {
-        return Err(GgufError::Corrupt(format!("the header claims {n_tensors} tensors, more than the file can hold")));
+        return Err(GgufError::Corrupt(format!(
+            "the header claims {n_tensors} tensors, more than the file can hold"
+        )));
     }
 
     let mut metadata = BTreeMap::new();
@@ -291,7 +346,10 @@ pub fn parse_header(prefix: &[u8], file_len: u64) -> Result<Gguf> {
         let type_id = c.u32(&|| format!("the type of metadata key '{key}'"))?;
         let value = c.value(type_id, 0, &|| format!("metadata key '{key}'"))?;
         if metadata.insert(key.clone(), value).is_some() {
-            return Err(GgufError::BadMetadata { key, reason: "appears twice".into() });
+            return Err(GgufError::BadMetadata {
+                key,
+                reason: "appears twice".into(),
+            });
         }
     }
 
@@ -299,7 +357,12 @@ pub fn parse_header(prefix: &[u8], file_len: u64) -> Result<Gguf> {
         None => DEFAULT_ALIGNMENT,
         Some(v) => match v.as_u64() {
             Some(a) if a.is_power_of_two() && a <= 1 << 20 => a,
-            _ => return Err(GgufError::BadMetadata { key: "general.alignment".into(), reason: format!("{} is not a power of two up to 1 MiB", v.summary()) }),
+            _ => {
+                return Err(GgufError::BadMetadata {
+                    key: "general.alignment".into(),
+                    reason: format!("{} is not a power of two up to 1 MiB", v.summary()),
+                });
+            }
         },
     };
 
@@ -312,10 +375,15 @@ pub fn parse_header(prefix: &[u8], file_len: u64) -> Result<Gguf> {
     let mut raws: Vec<Raw> = Vec::new();
     for i in 0..n_tensors {
         let name = c.string(&|| format!("the name of tensor #{i}"))?;
-        let bad = |reason: String| GgufError::BadTensor { name: name.clone(), reason };
+        let bad = |reason: String| GgufError::BadTensor {
+            name: name.clone(),
+            reason,
+        };
         let n_dims = c.u32(&|| format!("the rank of tensor '{name}'"))? as usize;
         if n_dims == 0 || n_dims > MAX_DIMS {
-            return Err(bad(format!("has {n_dims} dimensions (1 to {MAX_DIMS} allowed)")));
+            return Err(bad(format!(
+                "has {n_dims} dimensions (1 to {MAX_DIMS} allowed)"
+            )));
         }
         let mut dims = Vec::with_capacity(n_dims);
         for _ in 0..n_dims {
@@ -326,39 +394,84 @@ pub fn parse_header(prefix: &[u8], file_len: u64) -> Result<Gguf> {
             dims.push(d);
         }
         let type_id = c.u32(&|| format!("the type of tensor '{name}'"))?;
-        let ty = GgmlType::from_id(type_id).ok_or_else(|| bad(format!("has unknown type id {type_id}")))?;
+        let ty = GgmlType::from_id(type_id)
+            .ok_or_else(|| bad(format!("has unknown type id {type_id}")))?;
         let rel_offset = c.u64(&|| format!("the offset of tensor '{name}'"))?;
         if raws.iter().any(|r| r.name == name) {
             return Err(bad("appears twice".into()));
         }
-        raws.push(Raw { name, dims, ty, rel_offset });
+        raws.push(Raw {
+            name,
+            dims,
+            ty,
+            rel_offset,
+        });
     }
 
     let data_offset = (c.pos as u64).next_multiple_of(alignment);
     if data_offset > file_len {
-        return Err(GgufError::Truncated { what: "the tensor data section".into(), needed: data_offset, file_len });
+        return Err(GgufError::Truncated {
+            what: "the tensor data section".into(),
+            needed: data_offset,
+            file_len,
+        });
     }
     let data_len = file_len - data_offset;
     let mut tensors = Vec::with_capacity(raws.len());
-    for Raw { name, dims, ty, rel_offset } in raws {
-        let bad = |reason: String| GgufError::BadTensor { name: name.clone(), reason };
-        let n_elements = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).ok_or_else(|| bad(format!("shape {dims:?} overflows")))?;
+    for Raw {
+        name,
+        dims,
+        ty,
+        rel_offset,
+    } in raws
+    {
+        let bad = |reason: String| GgufError::BadTensor {
+            name: name.clone(),
+            reason,
+        };
+        let n_elements = dims
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| bad(format!("shape {dims:?} overflows")))?;
         if dims[0] % ty.block_size() as u64 != 0 {
-            return Err(bad(format!("row length {} is not a multiple of the {ty} block size {}", dims[0], ty.block_size())));
+            return Err(bad(format!(
+                "row length {} is not a multiple of the {ty} block size {}",
+                dims[0],
+                ty.block_size()
+            )));
         }
-        let n_bytes = ty.bytes_for(n_elements).ok_or_else(|| bad(format!("shape {dims:?} is too large")))?;
+        let n_bytes = ty
+            .bytes_for(n_elements)
+            .ok_or_else(|| bad(format!("shape {dims:?} is too large")))?;
         if rel_offset % alignment != 0 {
-            return Err(bad(format!("offset {rel_offset} is not aligned to {alignment}")));
+            return Err(bad(format!(
+                "offset {rel_offset} is not aligned to {alignment}"
+            )));
         }
         let end = rel_offset.checked_add(n_bytes).filter(|&e| e <= data_len);
         if end.is_none() {
             return Err(GgufError::Truncated {
                 what: format!("tensor '{name}' ({n_bytes} bytes at data offset {rel_offset})"),
-                needed: data_offset.saturating_add(rel_offset).saturating_add(n_bytes),
+                needed: data_offset
+                    .saturating_add(rel_offset)
+                    .saturating_add(n_bytes),
                 file_len,
             });
         }
-        tensors.push(TensorInfo { name, dims, ty, offset: data_offset + rel_offset, n_bytes });
+        tensors.push(TensorInfo {
+            name,
+            dims,
+            ty,
+            offset: data_offset + rel_offset,
+            n_bytes,
+        });
     }
-    Ok(Gguf { version, metadata, tensors, alignment, data_offset, file_len })
+    Ok(Gguf {
+        version,
+        metadata,
+        tensors,
+        alignment,
+        data_offset,
+        file_len,
+    })
 }

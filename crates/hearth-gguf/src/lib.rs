@@ -31,8 +31,14 @@ pub enum GgufError {
     BigEndian,
     #[error("unsupported GGUF version {0} (supported: 2 and 3)")]
     UnsupportedVersion(u32),
-    #[error("the file is truncated: {what} needs bytes up to offset {needed}, but the file has {file_len}")]
-    Truncated { what: String, needed: u64, file_len: u64 },
+    #[error(
+        "the file is truncated: {what} needs bytes up to offset {needed}, but the file has {file_len}"
+    )]
+    Truncated {
+        what: String,
+        needed: u64,
+        file_len: u64,
+    },
     #[error("the GGUF header is larger than {limit} bytes; refusing to read it")]
     HeaderTooLarge { limit: u64 },
     #[error("corrupt GGUF header: {0}")]

@@ -39,7 +39,11 @@ pub fn gpu_body_words(ty: GgmlType) -> usize {
 
 /// Word offset of the f16 scale plane for a split type holding `n_blocks` blocks; 0 otherwise.
 pub fn gpu_scale_plane_offset(ty: GgmlType, n_blocks: usize) -> usize {
-    if split_scale(ty).is_some() { n_blocks * gpu_body_words(ty) } else { 0 }
+    if split_scale(ty).is_some() {
+        n_blocks * gpu_body_words(ty)
+    } else {
+        0
+    }
 }
 
 /// Size in 32-bit words of `n_elements` of `ty` in the GPU layout.
@@ -68,7 +72,10 @@ pub fn repack_for_gpu(ty: GgmlType, raw: &[u8]) -> Vec<u32> {
             let mut words = vec![0u32; n_blocks * body_words + n_blocks.div_ceil(2)];
             let (bodies, scales) = words.split_at_mut(n_blocks * body_words);
             for (b, block) in raw.chunks_exact(size).enumerate() {
-                for (w, chunk) in bodies[b * body_words..(b + 1) * body_words].iter_mut().zip(block[body.clone()].chunks_exact(4)) {
+                for (w, chunk) in bodies[b * body_words..(b + 1) * body_words]
+                    .iter_mut()
+                    .zip(block[body.clone()].chunks_exact(4))
+                {
                     *w = u32::from_le_bytes(chunk.try_into().unwrap());
                 }
                 let d = u16::from_le_bytes([block[d_at], block[d_at + 1]]) as u32;
@@ -118,13 +125,21 @@ pub fn dequantize(ty: GgmlType, raw: &[u8]) -> Option<Vec<f32>> {
             }
             GgmlType::Q4_0 | GgmlType::Q4_1 => {
                 let d = f16_at(b, 0);
-                let (m, qs, offset) = if ty == GgmlType::Q4_0 { (0.0, &b[2..18], 8.0) } else { (f16_at(b, 2), &b[4..20], 0.0) };
+                let (m, qs, offset) = if ty == GgmlType::Q4_0 {
+                    (0.0, &b[2..18], 8.0)
+                } else {
+                    (f16_at(b, 2), &b[4..20], 0.0)
+                };
                 out.extend(qs.iter().map(|&q| ((q & 0xF) as f32 - offset) * d + m));
                 out.extend(qs.iter().map(|&q| ((q >> 4) as f32 - offset) * d + m));
             }
             GgmlType::Q5_0 | GgmlType::Q5_1 => {
                 let d = f16_at(b, 0);
-                let (m, rest, offset) = if ty == GgmlType::Q5_0 { (0.0, &b[2..22], 16.0) } else { (f16_at(b, 2), &b[4..24], 0.0) };
+                let (m, rest, offset) = if ty == GgmlType::Q5_0 {
+                    (0.0, &b[2..22], 16.0)
+                } else {
+                    (f16_at(b, 2), &b[4..24], 0.0)
+                };
                 let qh = u32::from_le_bytes(rest[0..4].try_into().unwrap());
                 let qs = &rest[4..20];
                 for (j, &q) in qs.iter().enumerate() {
@@ -140,7 +155,11 @@ pub fn dequantize(ty: GgmlType, raw: &[u8]) -> Option<Vec<f32>> {
                 let d = f16_at(b, 0);
                 let dmin = f16_at(b, 2);
                 let scales = &b[4..16];
-                let (qh, qs) = if ty == GgmlType::Q4K { (None, &b[16..144]) } else { (Some(&b[16..48]), &b[48..176]) };
+                let (qh, qs) = if ty == GgmlType::Q4K {
+                    (None, &b[16..144])
+                } else {
+                    (Some(&b[16..48]), &b[48..176])
+                };
                 for chunk in 0..4 {
                     let q = &qs[chunk * 32..chunk * 32 + 32];
                     for half in 0..2 {

@@ -35,8 +35,18 @@ impl ByteSource for SliceSource<'_> {
     }
 
     async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
-        let start = usize::try_from(offset).map_err(|_| SourceError("offset out of range".into()))?;
-        let src = start.checked_add(buf.len()).and_then(|end| self.0.get(start..end)).ok_or_else(|| SourceError(format!("read of {} bytes at {offset} is past the end ({} bytes)", buf.len(), self.0.len())))?;
+        let start =
+            usize::try_from(offset).map_err(|_| SourceError("offset out of range".into()))?;
+        let src = start
+            .checked_add(buf.len())
+            .and_then(|end| self.0.get(start..end))
+            .ok_or_else(|| {
+                SourceError(format!(
+                    "read of {} bytes at {offset} is past the end ({} bytes)",
+                    buf.len(),
+                    self.0.len()
+                ))
+            })?;
         buf.copy_from_slice(src);
         Ok(())
     }
@@ -62,7 +72,9 @@ pub async fn read_header<S: ByteSource>(source: &S) -> Result<Gguf> {
         match parse_header(&prefix, file_len) {
             Err(GgufError::NeedMore { .. }) => {
                 if want >= MAX_HEADER_BYTES {
-                    return Err(GgufError::HeaderTooLarge { limit: MAX_HEADER_BYTES });
+                    return Err(GgufError::HeaderTooLarge {
+                        limit: MAX_HEADER_BYTES,
+                    });
                 }
                 want = (want * 2).min(file_len).min(MAX_HEADER_BYTES);
             }

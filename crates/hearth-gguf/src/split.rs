@@ -28,8 +28,15 @@ impl<S: ByteSource> ByteSource for Window<'_, S> {
     }
 
     async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
-        if offset.checked_add(buf.len() as u64).is_none_or(|end| end > self.len) {
-            return Err(SourceError(format!("read of {} bytes at {offset} is past the end of a {}-byte part", buf.len(), self.len)));
+        if offset
+            .checked_add(buf.len() as u64)
+            .is_none_or(|end| end > self.len)
+        {
+            return Err(SourceError(format!(
+                "read of {} bytes at {offset} is past the end of a {}-byte part",
+                buf.len(),
+                self.len
+            )));
         }
         self.inner.read_at(self.start + offset, buf).await
     }
@@ -40,7 +47,10 @@ impl<S: ByteSource> ByteSource for Window<'_, S> {
 pub async fn read_split_header<S: ByteSource>(source: &S, part_lens: &[u64]) -> Result<Gguf> {
     let total: u64 = part_lens.iter().sum();
     if part_lens.is_empty() || total != source.len() {
-        return Err(GgufError::Corrupt(format!("the parts' lengths add up to {total} bytes but the source holds {}", source.len())));
+        return Err(GgufError::Corrupt(format!(
+            "the parts' lengths add up to {total} bytes but the source holds {}",
+            source.len()
+        )));
     }
     if part_lens.len() == 1 {
         return read_header(source).await;
@@ -66,14 +76,27 @@ pub fn merge_split_headers(parts: Vec<(u64, Gguf)>) -> Result<Gguf> {
     let mut merged: Option<Gguf> = None;
     let mut names = HashSet::new();
     for (i, (start, mut part)) in parts.into_iter().enumerate() {
-        let count = split_key(&part, "split.count").ok_or_else(|| bad(format!("part {} has no 'split.count'; it is not part of a split model", i + 1)))?;
-        let no = split_key(&part, "split.no").ok_or_else(|| bad(format!("part {} has no 'split.no'", i + 1)))?;
+        let count = split_key(&part, "split.count").ok_or_else(|| {
+            bad(format!(
+                "part {} has no 'split.count'; it is not part of a split model",
+                i + 1
+            ))
+        })?;
+        let no = split_key(&part, "split.no")
+            .ok_or_else(|| bad(format!("part {} has no 'split.no'", i + 1)))?;
         if count != n || no != i as u64 {
-            return Err(bad(format!("part {} says it is part {} of {count}, but {n} parts were given in order", i + 1, no + 1)));
+            return Err(bad(format!(
+                "part {} says it is part {} of {count}, but {n} parts were given in order",
+                i + 1,
+                no + 1
+            )));
         }
         for t in &part.tensors {
             if !names.insert(t.name.clone()) {
-                return Err(bad(format!("tensor '{}' appears in more than one part", t.name)));
+                return Err(bad(format!(
+                    "tensor '{}' appears in more than one part",
+                    t.name
+                )));
             }
         }
         for t in &mut part.tensors {
@@ -88,9 +111,13 @@ pub fn merge_split_headers(parts: Vec<(u64, Gguf)>) -> Result<Gguf> {
         }
     }
     let merged = merged.ok_or_else(|| bad("no parts".into()))?;
-    let expected = split_key(&merged, "split.tensors.count").ok_or_else(|| bad("the first part has no 'split.tensors.count'".into()))?;
+    let expected = split_key(&merged, "split.tensors.count")
+        .ok_or_else(|| bad("the first part has no 'split.tensors.count'".into()))?;
     if expected != merged.tensors.len() as u64 {
-        return Err(bad(format!("the parts hold {} tensors but the first part announces {expected}", merged.tensors.len())));
+        return Err(bad(format!(
+            "the parts hold {} tensors but the first part announces {expected}",
+            merged.tensors.len()
+        )));
     }
     Ok(merged)
 }
@@ -108,7 +135,11 @@ pub fn split_part_names(name: &str) -> Option<Vec<String>> {
     if count == 0 {
         return None;
     }
-    Some((1..=count).map(|i| format!("{prefix}-{i:05}-of-{count:05}.gguf")).collect())
+    Some(
+        (1..=count)
+            .map(|i| format!("{prefix}-{i:05}-of-{count:05}.gguf"))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -118,8 +149,20 @@ mod tests {
     #[test]
     fn part_names_follow_the_first_part() {
         let names = split_part_names("Phi-4-Q8_0-00001-of-00003.gguf").unwrap();
-        assert_eq!(names, ["Phi-4-Q8_0-00001-of-00003.gguf", "Phi-4-Q8_0-00002-of-00003.gguf", "Phi-4-Q8_0-00003-of-00003.gguf"]);
-        for unsplit in ["phi-4.gguf", "x-1-of-3.gguf", "x-00001-of-00000.gguf", "x-00001-of-00003.bin"] {
+        assert_eq!(
+            names,
+            [
+                "Phi-4-Q8_0-00001-of-00003.gguf",
+                "Phi-4-Q8_0-00002-of-00003.gguf",
+                "Phi-4-Q8_0-00003-of-00003.gguf"
+            ]
+        );
+        for unsplit in [
+            "phi-4.gguf",
+            "x-1-of-3.gguf",
+            "x-00001-of-00000.gguf",
+            "x-00001-of-00003.bin",
+        ] {
             assert_eq!(split_part_names(unsplit), None, "{unsplit}");
         }
     }

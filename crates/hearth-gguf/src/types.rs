@@ -129,7 +129,10 @@ impl GgmlType {
     /// Whether the engine can run matrices of this type.
     pub fn is_supported(self) -> bool {
         use GgmlType::*;
-        matches!(self, F32 | F16 | Bf16 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q4K | Q5K | Q6K)
+        matches!(
+            self,
+            F32 | F16 | Bf16 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q4K | Q5K | Q6K
+        )
     }
 
     /// Bytes taken by `n_elements` elements, or `None` when the count is not a whole number

@@ -16,7 +16,9 @@ pub struct TensorSpec {
 
 impl TensorSpec {
     pub fn n_bytes(&self) -> u64 {
-        self.ty.bytes_for(self.dims.iter().product()).expect("whole blocks")
+        self.ty
+            .bytes_for(self.dims.iter().product())
+            .expect("whole blocks")
     }
 }
 
@@ -83,14 +85,20 @@ impl GgufWriter {
     }
 
     pub fn tensor(&mut self, name: &str, dims: &[u64], ty: GgmlType) -> &mut Self {
-        self.tensors.push(TensorSpec { name: name.to_string(), dims: dims.to_vec(), ty });
+        self.tensors.push(TensorSpec {
+            name: name.to_string(),
+            dims: dims.to_vec(),
+            ty,
+        });
         self
     }
 
     /// Total file size once written.
     pub fn file_len(&self) -> u64 {
         let header = self.header_bytes().len() as u64;
-        self.tensors.iter().fold(header, |at, t| at + t.n_bytes().next_multiple_of(ALIGNMENT))
+        self.tensors
+            .iter()
+            .fold(header, |at, t| at + t.n_bytes().next_multiple_of(ALIGNMENT))
     }
 
     fn header_bytes(&self) -> Vec<u8> {
@@ -110,7 +118,9 @@ impl GgufWriter {
             for d in &t.dims {
                 out.extend(d.to_le_bytes());
             }
-            let id = (0..64).find(|&i| GgmlType::from_id(i) == Some(t.ty)).expect("every type has an id");
+            let id = (0..64)
+                .find(|&i| GgmlType::from_id(i) == Some(t.ty))
+                .expect("every type has an id");
             out.extend(id.to_le_bytes());
             out.extend(offset.to_le_bytes());
             offset = (offset + t.n_bytes()).next_multiple_of(ALIGNMENT);
@@ -120,7 +130,11 @@ impl GgufWriter {
     }
 
     /// Writes the file; `fill` produces each tensor's raw bytes in table order.
-    pub fn write<W: Write>(&self, out: &mut W, mut fill: impl FnMut(&TensorSpec, &mut [u8])) -> io::Result<()> {
+    pub fn write<W: Write>(
+        &self,
+        out: &mut W,
+        mut fill: impl FnMut(&TensorSpec, &mut [u8]),
+    ) -> io::Result<()> {
         out.write_all(&self.header_bytes())?;
         let mut buf = Vec::new();
         for t in &self.tensors {

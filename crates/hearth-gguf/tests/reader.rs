@@ -5,7 +5,12 @@ use hearth_gguf::{GgmlType, GgufError, SliceSource, parse_header, read_header};
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name)).expect("fixture")
+    std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures")
+            .join(name),
+    )
+    .expect("fixture")
 }
 
 #[test]
@@ -17,9 +22,16 @@ fn reads_a_real_file_header_and_tensor_table() {
     assert_eq!(g.get("phi3.block_count").and_then(|v| v.as_u64()), Some(2));
     let qkv = g.tensor("blk.0.attn_qkv.weight").unwrap();
     assert_eq!(qkv.dims, vec![256, 512]);
-    assert!(matches!(qkv.ty, GgmlType::Q4K | GgmlType::Q5K | GgmlType::Q6K));
+    assert!(matches!(
+        qkv.ty,
+        GgmlType::Q4K | GgmlType::Q5K | GgmlType::Q6K
+    ));
     assert_eq!(qkv.offset % g.alignment, 0);
-    assert!(g.tensors.iter().all(|t| t.offset + t.n_bytes <= bytes.len() as u64));
+    assert!(
+        g.tensors
+            .iter()
+            .all(|t| t.offset + t.n_bytes <= bytes.len() as u64)
+    );
 }
 
 #[test]
@@ -30,19 +42,27 @@ fn async_reader_grows_its_prefix_until_the_header_fits() {
     assert_eq!(whole.tensors, streamed.tensors);
     assert_eq!(whole.metadata, streamed.metadata);
     // A prefix shorter than the header asks for more rather than failing.
-    assert!(matches!(parse_header(&bytes[..100], bytes.len() as u64), Err(GgufError::NeedMore { .. })));
+    assert!(matches!(
+        parse_header(&bytes[..100], bytes.len() as u64),
+        Err(GgufError::NeedMore { .. })
+    ));
 }
 
 #[test]
 fn every_truncation_is_a_clear_error() {
     let bytes = fixture("tiny-q8_0.gguf");
-    let header_end = parse_header(&bytes, bytes.len() as u64).unwrap().data_offset as usize;
+    let header_end = parse_header(&bytes, bytes.len() as u64)
+        .unwrap()
+        .data_offset as usize;
     // Every cut inside the header, and a sample of cuts inside the tensor data.
     let cuts = (0..header_end).chain((header_end..bytes.len()).step_by(997));
     for cut in cuts {
         let err = pollster::block_on(read_header(&SliceSource(&bytes[..cut]))).unwrap_err();
         let msg = err.to_string();
-        assert!(matches!(err, GgufError::Truncated { .. } | GgufError::Corrupt(_)), "cut at {cut}: {msg}");
+        assert!(
+            matches!(err, GgufError::Truncated { .. } | GgufError::Corrupt(_)),
+            "cut at {cut}: {msg}"
+        );
     }
 }
 
@@ -68,27 +88,51 @@ fn parse(bytes: &[u8]) -> Result<hearth_gguf::Gguf, GgufError> {
 
 #[test]
 fn hostile_headers_are_refused_without_large_allocations() {
-    assert!(matches!(parse(b"GGML\x03\0\0\0"), Err(GgufError::BadMagic(_))));
-    assert!(matches!(parse(&header(1, 0, 0, &[])), Err(GgufError::UnsupportedVersion(1))));
-    assert!(matches!(parse(&header(3u32.swap_bytes(), 0, 0, &[])), Err(GgufError::BigEndian)));
+    assert!(matches!(
+        parse(b"GGML\x03\0\0\0"),
+        Err(GgufError::BadMagic(_))
+    ));
+    assert!(matches!(
+        parse(&header(1, 0, 0, &[])),
+        Err(GgufError::UnsupportedVersion(1))
+    ));
+    assert!(matches!(
+        parse(&header(3u32.swap_bytes(), 0, 0, &[])),
+        Err(GgufError::BigEndian)
+    ));
     // Counts no file could hold.
-    assert!(matches!(parse(&header(3, u64::MAX, 0, &[])), Err(GgufError::Corrupt(_))));
-    assert!(matches!(parse(&header(3, 0, 1 << 60, &[])), Err(GgufError::Corrupt(_))));
+    assert!(matches!(
+        parse(&header(3, u64::MAX, 0, &[])),
+        Err(GgufError::Corrupt(_))
+    ));
+    assert!(matches!(
+        parse(&header(3, 0, 1 << 60, &[])),
+        Err(GgufError::Corrupt(_))
+    ));
     // A string claiming 2^63 bytes.
     let mut kv = (1u64 << 63).to_le_bytes().to_vec();
     kv.extend([0u8; 16]);
-    assert!(matches!(parse(&header(3, 0, 1, &kv)), Err(GgufError::Corrupt(_))));
+    assert!(matches!(
+        parse(&header(3, 0, 1, &kv)),
+        Err(GgufError::Corrupt(_))
+    ));
     // An array claiming 2^40 u32 items.
     let mut kv = string("a");
     kv.extend(9u32.to_le_bytes());
     kv.extend(4u32.to_le_bytes());
     kv.extend((1u64 << 40).to_le_bytes());
-    assert!(matches!(parse(&header(3, 0, 1, &kv)), Err(GgufError::Corrupt(_))));
+    assert!(matches!(
+        parse(&header(3, 0, 1, &kv)),
+        Err(GgufError::Corrupt(_))
+    ));
     // Unknown value type.
     let mut kv = string("a");
     kv.extend(99u32.to_le_bytes());
     kv.extend([0u8; 8]);
-    assert!(matches!(parse(&header(3, 0, 1, &kv)), Err(GgufError::Corrupt(_))));
+    assert!(matches!(
+        parse(&header(3, 0, 1, &kv)),
+        Err(GgufError::Corrupt(_))
+    ));
     // Nested arrays deeper than any model uses.
     let mut kv = string("a");
     for _ in 0..4 {
@@ -97,7 +141,10 @@ fn hostile_headers_are_refused_without_large_allocations() {
         kv.extend(1u64.to_le_bytes());
     }
     kv.extend([0u8; 32]);
-    assert!(matches!(parse(&header(3, 0, 1, &kv)), Err(GgufError::Corrupt(_))));
+    assert!(matches!(
+        parse(&header(3, 0, 1, &kv)),
+        Err(GgufError::Corrupt(_))
+    ));
 }
 
 fn tensor_info(name: &str, dims: &[u64], ty: u32, offset: u64) -> Vec<u8> {
@@ -132,7 +179,14 @@ fn tensor_tables_are_checked_against_the_file() {
         (tensor_info("t", &[1 << 62, 1 << 62], 0, 0), "overflows"),
         (tensor_info("t", &[2, 2, 2, 2, 2], 0, 0), "dimensions"),
         (tensor_info("t", &[33], 8, 0), "block size"),
-        ([tensor_info("t", &[32], 0, 0), tensor_info("t", &[32], 0, 128)].concat(), "twice"),
+        (
+            [
+                tensor_info("t", &[32], 0, 0),
+                tensor_info("t", &[32], 0, 128),
+            ]
+            .concat(),
+            "twice",
+        ),
     ];
     for (info, why) in cases {
         let n = if why == "twice" { 2 } else { 1 };
@@ -144,7 +198,10 @@ fn tensor_tables_are_checked_against_the_file() {
     let mut kv = string("general.alignment");
     kv.extend(4u32.to_le_bytes());
     kv.extend(24u32.to_le_bytes());
-    assert!(matches!(parse(&header(3, 0, 1, &kv)), Err(GgufError::BadMetadata { .. })));
+    assert!(matches!(
+        parse(&header(3, 0, 1, &kv)),
+        Err(GgufError::BadMetadata { .. })
+    ));
 }
 
 /// Hearth's CPU dequantizer against gguf-py's, on data quantized by gguf-py (legacy types)
@@ -165,11 +222,17 @@ fn cpu_dequantization_matches_gguf_py() {
         ("Q6_K", GgmlType::Q6K),
     ] {
         let raw = fixture(&format!("dequant/{name}.raw"));
-        let expected: Vec<f32> = fixture(&format!("dequant/{name}.f32")).chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        let expected: Vec<f32> = fixture(&format!("dequant/{name}.f32"))
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
         let got = dequantize(ty, &raw).unwrap();
         assert_eq!(got.len(), expected.len(), "{name}");
         for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
-            assert!((g - e).abs() <= 1e-6 * e.abs().max(1.0), "{name}[{i}]: {g} vs {e}");
+            assert!(
+                (g - e).abs() <= 1e-6 * e.abs().max(1.0),
+                "{name}[{i}]: {g} vs {e}"
+            );
         }
     }
 }

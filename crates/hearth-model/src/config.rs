@@ -14,8 +14,14 @@ pub enum ModelError {
     #[error("tensor '{0}' is missing")]
     MissingTensor(String),
     #[error("tensor '{name}' has shape {found:?}, expected {expected:?}")]
-    BadShape { name: String, found: Vec<u64>, expected: Vec<u64> },
-    #[error("tensor '{name}' has type {ty}, which Hearth cannot run yet (supported: {SUPPORTED_TYPES})")]
+    BadShape {
+        name: String,
+        found: Vec<u64>,
+        expected: Vec<u64>,
+    },
+    #[error(
+        "tensor '{name}' has type {ty}, which Hearth cannot run yet (supported: {SUPPORTED_TYPES})"
+    )]
     UnsupportedType { name: String, ty: GgmlType },
     #[error("{0}")]
     Unsupported(String),
@@ -26,8 +32,14 @@ impl ModelError {
     /// that is broken, or a sound one Hearth cannot run.
     pub fn code(&self) -> &'static str {
         match self {
-            ModelError::UnsupportedArchitecture(_) | ModelError::UnsupportedType { .. } | ModelError::Unsupported(_) => "unsupported-model",
-            ModelError::NoArchitecture | ModelError::MissingKey(_) | ModelError::BadKey { .. } | ModelError::MissingTensor(_) | ModelError::BadShape { .. } => "bad-model",
+            ModelError::UnsupportedArchitecture(_)
+            | ModelError::UnsupportedType { .. }
+            | ModelError::Unsupported(_) => "unsupported-model",
+            ModelError::NoArchitecture
+            | ModelError::MissingKey(_)
+            | ModelError::BadKey { .. }
+            | ModelError::MissingTensor(_)
+            | ModelError::BadShape { .. } => "bad-model",
         }
     }
 }
@@ -79,7 +91,11 @@ impl Architecture {
 pub enum QkvWeights {
     /// Rows: `n_embd` query rows, then `kv_dim` key rows, then `kv_dim` value rows.
     Fused(String),
-    Separate { q: String, k: String, v: String },
+    Separate {
+        q: String,
+        k: String,
+        v: String,
+    },
 }
 
 /// Gated feed-forward input weights: one fused matrix (gate rows first) or two.
@@ -170,7 +186,10 @@ impl Config {
 
     pub fn from_gguf(gguf: &Gguf) -> Result<Self, ModelError> {
         let arch = Architecture::from_name(gguf.architecture().ok_or(ModelError::NoArchitecture)?)?;
-        let meta = Meta { gguf, prefix: arch.name() };
+        let meta = Meta {
+            gguf,
+            prefix: arch.name(),
+        };
 
         let n_embd = meta.usize("embedding_length")?;
         let n_layer = meta.usize("block_count")?;
@@ -180,26 +199,47 @@ impl Config {
         let context_length = meta.usize("context_length")?;
         // Every layer has at least six tensors (norms, attention in and out, FFN in and out).
         if n_layer * 6 > gguf.tensors.len() {
-            return Err(ModelError::BadKey { key: meta.key("block_count"), reason: format!("{n_layer} layers, but the file holds {} tensors", gguf.tensors.len()) });
+            return Err(ModelError::BadKey {
+                key: meta.key("block_count"),
+                reason: format!(
+                    "{n_layer} layers, but the file holds {} tensors",
+                    gguf.tensors.len()
+                ),
+            });
         }
         if n_head == 0 || n_head_kv == 0 || n_head % n_head_kv != 0 {
-            return Err(ModelError::Unsupported(format!("{n_head} query heads cannot share {n_head_kv} key/value heads evenly")));
+            return Err(ModelError::Unsupported(format!(
+                "{n_head} query heads cannot share {n_head_kv} key/value heads evenly"
+            )));
         }
         if n_embd % n_head != 0 {
-            return Err(ModelError::Unsupported(format!("embedding width {n_embd} is not divisible by {n_head} heads")));
+            return Err(ModelError::Unsupported(format!(
+                "embedding width {n_embd} is not divisible by {n_head} heads"
+            )));
         }
-        let head_dim = meta.opt_usize("attention.key_length")?.unwrap_or(n_embd / n_head);
+        let head_dim = meta
+            .opt_usize("attention.key_length")?
+            .unwrap_or(n_embd / n_head);
         if head_dim.checked_mul(n_head) != Some(n_embd) {
-            return Err(ModelError::Unsupported(format!("head width {head_dim} × {n_head} heads differs from the embedding width {n_embd}")));
+            return Err(ModelError::Unsupported(format!(
+                "head width {head_dim} × {n_head} heads differs from the embedding width {n_embd}"
+            )));
         }
         if head_dim > 256 || head_dim % 4 != 0 {
-            return Err(ModelError::Unsupported(format!("head width {head_dim} (must be a multiple of 4, at most 256)")));
+            return Err(ModelError::Unsupported(format!(
+                "head width {head_dim} (must be a multiple of 4, at most 256)"
+            )));
         }
         let n_rot = meta.opt_usize("rope.dimension_count")?.unwrap_or(head_dim);
         if n_rot > head_dim || n_rot % 2 != 0 {
-            return Err(ModelError::BadKey { key: meta.key("rope.dimension_count"), reason: format!("{n_rot} rotary dimensions for a head of {head_dim}") });
+            return Err(ModelError::BadKey {
+                key: meta.key("rope.dimension_count"),
+                reason: format!("{n_rot} rotary dimensions for a head of {head_dim}"),
+            });
         }
-        let rms_eps = meta.opt_f32("attention.layer_norm_rms_epsilon")?.ok_or_else(|| ModelError::MissingKey(meta.key("attention.layer_norm_rms_epsilon")))?;
+        let rms_eps = meta
+            .opt_f32("attention.layer_norm_rms_epsilon")?
+            .ok_or_else(|| ModelError::MissingKey(meta.key("attention.layer_norm_rms_epsilon")))?;
         let rope_base = meta.opt_f32("rope.freq_base")?.unwrap_or(10000.0);
         let scaling_type = meta.opt_str("rope.scaling.type").unwrap_or("linear");
         let rope_freq_scale = match (scaling_type, meta.opt_f32("rope.scaling.factor")?) {
@@ -207,23 +247,38 @@ impl Config {
             (_, Some(0.0)) => 1.0,
             ("linear", Some(f)) if f > 0.0 => 1.0 / f,
             ("longrope", Some(_)) => 1.0,
-            (kind, Some(f)) => return Err(ModelError::Unsupported(format!("RoPE scaling '{kind}' with factor {f}"))),
+            (kind, Some(f)) => {
+                return Err(ModelError::Unsupported(format!(
+                    "RoPE scaling '{kind}' with factor {f}"
+                )));
+            }
         };
         let rope_attn_factor = meta.opt_f32("rope.scaling.attn_factor")?.unwrap_or(1.0);
-        let original_context_length = meta.opt_usize("rope.scaling.original_context_length")?.unwrap_or(context_length);
-        for (v, what) in [(rms_eps, "RMS epsilon"), (rope_base, "RoPE base"), (rope_attn_factor, "RoPE attention factor")] {
+        let original_context_length = meta
+            .opt_usize("rope.scaling.original_context_length")?
+            .unwrap_or(context_length);
+        for (v, what) in [
+            (rms_eps, "RMS epsilon"),
+            (rope_base, "RoPE base"),
+            (rope_attn_factor, "RoPE attention factor"),
+        ] {
             if !(v.is_finite() && v > 0.0) {
                 return Err(ModelError::Unsupported(format!("{what} {v}")));
             }
         }
 
         let weights = Self::weight_names(gguf, arch, n_layer);
-        let token_embd = gguf.tensor(&weights.token_embd).ok_or_else(|| ModelError::MissingTensor(weights.token_embd.clone()))?;
+        let token_embd = gguf
+            .tensor(&weights.token_embd)
+            .ok_or_else(|| ModelError::MissingTensor(weights.token_embd.clone()))?;
         let n_vocab = token_embd.matrix_shape().0 as usize;
 
         let config = Config {
             arch,
-            name: gguf.get("general.name").and_then(MetadataValue::as_str).map(str::to_string),
+            name: gguf
+                .get("general.name")
+                .and_then(MetadataValue::as_str)
+                .map(str::to_string),
             n_vocab,
             n_embd,
             n_layer,
@@ -252,12 +307,30 @@ impl Config {
                 let t = |s: &str| format!("blk.{i}.{s}.weight");
                 // Fusions are what the file holds: phi3 files fuse Q/K/V and gate/up, llama
                 // files keep them apart; either way they fill the same activation columns.
-                let qkv = if has(&t("attn_qkv")) { QkvWeights::Fused(t("attn_qkv")) } else { QkvWeights::Separate { q: t("attn_q"), k: t("attn_k"), v: t("attn_v") } };
+                let qkv = if has(&t("attn_qkv")) {
+                    QkvWeights::Fused(t("attn_qkv"))
+                } else {
+                    QkvWeights::Separate {
+                        q: t("attn_q"),
+                        k: t("attn_k"),
+                        v: t("attn_v"),
+                    }
+                };
                 let ffn_in = match arch {
                     Architecture::Phi3 => FfnWeights::FusedGateUp(t("ffn_up")),
-                    Architecture::Llama => FfnWeights::Separate { gate: t("ffn_gate"), up: t("ffn_up") },
+                    Architecture::Llama => FfnWeights::Separate {
+                        gate: t("ffn_gate"),
+                        up: t("ffn_up"),
+                    },
                 };
-                LayerWeights { attn_norm: t("attn_norm"), qkv, attn_output: t("attn_output"), ffn_norm: t("ffn_norm"), ffn_in, ffn_down: t("ffn_down") }
+                LayerWeights {
+                    attn_norm: t("attn_norm"),
+                    qkv,
+                    attn_output: t("attn_output"),
+                    ffn_norm: t("ffn_norm"),
+                    ffn_in,
+                    ffn_down: t("ffn_down"),
+                }
             })
             .collect();
         let opt = |n: &str| has(n).then(|| n.to_string());
@@ -274,13 +347,24 @@ impl Config {
 
     /// Every tensor the forward pass reads: (name, expected ggml dims, is a matrix).
     pub fn expected_tensors(&self) -> Vec<(String, Vec<u64>, bool)> {
-        let (d, kv, ff, v) = (self.n_embd as u64, self.kv_dim() as u64, self.n_ff as u64, self.n_vocab as u64);
+        let (d, kv, ff, v) = (
+            self.n_embd as u64,
+            self.kv_dim() as u64,
+            self.n_ff as u64,
+            self.n_vocab as u64,
+        );
         let w = &self.weights;
-        let mut out = vec![(w.token_embd.clone(), vec![d, v], true), (w.output_norm.clone(), vec![d], false)];
+        let mut out = vec![
+            (w.token_embd.clone(), vec![d, v], true),
+            (w.output_norm.clone(), vec![d], false),
+        ];
         if !self.tied_output() {
             out.push((w.output.clone(), vec![d, v], true));
         }
-        for f in [&w.rope_factors_long, &w.rope_factors_short, &w.rope_freqs].into_iter().flatten() {
+        for f in [&w.rope_factors_long, &w.rope_factors_short, &w.rope_freqs]
+            .into_iter()
+            .flatten()
+        {
             out.push((f.clone(), vec![self.n_rot as u64 / 2], false));
         }
         for l in &w.layers {
@@ -309,7 +393,9 @@ impl Config {
 
     fn check_tensors(&self, gguf: &Gguf) -> Result<(), ModelError> {
         for (name, expected, is_matrix) in self.expected_tensors() {
-            let t: &TensorInfo = gguf.tensor(&name).ok_or_else(|| ModelError::MissingTensor(name.clone()))?;
+            let t: &TensorInfo = gguf
+                .tensor(&name)
+                .ok_or_else(|| ModelError::MissingTensor(name.clone()))?;
             // ggml drops trailing dimensions of 1; compare without them.
             let trimmed: Vec<u64> = {
                 let mut dims = t.dims.clone();
@@ -319,15 +405,26 @@ impl Config {
                 dims
             };
             if trimmed != expected {
-                return Err(ModelError::BadShape { name, found: t.dims.clone(), expected });
+                return Err(ModelError::BadShape {
+                    name,
+                    found: t.dims.clone(),
+                    expected,
+                });
             }
-            let runnable = if is_matrix { t.ty.is_supported() } else { matches!(t.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::Bf16) };
+            let runnable = if is_matrix {
+                t.ty.is_supported()
+            } else {
+                matches!(t.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::Bf16)
+            };
             if !runnable {
                 return Err(ModelError::UnsupportedType { name, ty: t.ty });
             }
             // Matrix kernels walk rows in steps of 32 values.
             if is_matrix && expected[0] % 32 != 0 {
-                return Err(ModelError::Unsupported(format!("tensor '{name}' has rows of {} values; Hearth needs a multiple of 32", expected[0])));
+                return Err(ModelError::Unsupported(format!(
+                    "tensor '{name}' has rows of {} values; Hearth needs a multiple of 32",
+                    expected[0]
+                )));
             }
         }
         Ok(())
@@ -361,20 +458,34 @@ impl Meta<'_> {
             Some(v) => match v.as_u64() {
                 // No real model has a dimension near this; a larger one is a corrupt file.
                 Some(n) if n > 0 && n <= 1 << 24 => Ok(Some(n as usize)),
-                _ => Err(ModelError::BadKey { key, reason: format!("{} is not a size any model has (1 to {})", v.summary(), 1 << 24) }),
+                _ => Err(ModelError::BadKey {
+                    key,
+                    reason: format!(
+                        "{} is not a size any model has (1 to {})",
+                        v.summary(),
+                        1 << 24
+                    ),
+                }),
             },
         }
     }
 
     fn usize(&self, k: &str) -> Result<usize, ModelError> {
-        self.opt_usize(k)?.ok_or_else(|| ModelError::MissingKey(self.key(k)))
+        self.opt_usize(k)?
+            .ok_or_else(|| ModelError::MissingKey(self.key(k)))
     }
 
     fn opt_f32(&self, k: &str) -> Result<Option<f32>, ModelError> {
         let key = self.key(k);
         match self.gguf.get(&key) {
             None => Ok(None),
-            Some(v) => v.as_f64().map(|f| Some(f as f32)).ok_or_else(|| ModelError::BadKey { key, reason: format!("{} is not a number", v.summary()) }),
+            Some(v) => v
+                .as_f64()
+                .map(|f| Some(f as f32))
+                .ok_or_else(|| ModelError::BadKey {
+                    key,
+                    reason: format!("{} is not a number", v.summary()),
+                }),
         }
     }
 

@@ -6,4 +6,6 @@
 
 mod config;
 
-pub use config::{Architecture, Config, FfnWeights, LayerWeights, ModelError, QkvWeights, RopeStyle, WeightNames};
+pub use config::{
+    Architecture, Config, FfnWeights, LayerWeights, ModelError, QkvWeights, RopeStyle, WeightNames,
+};

@@ -5,13 +5,21 @@ use hearth_model::{Config, ModelError};
 use std::time::Instant;
 
 fn fixture() -> Vec<u8> {
-    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/tiny-q8_0.gguf")).unwrap()
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/tiny-q8_0.gguf"
+    ))
+    .unwrap()
 }
 
 /// The fixture with the u32 value of metadata key `key` replaced.
 fn with_u32(key: &str, value: u32) -> Vec<u8> {
     let mut bytes = fixture();
-    let at = bytes.windows(key.len()).position(|w| w == key.as_bytes()).unwrap() + key.len();
+    let at = bytes
+        .windows(key.len())
+        .position(|w| w == key.as_bytes())
+        .unwrap()
+        + key.len();
     assert_eq!(bytes[at..at + 4], 4u32.to_le_bytes(), "{key} is a u32");
     bytes[at + 4..at + 8].copy_from_slice(&value.to_le_bytes());
     bytes
@@ -34,17 +42,40 @@ fn a_layer_count_the_tensors_cannot_back_is_refused_at_once() {
     // Found by fuzzing: a million layers made the reader build names for all of them.
     let started = Instant::now();
     let err = config_error(&with_u32("phi3.block_count", 0x0010_0001));
-    assert!(started.elapsed().as_millis() < 500, "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed().as_millis() < 500,
+        "took {:?}",
+        started.elapsed()
+    );
     assert_eq!(err.code(), "bad-model");
-    assert!(err.to_string().contains("'phi3.block_count'") && err.to_string().contains("1048577 layers, but the file holds"), "{err}");
-    assert!(config_error(&with_u32("phi3.block_count", 0)).to_string().contains("0 is not a size any model has"));
+    assert!(
+        err.to_string().contains("'phi3.block_count'")
+            && err
+                .to_string()
+                .contains("1048577 layers, but the file holds"),
+        "{err}"
+    );
+    assert!(
+        config_error(&with_u32("phi3.block_count", 0))
+            .to_string()
+            .contains("0 is not a size any model has")
+    );
 }
 
 #[test]
 fn sizes_beyond_any_model_are_refused() {
-    for key in ["phi3.embedding_length", "phi3.feed_forward_length", "phi3.context_length", "phi3.attention.head_count"] {
+    for key in [
+        "phi3.embedding_length",
+        "phi3.feed_forward_length",
+        "phi3.context_length",
+        "phi3.attention.head_count",
+    ] {
         let err = config_error(&with_u32(key, u32::MAX));
-        assert!(err.to_string().contains("4294967295 is not a size any model has"), "{key}: {err}");
+        assert!(
+            err.to_string()
+                .contains("4294967295 is not a size any model has"),
+            "{key}: {err}"
+        );
     }
 }
 
@@ -52,5 +83,8 @@ fn sizes_beyond_any_model_are_refused() {
 fn inconsistent_head_counts_are_unsupported_not_a_crash() {
     let err = config_error(&with_u32("phi3.attention.head_count_kv", 3));
     assert_eq!(err.code(), "unsupported-model");
-    assert!(err.to_string().contains("cannot share 3 key/value heads"), "{err}");
+    assert!(
+        err.to_string().contains("cannot share 3 key/value heads"),
+        "{err}"
+    );
 }

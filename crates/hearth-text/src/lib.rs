@@ -38,8 +38,15 @@ impl TextError {
 pub fn chat_template(gguf: &Gguf, tokenizer: &Tokenizer) -> Result<ChatTemplate, TextError> {
     let text = |id: Option<u32>| id.map(|i| tokenizer.token_text(i)).unwrap_or_default();
     let (bos, eos) = (text(tokenizer.bos), text(tokenizer.eos));
-    match gguf.get("tokenizer.chat_template").and_then(MetadataValue::as_str) {
+    match gguf
+        .get("tokenizer.chat_template")
+        .and_then(MetadataValue::as_str)
+    {
         Some(source) => ChatTemplate::new(source, &bos, &eos),
-        None => Ok(ChatTemplate::fallback_for(tokenizer.special_id("<|im_sep|>").is_some(), &bos, &eos)),
+        None => Ok(ChatTemplate::fallback_for(
+            tokenizer.special_id("<|im_sep|>").is_some(),
+            &bos,
+            &eos,
+        )),
     }
 }

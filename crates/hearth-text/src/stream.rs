@@ -32,7 +32,9 @@ impl StreamDecoder {
                 }
                 Err(e) => {
                     let valid = e.valid_up_to();
-                    out.push_str(std::str::from_utf8(&self.pending[..valid]).expect("validated prefix"));
+                    out.push_str(
+                        std::str::from_utf8(&self.pending[..valid]).expect("validated prefix"),
+                    );
                     match e.error_len() {
                         // An incomplete character at the end: wait for more bytes.
                         None => {

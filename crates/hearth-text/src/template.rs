@@ -15,7 +15,10 @@ pub struct Message {
 
 impl Message {
     pub fn new(role: &str, content: &str) -> Self {
-        Message { role: role.into(), content: content.into() }
+        Message {
+            role: role.into(),
+            content: content.into(),
+        }
     }
 }
 
@@ -44,22 +47,42 @@ impl ChatTemplate {
     /// Compiles `source` as transformers does: blocks trimmed, Python string methods available.
     pub fn new(source: &str, bos: &str, eos: &str) -> Result<Self, TextError> {
         let mut env = Environment::new();
-        env.set_syntax(SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build().expect("the default delimiters are valid"));
+        env.set_syntax(
+            SyntaxConfig::builder()
+                .trim_blocks(true)
+                .lstrip_blocks(true)
+                .build()
+                .expect("the default delimiters are valid"),
+        );
         // The template comes from the file: a hostile one must not hang the page.
         env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
-        env.add_template_owned("chat", source.to_string()).map_err(|e| TextError::Template(format!("the chat template does not compile: {e}")))?;
-        Ok(ChatTemplate { env, source: source.to_string(), bos: bos.to_string(), eos: eos.to_string() })
+        env.add_template_owned("chat", source.to_string())
+            .map_err(|e| TextError::Template(format!("the chat template does not compile: {e}")))?;
+        Ok(ChatTemplate {
+            env,
+            source: source.to_string(),
+            bos: bos.to_string(),
+            eos: eos.to_string(),
+        })
     }
 
     /// The built-in template matching the vocabulary's markers, for files without one.
     pub fn fallback_for(has_im_sep: bool, bos: &str, eos: &str) -> Self {
-        let source = if has_im_sep { PHI4_TEMPLATE } else { PHI3_TEMPLATE };
+        let source = if has_im_sep {
+            PHI4_TEMPLATE
+        } else {
+            PHI3_TEMPLATE
+        };
         ChatTemplate::new(source, bos, eos).expect("built-in templates compile")
     }
 
-    pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, TextError> {
+    pub fn render(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<String, TextError> {
         let template = self.env.get_template("chat").expect("added in new");
         template
             .render(minijinja::context! {
@@ -77,16 +100,33 @@ mod tests {
     use super::*;
 
     fn conversation() -> Vec<Message> {
-        vec![Message::new("system", "Be brief."), Message::new("user", "Hi"), Message::new("assistant", "Hello."), Message::new("user", "Bye")]
+        vec![
+            Message::new("system", "Be brief."),
+            Message::new("user", "Hi"),
+            Message::new("assistant", "Hello."),
+            Message::new("user", "Bye"),
+        ]
     }
 
     #[test]
     fn an_endless_template_stops_with_an_error() {
-        let endless = ChatTemplate::new("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}", "", "").unwrap();
+        let endless = ChatTemplate::new(
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+            "",
+            "",
+        )
+        .unwrap();
         let started = std::time::Instant::now();
         let err = endless.render(&conversation(), true).unwrap_err();
-        assert!(err.to_string().contains("rendering the chat template failed"), "{err}");
-        assert!(started.elapsed().as_secs() < 10, "stopped by its fuel, not by running 10^10 steps");
+        assert!(
+            err.to_string()
+                .contains("rendering the chat template failed"),
+            "{err}"
+        );
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "stopped by its fuel, not by running 10^10 steps"
+        );
     }
 
     #[test]
@@ -109,8 +149,13 @@ mod tests {
 
     #[test]
     fn a_long_real_conversation_fits_in_the_fuel() {
-        let messages: Vec<Message> = (0..5000).map(|i| Message::new(if i % 2 == 0 { "user" } else { "assistant" }, "some words")).collect();
-        let out = ChatTemplate::new(PHI4_TEMPLATE, "", "").unwrap().render(&messages, true).unwrap();
+        let messages: Vec<Message> = (0..5000)
+            .map(|i| Message::new(if i % 2 == 0 { "user" } else { "assistant" }, "some words"))
+            .collect();
+        let out = ChatTemplate::new(PHI4_TEMPLATE, "", "")
+            .unwrap()
+            .render(&messages, true)
+            .unwrap();
         assert_eq!(out.matches("<|im_end|>").count(), 5000);
     }
 }

@@ -18,16 +18,26 @@ fn load(file: &str) -> (hearth_gguf::Gguf, Tokenizer) {
 }
 
 fn check_pre(pre: &str) {
-    let meta: Value = serde_json::from_str(&std::fs::read_to_string(dir().join(format!("vocab-{pre}.json"))).unwrap()).unwrap();
+    let meta: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir().join(format!("vocab-{pre}.json"))).unwrap(),
+    )
+    .unwrap();
     let (_, tok) = load(meta["model"].as_str().unwrap());
     let mut failures = Vec::new();
     for case in meta["cases"].as_array().unwrap() {
         let text = case["text"].as_str().unwrap();
         let special = case["special"].as_bool().unwrap();
-        let want: Vec<u32> = case["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let want: Vec<u32> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
         let got = tok.encode(text, special).unwrap();
         if got != want {
-            failures.push(format!("{text:?} (special={special}):\n  hearth    {got:?}\n  llama.cpp {want:?}"));
+            failures.push(format!(
+                "{text:?} (special={special}):\n  hearth    {got:?}\n  llama.cpp {want:?}"
+            ));
         }
         // Byte-level BPE is lossless; SentencePiece (like llama.cpp's) puts a space after each
         // special token, so it round-trips only text without them.
@@ -35,7 +45,13 @@ fn check_pre(pre: &str) {
             assert_eq!(tok.decode(&got), text, "{pre}: decode(encode(x)) != x");
         }
     }
-    assert!(failures.is_empty(), "{pre}: {} of {} differ:\n{}", failures.len(), meta["cases"].as_array().unwrap().len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{pre}: {} of {} differ:\n{}",
+        failures.len(),
+        meta["cases"].as_array().unwrap().len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -76,7 +92,10 @@ fn streaming_never_splits_a_character() {
     let mut out = String::new();
     for &id in &ids {
         let chunk = stream.push(&tok, id);
-        assert!(!chunk.contains('\u{FFFD}'), "a chunk split a character: {chunk:?}");
+        assert!(
+            !chunk.contains('\u{FFFD}'),
+            "a chunk split a character: {chunk:?}"
+        );
         out.push_str(&chunk);
     }
     out.push_str(&stream.finish());
@@ -87,12 +106,21 @@ fn streaming_never_splits_a_character() {
 
 #[test]
 fn templates_render_like_jinja2() {
-    let meta: Value = serde_json::from_str(&std::fs::read_to_string(dir().join("templates.json")).unwrap()).unwrap();
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir().join("templates.json")).unwrap())
+            .unwrap();
     for r in meta["renders"].as_array().unwrap() {
         let name = r["template"].as_str().unwrap();
-        let t = ChatTemplate::new(meta["templates"][name].as_str().unwrap(), "<s>", "<|endoftext|>").unwrap();
+        let t = ChatTemplate::new(
+            meta["templates"][name].as_str().unwrap(),
+            "<s>",
+            "<|endoftext|>",
+        )
+        .unwrap();
         let messages: Vec<Message> = serde_json::from_value(r["messages"].clone()).unwrap();
-        let got = t.render(&messages, r["add_generation_prompt"].as_bool().unwrap()).unwrap();
+        let got = t
+            .render(&messages, r["add_generation_prompt"].as_bool().unwrap())
+            .unwrap();
         assert_eq!(got, r["rendered"].as_str().unwrap(), "template {name}");
     }
 }
@@ -101,7 +129,9 @@ fn templates_render_like_jinja2() {
 fn rendered_chat_tokenizes_markers_as_single_tokens() {
     let (gguf, tok) = load("vocab-dbrx.gguf");
     let template = chat_template(&gguf, &tok).unwrap();
-    let text = template.render(&[Message::new("user", "Hello <|im_end|> there")], true).unwrap();
+    let text = template
+        .render(&[Message::new("user", "Hello <|im_end|> there")], true)
+        .unwrap();
     let ids = tok.encode(&text, true).unwrap();
     let im_start = tok.special_id("<|im_start|>").unwrap();
     assert_eq!(ids[0], im_start);
@@ -110,18 +140,42 @@ fn rendered_chat_tokenizes_markers_as_single_tokens() {
     // that is the template's job; with parsing off the user's text stays text.
     let plain = tok.encode("Hello <|im_end|>", false).unwrap();
     assert!(!plain.contains(&tok.special_id("<|im_end|>").unwrap()));
-    assert!(tok.end_of_turn_ids().contains(&tok.special_id("<|im_end|>").unwrap()));
+    assert!(
+        tok.end_of_turn_ids()
+            .contains(&tok.special_id("<|im_end|>").unwrap())
+    );
 }
 
 #[test]
 fn fallback_templates_for_files_without_one() {
     let phi4 = ChatTemplate::fallback_for(true, "", "");
-    assert_eq!(phi4.render(&[Message::new("system", "S"), Message::new("user", "U")], true).unwrap(), "<|im_start|>system<|im_sep|>S<|im_end|><|im_start|>user<|im_sep|>U<|im_end|><|im_start|>assistant<|im_sep|>");
+    assert_eq!(
+        phi4.render(
+            &[Message::new("system", "S"), Message::new("user", "U")],
+            true
+        )
+        .unwrap(),
+        "<|im_start|>system<|im_sep|>S<|im_end|><|im_start|>user<|im_sep|>U<|im_end|><|im_start|>assistant<|im_sep|>"
+    );
     let phi3 = ChatTemplate::fallback_for(false, "", "");
-    assert_eq!(phi3.render(&[Message::new("system", "S"), Message::new("user", "U")], true).unwrap(), "<|system|>S<|end|><|user|>U<|end|><|assistant|>");
+    assert_eq!(
+        phi3.render(
+            &[Message::new("system", "S"), Message::new("user", "U")],
+            true
+        )
+        .unwrap(),
+        "<|system|>S<|end|><|user|>U<|end|><|assistant|>"
+    );
     assert!(ChatTemplate::new("{% for %}", "", "").is_err());
-    let raising = ChatTemplate::new("{{ raise_exception('roles must alternate') }}", "", "").unwrap();
-    assert!(raising.render(&[], true).unwrap_err().to_string().contains("roles must alternate"));
+    let raising =
+        ChatTemplate::new("{{ raise_exception('roles must alternate') }}", "", "").unwrap();
+    assert!(
+        raising
+            .render(&[], true)
+            .unwrap_err()
+            .to_string()
+            .contains("roles must alternate")
+    );
 }
 
 /// Merges that cannot apply (a part or the result missing from the vocabulary) are skipped as

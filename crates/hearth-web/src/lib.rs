@@ -12,7 +12,10 @@
 
 mod source;
 
-use hearth_engine::{FinishReason, Flow, GenerateOptions, Generated, Gpu, Model, SamplingParams, Session};
+use hearth_engine::{
+    AdapterKind, FinishReason, Flow, GenerateOptions, Generated, Gpu, Model, SamplingParams,
+    Session,
+};
 use hearth_gguf::{Gguf, read_split_header};
 use hearth_text::{ChatTemplate, Message, Tokenizer, chat_template};
 use serde::{Deserialize, Serialize};
@@ -54,7 +57,12 @@ trait Coded: std::fmt::Display {
 macro_rules! coded {
     ($($t:ty),*) => {$(impl Coded for $t { fn code(&self) -> &'static str { <$t>::code(self) } })*};
 }
-coded!(hearth_gguf::GgufError, hearth_model::ModelError, hearth_text::TextError, hearth_engine::EngineError);
+coded!(
+    hearth_gguf::GgufError,
+    hearth_model::ModelError,
+    hearth_text::TextError,
+    hearth_engine::EngineError
+);
 
 fn js_error(e: impl Coded) -> JsValue {
     coded_error(e.code(), &e)
@@ -97,7 +105,8 @@ const DEFAULT_MAX_CONTEXT: usize = 4096;
 
 impl LoadOptions {
     fn context(&self, config: &hearth_model::Config) -> usize {
-        self.context_length.unwrap_or(config.context_length.min(DEFAULT_MAX_CONTEXT))
+        self.context_length
+            .unwrap_or(config.context_length.min(DEFAULT_MAX_CONTEXT))
     }
 
     fn part_lens(&self, size: u64) -> Vec<u64> {
@@ -132,7 +141,14 @@ struct ModelInfo {
 fn describe(gpu: &Gpu, gguf: &Gguf, options: &LoadOptions) -> Result<ModelInfo, JsValue> {
     let config = hearth_model::Config::from_gguf(gguf).map_err(js_error)?;
     let ctx = options.context(&config);
-    let plan = hearth_engine::plan(gpu, gguf, &config, Some(ctx), options.gpu_memory_bytes.map(|b| b as u64)).map_err(js_error)?;
+    let plan = hearth_engine::plan(
+        gpu,
+        gguf,
+        &config,
+        Some(ctx),
+        options.gpu_memory_bytes.map(|b| b as u64),
+    )
+    .map_err(js_error)?;
     Ok(ModelInfo {
         architecture: config.arch.name().to_string(),
         name: config.name.clone(),
@@ -187,7 +203,12 @@ impl GenerateRequest {
         let d = SamplingParams::default();
         let mut logit_bias = Vec::new();
         for (id, bias) in self.logit_bias.iter().flatten() {
-            logit_bias.push((id.parse().map_err(|_| request_error(format!("logitBias key '{id}' is not a token id")))?, *bias));
+            logit_bias.push((
+                id.parse().map_err(|_| {
+                    request_error(format!("logitBias key '{id}' is not a token id"))
+                })?,
+                *bias,
+            ));
         }
         Ok(SamplingParams {
             temperature: self.temperature.unwrap_or(d.temperature),
@@ -199,7 +220,10 @@ impl GenerateRequest {
             frequency_penalty: self.frequency_penalty.unwrap_or(d.frequency_penalty),
             penalty_last_n: self.penalty_last_n.unwrap_or(d.penalty_last_n),
             logit_bias,
-            seed: self.seed.map(|s| s as u64).unwrap_or_else(|| (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64),
+            seed: self
+                .seed
+                .map(|s| s as u64)
+                .unwrap_or_else(|| (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64),
         })
     }
 }
@@ -251,44 +275,76 @@ impl From<Generated> for GenerateResult {
 }
 
 fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
-    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| coded_error("engine", e))
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| coded_error("engine", e))
 }
 
 fn options_from<T: for<'de> Deserialize<'de> + Default>(value: JsValue) -> Result<T, JsValue> {
     if value.is_undefined() || value.is_null() {
         return Ok(T::default());
     }
-    serde_wasm_bindgen::from_value(value).map_err(|e| request_error(format!("invalid options: {e}")))
+    serde_wasm_bindgen::from_value(value)
+        .map_err(|e| request_error(format!("invalid options: {e}")))
 }
 
 impl WasmEngine {
     fn loaded<T>(&self, f: impl FnOnce(&Loaded) -> Result<T, JsValue>) -> Result<T, JsValue> {
         let state = self.state.borrow();
-        let loaded = state.loaded.as_ref().ok_or_else(|| request_error("no model is loaded"))?;
+        let loaded = state
+            .loaded
+            .as_ref()
+            .ok_or_else(|| request_error("no model is loaded"))?;
         f(loaded)
     }
 
-    async fn generate_on(&self, session: &mut Session, tokenizer: &Tokenizer, template: &ChatTemplate, request: &GenerateRequest, on_text: &js_sys::Function) -> Result<JsValue, JsValue> {
+    async fn generate_on(
+        &self,
+        session: &mut Session,
+        tokenizer: &Tokenizer,
+        template: &ChatTemplate,
+        request: &GenerateRequest,
+        on_text: &js_sys::Function,
+    ) -> Result<JsValue, JsValue> {
         let prompt = match (&request.prompt, &request.tokens, &request.messages) {
             (Some(text), None, None) => tokenizer.encode_prompt(text).map_err(js_error)?,
             (None, Some(tokens), None) => tokens.clone(),
             (None, None, Some(messages)) => {
-                let messages: Vec<Message> = messages.iter().map(|m| Message::new(&m.role, &m.content)).collect();
-                tokenizer.encode_prompt(&template.render(&messages, true).map_err(js_error)?).map_err(js_error)?
+                let messages: Vec<Message> = messages
+                    .iter()
+                    .map(|m| Message::new(&m.role, &m.content))
+                    .collect();
+                tokenizer
+                    .encode_prompt(&template.render(&messages, true).map_err(js_error)?)
+                    .map_err(js_error)?
             }
-            _ => return Err(request_error("give exactly one of prompt, tokens or messages")),
+            _ => {
+                return Err(request_error(
+                    "give exactly one of prompt, tokens or messages",
+                ));
+            }
         };
         let options = GenerateOptions {
             max_tokens: request.max_tokens.unwrap_or(256),
             sampling: request.sampling()?,
             stop: request.stop.clone().unwrap_or_default(),
-            stop_tokens: if request.ignore_eos { Vec::new() } else { tokenizer.end_of_turn_ids() },
+            stop_tokens: if request.ignore_eos {
+                Vec::new()
+            } else {
+                tokenizer.end_of_turn_ids()
+            },
         };
-        let generated = session
-            .generate(tokenizer, &prompt, &options, &mut |text, id| match on_text.call2(&JsValue::NULL, &text.into(), &id.map_or(JsValue::UNDEFINED, JsValue::from)) {
-                Ok(v) if v.as_bool() == Some(false) => Flow::Stop,
-                Ok(_) => Flow::Continue,
-                Err(_) => Flow::Stop,
+        let generated =
+            hearth_engine::generate(session, tokenizer, &prompt, &options, &mut |text, id| {
+                match on_text.call2(
+                    &JsValue::NULL,
+                    &text.into(),
+                    &id.map_or(JsValue::UNDEFINED, JsValue::from),
+                ) {
+                    Ok(v) if v.as_bool() == Some(false) => Flow::Stop,
+                    Ok(_) => Flow::Continue,
+                    Err(_) => Flow::Stop,
+                }
             })
             .await
             .map_err(js_error)?;
@@ -304,10 +360,15 @@ impl WasmEngine {
     pub async fn create(cpu_adapter: bool) -> Result<WasmEngine, JsValue> {
         let mut gpu = Gpu::new().await.map_err(js_error)?;
         if cpu_adapter {
-            gpu.set_matvec_threads_per_row(1).map_err(js_error)?;
-            gpu.set_queue_ahead(false);
+            gpu.set_adapter_kind(AdapterKind::CpuEmulated)
+                .map_err(js_error)?;
         }
-        Ok(WasmEngine { state: Rc::new(RefCell::new(State { gpu: Arc::new(gpu), loaded: None })) })
+        Ok(WasmEngine {
+            state: Rc::new(RefCell::new(State {
+                gpu: Arc::new(gpu),
+                loaded: None,
+            })),
+        })
     }
 
     /// The adapter and the limits that bound what can load.
@@ -332,34 +393,60 @@ impl WasmEngine {
 
     /// Reads the header through `read` and checks the model fits this device, without
     /// touching the weights: the caller downloads only the header's bytes before this.
-    pub async fn inspect(&self, size: f64, read: js_sys::Function, options: JsValue) -> Result<JsValue, JsValue> {
+    pub async fn inspect(
+        &self,
+        size: f64,
+        read: js_sys::Function,
+        options: JsValue,
+    ) -> Result<JsValue, JsValue> {
         let options: LoadOptions = options_from(options)?;
         let source = JsSource::new(read, size as u64);
-        let gguf = read_split_header(&source, &options.part_lens(size as u64)).await.map_err(js_error)?;
+        let gguf = read_split_header(&source, &options.part_lens(size as u64))
+            .await
+            .map_err(js_error)?;
         let gpu = self.state.borrow().gpu.clone();
         to_js(&describe(&gpu, &gguf, &options)?)
     }
 
     /// Loads the model (replacing any loaded one), streaming weights from `read` to the GPU.
     /// `on_progress(done, total)` reports bytes uploaded.
-    pub async fn load(&self, size: f64, read: js_sys::Function, options: JsValue, on_progress: js_sys::Function) -> Result<JsValue, JsValue> {
+    pub async fn load(
+        &self,
+        size: f64,
+        read: js_sys::Function,
+        options: JsValue,
+        on_progress: js_sys::Function,
+    ) -> Result<JsValue, JsValue> {
         let options: LoadOptions = options_from(options)?;
         let source = JsSource::new(read, size as u64);
-        let gguf = read_split_header(&source, &options.part_lens(size as u64)).await.map_err(js_error)?;
+        let gguf = read_split_header(&source, &options.part_lens(size as u64))
+            .await
+            .map_err(js_error)?;
         let gpu = self.state.borrow().gpu.clone();
         let mut info = describe(&gpu, &gguf, &options)?;
         let tokenizer = Tokenizer::from_gguf(&gguf).map_err(js_error)?;
         let template = chat_template(&gguf, &tokenizer).map_err(js_error)?;
         self.state.borrow_mut().loaded = None; // free the old model's GPU memory first
         let model = Model::load(gpu, &gguf, &source, &mut |done, total| {
-            let _ = on_progress.call2(&JsValue::NULL, &(done as f64).into(), &(total as f64).into());
+            let _ = on_progress.call2(
+                &JsValue::NULL,
+                &(done as f64).into(),
+                &(total as f64).into(),
+            );
         })
         .await
         .map_err(js_error)?;
         info.weight_bytes_per_token = Some(model.weight_bytes_per_token() as f64);
         let model = Arc::new(model);
-        let session = Session::new(model.clone(), Some(info.context_length)).await.map_err(js_error)?;
-        self.state.borrow_mut().loaded = Some(Loaded { model, tokenizer: Rc::new(tokenizer), template: Rc::new(template), session: Some(session) });
+        let session = Session::new(model.clone(), Some(info.context_length))
+            .await
+            .map_err(js_error)?;
+        self.state.borrow_mut().loaded = Some(Loaded {
+            model,
+            tokenizer: Rc::new(tokenizer),
+            template: Rc::new(template),
+            session: Some(session),
+        });
         to_js(&info)
     }
 
@@ -374,24 +461,48 @@ impl WasmEngine {
 
     /// The prompt text the model's chat template makes of `messages`.
     #[wasm_bindgen(js_name = applyChatTemplate)]
-    pub fn apply_chat_template(&self, messages: JsValue, add_generation_prompt: bool) -> Result<String, JsValue> {
-        let messages: Vec<ChatMessage> = serde_wasm_bindgen::from_value(messages).map_err(|e| request_error(format!("invalid messages: {e}")))?;
-        let messages: Vec<Message> = messages.iter().map(|m| Message::new(&m.role, &m.content)).collect();
-        self.loaded(|l| l.template.render(&messages, add_generation_prompt).map_err(js_error))
+    pub fn apply_chat_template(
+        &self,
+        messages: JsValue,
+        add_generation_prompt: bool,
+    ) -> Result<String, JsValue> {
+        let messages: Vec<ChatMessage> = serde_wasm_bindgen::from_value(messages)
+            .map_err(|e| request_error(format!("invalid messages: {e}")))?;
+        let messages: Vec<Message> = messages
+            .iter()
+            .map(|m| Message::new(&m.role, &m.content))
+            .collect();
+        self.loaded(|l| {
+            l.template
+                .render(&messages, add_generation_prompt)
+                .map_err(js_error)
+        })
     }
 
     /// Generates from `request` (see `GenerateRequest`), calling `on_text(text, tokenId)` as
     /// text is produced; `on_text` returning `false` stops generation (abort). The KV cache
     /// keeps the conversation, so a follow-up that extends the same tokens skips their prefill.
-    pub async fn generate(&self, request: JsValue, on_text: js_sys::Function) -> Result<JsValue, JsValue> {
+    pub async fn generate(
+        &self,
+        request: JsValue,
+        on_text: js_sys::Function,
+    ) -> Result<JsValue, JsValue> {
         let request: GenerateRequest = options_from(request)?;
         let (tokenizer, template, mut session) = {
             let mut state = self.state.borrow_mut();
-            let loaded = state.loaded.as_mut().ok_or_else(|| request_error("no model is loaded"))?;
-            let session = loaded.session.take().ok_or_else(|| request_error("a generation is already running on this engine"))?;
+            let loaded = state
+                .loaded
+                .as_mut()
+                .ok_or_else(|| request_error("no model is loaded"))?;
+            let session = loaded
+                .session
+                .take()
+                .ok_or_else(|| request_error("a generation is already running on this engine"))?;
             (loaded.tokenizer.clone(), loaded.template.clone(), session)
         };
-        let result = self.generate_on(&mut session, &tokenizer, &template, &request, &on_text).await;
+        let result = self
+            .generate_on(&mut session, &tokenizer, &template, &request, &on_text)
+            .await;
         if let Some(loaded) = self.state.borrow_mut().loaded.as_mut() {
             loaded.session = Some(session);
         }
@@ -400,7 +511,13 @@ impl WasmEngine {
 
     /// Forgets the conversation (the next generation prefills from scratch).
     pub fn reset(&self) {
-        if let Some(session) = self.state.borrow_mut().loaded.as_mut().and_then(|l| l.session.as_mut()) {
+        if let Some(session) = self
+            .state
+            .borrow_mut()
+            .loaded
+            .as_mut()
+            .and_then(|l| l.session.as_mut())
+        {
             session.truncate(0);
         }
     }
@@ -424,6 +541,10 @@ impl WasmEngine {
 
     #[wasm_bindgen(js_name = modelBytesOnGpu)]
     pub fn model_bytes_on_gpu(&self) -> f64 {
-        self.state.borrow().loaded.as_ref().map_or(0.0, |l| l.model.weight_gpu_bytes() as f64)
+        self.state
+            .borrow()
+            .loaded
+            .as_ref()
+            .map_or(0.0, |l| l.model.weight_gpu_bytes() as f64)
     }
 }

@@ -19,7 +19,11 @@ impl JsSource {
 }
 
 fn message(e: JsValue) -> String {
-    js_sys::Error::from(e.clone()).message().as_string().or_else(|| e.as_string()).unwrap_or_else(|| format!("{e:?}"))
+    js_sys::Error::from(e.clone())
+        .message()
+        .as_string()
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
 }
 
 impl ByteSource for JsSource {
@@ -28,11 +32,24 @@ impl ByteSource for JsSource {
     }
 
     async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
-        let promise = self.read.call2(&JsValue::NULL, &(offset as f64).into(), &(buf.len() as f64).into()).map_err(|e| SourceError(message(e)))?;
-        let bytes = JsFuture::from(Promise::from(promise)).await.map_err(|e| SourceError(message(e)))?;
+        let promise = self
+            .read
+            .call2(
+                &JsValue::NULL,
+                &(offset as f64).into(),
+                &(buf.len() as f64).into(),
+            )
+            .map_err(|e| SourceError(message(e)))?;
+        let bytes = JsFuture::from(Promise::from(promise))
+            .await
+            .map_err(|e| SourceError(message(e)))?;
         let bytes = Uint8Array::new(&bytes);
         if bytes.length() as usize != buf.len() {
-            return Err(SourceError(format!("asked for {} bytes at offset {offset}, got {}", buf.len(), bytes.length())));
+            return Err(SourceError(format!(
+                "asked for {} bytes at offset {offset}, got {}",
+                buf.len(),
+                bytes.length()
+            )));
         }
         bytes.copy_to(buf);
         Ok(())
