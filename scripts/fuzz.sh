@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Fuzzes what a model file controls: the GGUF reader, the tokenizer builder, the chat template.
 #   scripts/fuzz.sh [seconds per target, default 60] [target ...]
-# Inputs found interesting are kept in fuzz/corpus/<target> (committed, minimised); the seeds in
-# fuzz/seeds/<target> are real headers and templates, fuzz/regressions/<target> inputs that once
-# failed (each fixed and covered by a test). A crash leaves its input in
+# The seeds in fuzz/seeds/<target> (real headers and templates; for the tokenizer, 25 small
+# inputs the fuzzer found that reach nine tenths of what its whole corpus reached) and
+# fuzz/regressions/<target> (inputs that once failed, each fixed and covered by a test) are
+# committed; what a run finds grows the local
+# corpus in fuzz/corpus/<target>, which git ignores (`cargo fuzz cmin` shrinks it; an input
+# worth keeping for everyone goes to seeds/). A crash leaves its input in
 # fuzz/artifacts/<target> and fails the run.
 # cargo fuzz needs a nightly compiler for its sanitizer flags; without a nightly toolchain the
 # stable one is used with RUSTC_BOOTSTRAP=1.
@@ -37,7 +40,7 @@ for target in "${targets[@]}"; do
   fi
   # -rss_limit_mb: an input that makes the parser allocate what a header merely claims fails.
   status=0
-  # libFuzzer adds what it finds to the first folder: the kept corpus, or with FUZZ_KEEP=0 (the
+  # libFuzzer adds what it finds to the first folder: the local corpus, or with FUZZ_KEEP=0 (the
   # short pass in scripts/test.sh) a scratch folder, so a test run leaves the checkout clean.
   inputs=("corpus/$target" "seeds/$target" "regressions/$target")
   if [ "${FUZZ_KEEP:-1}" = 0 ]; then found=$(mktemp -d); inputs=("$found" "${inputs[@]}"); fi

@@ -1,7 +1,7 @@
 // Causal attention over the KV cache on CPU-emulated adapters, for prefill (many queries) and
 // decode (one). GPUs take attention_gpu.wgsl, which reads each key once for a tile of queries
 // but keeps them in arrays that CPU adapters, running loops as written, hold in memory
-// (SwiftShader: decoding 2.3x slower there).
+// (measured: docs/perf-notes.md).
 //
 // Bindings:
 //   0 params   uniform  AttnParams (attention_common.wgsl, which declares these bindings)

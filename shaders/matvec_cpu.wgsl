@@ -20,14 +20,12 @@
 // uniform-buffer read at an address all threads share is one scalar load; so the
 // activations come from a uniform buffer. SwiftShader gathers every 32-bit value of a dynamic
 // address lane by lane (a branch each) and runs loops as written: the fewer values read per
-// weight, the faster, hence 8 or 16 rows per activation read (8: 1.2-1.4x faster than 4),
-// whole blocks per step, the block's Σx factored out of its offset term, and hand-unrolled
-// block code. No barriers: both pay dearly for them.
+// weight, the faster, hence 8 or 16 rows per activation read, whole blocks per step, the
+// block's Σx factored out of its offset term, and hand-unrolled block code. No barriers:
+// both pay dearly for them.
 // Prefill takes one token at a time too: sharing each weight word's load and unpacking among
-// four tokens measured no faster on SwiftShader (0.81 against 0.86 ms per token, 1536 × 576
-// Q4_1), whose time goes to the instructions of its per-lane gathers and spills (the JIT'd
-// loop spans ~128 KB), not to memory; written as a loop over tokens that indexes local
-// arrays dynamically, it was ~15x slower there.
+// tokens measured no faster on SwiftShader, whose time goes to the instructions of its per-lane
+// gathers and spills, not to memory (docs/perf-notes.md).
 
 struct CpuMatrixParams {
     k: u32,

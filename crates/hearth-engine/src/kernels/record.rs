@@ -287,12 +287,8 @@ impl<'a> Recorder<'a> {
         y: MatrixOutput<'a>,
     ) {
         let x = self.prepare_input(x, n_tokens, [w]);
-        match self.kernels.choice().matrix(w, &x, n_tokens) {
-            MatrixKernel::GpuMatvec => self.gpu_matvec(w, x, y, 0),
-            MatrixKernel::GpuTiles => self.gpu_tiles(w, x, n_tokens, y),
-            MatrixKernel::CpuWindows => self.cpu_windows(w, x, n_tokens, y, 0),
-            MatrixKernel::CpuBlocks | MatrixKernel::General => self.general(w, x, n_tokens, y),
-        }
+        let kernel = self.kernels.choice().matrix(w, &x, n_tokens);
+        self.record_matrix(kernel, w, x, n_tokens, y, 0);
     }
 
     /// The feed-forward block's gated activation `act[t, :] = silu(gate) * up`, where
@@ -313,20 +309,12 @@ impl<'a> Recorder<'a> {
         let act_rows = MatrixOutput::rows(act, n_ff);
         if let [only] = parts
             && only.out_offset == 0
-        {
-            match self
+            && let Some(kernel) = self
                 .kernels
                 .choice()
                 .gated_matrix(&only.weight, &x, n_tokens)
-            {
-                Some(MatrixKernel::GpuMatvec) => {
-                    return self.gpu_matvec(&only.weight, x, act_rows, n_ff);
-                }
-                Some(MatrixKernel::CpuWindows) => {
-                    return self.cpu_windows(&only.weight, x, n_tokens, act_rows, n_ff);
-                }
-                _ => {}
-            }
+        {
+            return self.record_matrix(kernel, &only.weight, x, n_tokens, act_rows, n_ff);
         }
         for p in parts {
             self.matmul(
@@ -337,6 +325,26 @@ impl<'a> Recorder<'a> {
             );
         }
         self.silu_gate(n_ff, n_tokens, gate_up, act);
+    }
+
+    /// Records `kernel` for `w` × x: the product, or with `glu` > 0 the gated activation of
+    /// `w`'s first `glu` rows by the next `glu` (the kernels `KernelChoice::gated_matrix`
+    /// names).
+    fn record_matrix(
+        &mut self,
+        kernel: MatrixKernel,
+        w: &'a GpuMatrix,
+        x: MatrixInput<'a>,
+        n_tokens: u32,
+        y: MatrixOutput<'a>,
+        glu: u32,
+    ) {
+        match kernel {
+            MatrixKernel::GpuMatvec => self.gpu_matvec(w, x, y, glu),
+            MatrixKernel::GpuTiles => self.gpu_tiles(w, x, n_tokens, y),
+            MatrixKernel::CpuWindows => self.cpu_windows(w, x, n_tokens, y, glu),
+            MatrixKernel::CpuBlocks | MatrixKernel::General => self.general(w, x, n_tokens, y),
+        }
     }
 
     /// matvec_gpu.wgsl: one token, normalising its input as it reads where `x` asks for it;
