@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Builds the npm package `hearth` into pkg/: the browser build (scripts/build-web.sh), its
-# README and a package.json whose version is the workspace's.
+# Builds the npm package `hearth-llm` into pkg/: the browser build (scripts/build-web.sh), its
+# README and a package.json whose version is the workspace's. The name is ours on the registry
+# (`hearth` is someone else's); tests/npm/name.test.mjs holds the docs to it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build-web.sh
+name=hearth-llm
 version=$(awk -F'"' '/^\[workspace.package\]/ { p = 1 } p && /^version/ { print $2; exit }' Cargo.toml)
 rm -rf pkg && mkdir -p pkg
 cp www/pkg/hearth.js www/pkg/worker.js www/pkg/store.js www/pkg/hearth_wasm.js www/pkg/hearth_wasm_bg.wasm www/pkg/hearth.d.ts pkg/
 cp crates/hearth-web/npm/README.md pkg/
 cat > pkg/package.json <<JSON
 {
-  "name": "hearth",
+  "name": "$name",
   "version": "$version",
   "description": "Private on-device LLM inference in the browser: GGUF models (Phi-4 and more) on WebGPU, cached in IndexedDB",
   "license": "MIT OR Apache-2.0",
@@ -29,4 +31,4 @@ cat > pkg/package.json <<JSON
   "repository": { "type": "git", "url": "$(awk -F'"' '/^repository/ { print $2; exit }' Cargo.toml)" }
 }
 JSON
-echo "build-npm: pkg/ holds hearth@$version" >&2
+echo "build-npm: pkg/ holds $name@$version" >&2

@@ -1,4 +1,4 @@
-// Types of Hearth's JS API (hearth.js).
+// Types of Hearth's JS API (hearth.js): `import { Engine } from 'hearth-llm'`.
 
 /**
  * An error Hearth explains: `code` says what kind, `message` what to do. Codes:
