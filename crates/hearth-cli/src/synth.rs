@@ -149,18 +149,10 @@ fn fill(rng: &mut SplitMix64, buf: &mut [u8]) {
     }
 }
 
-/// An f16 bit pattern for `v` (normal range only; enough for scales and small weights).
+/// The f16 bytes of `v`, subnormals included (the K-quants' block scales are below f16's
+/// normal range).
 fn f16_bits(v: f32) -> [u8; 2] {
-    let bits = v.to_bits();
-    let sign = ((bits >> 16) & 0x8000) as u16;
-    let exp = ((bits >> 23) & 0xff) as i32 - 127 + 15;
-    let mantissa = ((bits >> 13) & 0x3ff) as u16;
-    let h = if exp <= 0 {
-        sign
-    } else {
-        sign | ((exp.min(30) as u16) << 10) | mantissa
-    };
-    h.to_le_bytes()
+    half::f16::from_f32(v).to_le_bytes()
 }
 
 /// Random blocks whose values stay small (|w| ≲ 0.05) so activations stay finite.
@@ -181,11 +173,13 @@ fn random_tensor(rng: &mut SplitMix64, t: &TensorSpec, buf: &mut [u8]) {
         ty => {
             fill(rng, buf);
             let size = ty.type_size();
-            // (offset of each f16 scale, its value): value ≈ 0.05 / the largest code.
+            // (offset of each f16 scale, its value): value ≈ 0.05 / the largest code. Q4_K's
+            // minimum scale is 7.5 times its scale, so that with random 6-bit sub-block scales
+            // and minimums the weights centre on zero, as real ones do.
             let scales: &[(usize, f32)] = match ty {
                 GgmlType::Q8_0 => &[(0, 0.05 / 127.0)],
                 GgmlType::Q4_0 => &[(0, 0.05 / 8.0)],
-                GgmlType::Q4K => &[(0, 0.05 / 945.0), (2, 0.05 / 945.0)],
+                GgmlType::Q4K => &[(0, 0.05 / 945.0), (2, 7.5 * 0.05 / 945.0)],
                 GgmlType::Q6K => &[(208, 0.05 / 4064.0)],
                 other => unreachable!("synth does not write {other}"),
             };

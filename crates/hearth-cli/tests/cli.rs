@@ -489,3 +489,88 @@ fn bench_profile_times_every_kernel_per_token() {
         );
     }
 }
+
+/// Mean and standard deviation of `v`.
+fn spread(v: &[f32]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+    let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
+    (mean, var.sqrt())
+}
+
+#[test]
+fn synthetic_models_have_the_intended_weights_and_varied_logits() {
+    for quant in ["q4_k_m", "q4_0", "q8_0", "f16"] {
+        let path =
+            std::env::temp_dir().join(format!("hearth-synth-{quant}-{}.gguf", std::process::id()));
+        let out = path.to_str().unwrap();
+        let r = hearth(&["synth", "--shape", "tiny", "--quant", quant, "--out", out]);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let bytes = std::fs::read(&path).unwrap();
+        let source = hearth_gguf::SliceSource(&bytes);
+        let gguf = pollster::block_on(hearth_gguf::read_header(&source)).unwrap();
+        let mut types = std::collections::BTreeSet::new();
+        for t in &gguf.tensors {
+            let raw = &bytes[t.offset as usize..(t.offset + t.n_bytes) as usize];
+            let w = hearth_gguf::quant::dequantize(t.ty, raw).unwrap();
+            let (mean, std) = spread(&w);
+            let largest = w.iter().fold(0.0f32, |m, &x| m.max(x.abs()));
+            let what = format!(
+                "{quant}: {} ({}): mean {mean}, std {std}, largest {largest}",
+                t.name, t.ty
+            );
+            if t.dims.len() == 1 {
+                // Norm gains: near one.
+                assert!(w.iter().all(|&x| (1.0..1.1).contains(&x)), "{what}");
+            } else {
+                // Small random weights of both signs, none flushed to zero: |w| up to ~0.05.
+                assert!(
+                    std > 0.005 && largest <= 0.06 && mean.abs() < 0.01,
+                    "{what}"
+                );
+                types.insert(t.ty.to_string());
+            }
+        }
+        if quant == "q4_k_m" {
+            let expected: std::collections::BTreeSet<String> =
+                ["Q4_K", "Q6_K"].map(String::from).into();
+            assert_eq!(types, expected, "Q4_K_M's recipe");
+        }
+        // The model's answer depends on its input: logits vary over the vocabulary and between
+        // positions.
+        let logits =
+            std::env::temp_dir().join(format!("hearth-synth-{quant}-{}.f32", std::process::id()));
+        let r = hearth(&[
+            "logits",
+            "--model",
+            out,
+            "--tokens",
+            "5,100,17,250",
+            "--out",
+            logits.to_str().unwrap(),
+        ]);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let values: Vec<f32> = std::fs::read(&logits)
+            .unwrap()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        let rows: Vec<&[f32]> = values.chunks(values.len() / 4).collect();
+        for (i, row) in rows.iter().enumerate() {
+            assert!(
+                row.iter().all(|x| x.is_finite()),
+                "{quant}: position {i} has non-finite logits"
+            );
+            assert!(
+                spread(row).1 > 1e-3,
+                "{quant}: position {i}'s logits are constant"
+            );
+        }
+        assert_ne!(
+            rows[0], rows[3],
+            "{quant}: logits do not depend on the input"
+        );
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(&logits);
+    }
+}
