@@ -5,14 +5,17 @@ import { Engine, cache, hasWebGPU } from './pkg/hearth.js';
 import { renderMarkdown } from './markdown.js';
 
 const GB = 1e9;
-/** Presets. `gpu` is GPU memory for a 4096-token window (weights + KV cache + activations). */
+/**
+ * Presets. `gpu` is the GPU memory a 4096-token conversation holds (weights + KV cache +
+ * activations, as `hearth inspect` plans it); longer conversations grow the KV cache.
+ */
 const PRESETS = [
-  { id: 'smollm2', name: 'SmolLM2 135M Instruct', note: 'a tiny model for trying Hearth (pick Phi-4 for real answers), served by this page', url: new URL('models/SmolLM2-135M-Instruct.Q4_1.gguf', location.href).href, size: 0.098 * GB, gpu: 0.35 * GB, badge: 'try me' },
-  { id: 'phi-4-mini', name: 'Phi-4-mini-instruct 3.8B', note: 'Q4_K_M · the recommended model', url: 'hf://bartowski/microsoft_Phi-4-mini-instruct-GGUF/microsoft_Phi-4-mini-instruct-Q4_K_M.gguf', size: 2.49 * GB, gpu: 3.8 * GB, badge: 'best' },
-  { id: 'phi-4', name: 'Phi-4 14B', note: 'Q4_K_M · strongest, needs a big GPU', url: 'hf://bartowski/phi-4-GGUF/phi-4-Q4_K_M.gguf', size: 9.05 * GB, gpu: 10.9 * GB },
-  { id: 'phi-4-reasoning', name: 'Phi-4-reasoning 14B', note: 'Q4_K_M · thinks step by step', url: 'hf://bartowski/microsoft_Phi-4-reasoning-GGUF/microsoft_Phi-4-reasoning-Q4_K_M.gguf', size: 9.05 * GB, gpu: 10.9 * GB },
-  { id: 'phi-4-reasoning-plus', name: 'Phi-4-reasoning-plus 14B', note: 'Q4_K_M · longer, more accurate reasoning', url: 'hf://bartowski/microsoft_Phi-4-reasoning-plus-GGUF/microsoft_Phi-4-reasoning-plus-Q4_K_M.gguf', size: 9.05 * GB, gpu: 10.9 * GB },
-  { id: 'phi-3.5-mini', name: 'Phi-3.5-mini-instruct 3.8B', note: 'Q4_K_M', url: 'hf://bartowski/Phi-3.5-mini-instruct-GGUF/Phi-3.5-mini-instruct-Q4_K_M.gguf', size: 2.39 * GB, gpu: 5.6 * GB },
+  { id: 'smollm2', name: 'SmolLM2 135M Instruct', note: 'a tiny model for trying Hearth (pick Phi-4 for real answers), served by this page', url: new URL('models/SmolLM2-135M-Instruct.Q4_1.gguf', location.href).href, size: 0.098 * GB, gpu: 0.21 * GB, badge: 'try me' },
+  { id: 'phi-4-mini', name: 'Phi-4-mini-instruct 3.8B', note: 'Q4_K_M · the recommended model', url: 'hf://bartowski/microsoft_Phi-4-mini-instruct-GGUF/microsoft_Phi-4-mini-instruct-Q4_K_M.gguf', size: 2.49 * GB, gpu: 3.12 * GB, badge: 'best' },
+  { id: 'phi-4', name: 'Phi-4 14B', note: 'Q4_K_M · strongest, needs a big GPU', url: 'hf://bartowski/phi-4-GGUF/phi-4-Q4_K_M.gguf', size: 9.05 * GB, gpu: 10.06 * GB },
+  { id: 'phi-4-reasoning', name: 'Phi-4-reasoning 14B', note: 'Q4_K_M · thinks step by step', url: 'hf://bartowski/microsoft_Phi-4-reasoning-GGUF/microsoft_Phi-4-reasoning-Q4_K_M.gguf', size: 9.05 * GB, gpu: 10.06 * GB },
+  { id: 'phi-4-reasoning-plus', name: 'Phi-4-reasoning-plus 14B', note: 'Q4_K_M · longer, more accurate reasoning', url: 'hf://bartowski/microsoft_Phi-4-reasoning-plus-GGUF/microsoft_Phi-4-reasoning-plus-Q4_K_M.gguf', size: 9.05 * GB, gpu: 10.06 * GB },
+  { id: 'phi-3.5-mini', name: 'Phi-3.5-mini-instruct 3.8B', note: 'Q4_K_M', url: 'hf://bartowski/Phi-3.5-mini-instruct-GGUF/Phi-3.5-mini-instruct-Q4_K_M.gguf', size: 2.39 * GB, gpu: 4.12 * GB },
 ];
 
 // ---------------------------------------------------------------------------- network policy
@@ -139,7 +142,6 @@ async function loadModel(source, label) {
     const engine = await Engine.load(source, {
       inheritCsp: true, // the worker's downloads under this page's policy
       signal: controller.signal,
-      contextLength: 4096,
       onProgress: showProgress,
       onDeviceLost: (e) => {
         state.engine = null;

@@ -73,7 +73,8 @@ async function run({ model, promptLens, ctxLens, decodeTokens, chunkSize, kernel
       model,
       load_s: loadS,
       weight_bytes_per_token: info.weightBytesPerToken,
-      peak_gpu_bytes: info.gpuBytesNeeded,
+      peak_gpu_bytes: (await engine.stats()).peakGpuBytes,
+      planned_gpu_bytes: info.gpuBytesNeeded,
       prefill,
       decode,
     };

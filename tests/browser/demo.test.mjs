@@ -199,6 +199,10 @@ test('bench.html reports what `hearth bench --json` reports, in the same shape',
   for (const row of [...web.prefill, ...web.decode]) assert.ok(row.tokens_per_s > 0, JSON.stringify(row));
   assert.ok(Math.abs(web.decode[0].effective_gb_per_s - (web.decode[0].tokens_per_s * web.weight_bytes_per_token) / 1e9) < 1e-9);
   assert.equal(await page.locator('#table tbody tr').count(), 3);
+  // The GPU memory the engine held at most, within 5% of what its plan said it would.
+  for (const report of [web, native]) {
+    assert.ok(Math.abs(report.peak_gpu_bytes - report.planned_gpu_bytes) <= 0.05 * report.planned_gpu_bytes, JSON.stringify(report));
+  }
   await context.close();
 });
 

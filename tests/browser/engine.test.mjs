@@ -220,11 +220,41 @@ test('a split model loads from its first part\'s URL and from its files', async 
 test('a model that cannot fit is refused after one request for its header', async () => {
   const page = await freshPage();
   server.clearLog();
-  const got = await loadAndGreedy(page, Q8, [1], 1, { chunkSize: CHUNK, gpuMemoryBytes: 4 << 20 });
-  assert.match(got.error ?? '', /needs about \d+ MiB of GPU memory .* only 4 MiB/);
+  const got = await loadAndGreedy(page, Q8, [1], 1, { chunkSize: CHUNK, gpuMemoryBytes: 512 << 10 });
+  assert.equal(got.code, 'out-of-memory');
+  // What it needs, what the GPU has, and what would fit.
+  assert.match(got.error, /needs about [\d.]+ MiB of GPU memory at a \d+-token context window \([\d.]+ MiB of weights, .*\), but the GPU has 0\.5 MiB; even a short window does not fit beside [\d.]+ MiB of weights: choose .*a smaller model/);
   assert.deepEqual(modelRequests(Q8), [chunkRange(0, fs.statSync(path.join(ROOT, Q8.slice(1))).size)]);
   const huge = await loadAndGreedy(page, Q8, [1], 1, { chunkSize: CHUNK, contextLength: 1 << 28 });
-  assert.match(huge.error ?? '', /context window of \d+ tokens needs \d+ MiB per KV-cache buffer/);
+  assert.match(huge.error ?? '', /context window of \d+ tokens needs [\d.]+ MiB per KV-cache buffer/);
+  await page.context().close();
+});
+
+test('a device with just enough memory runs the model, its window sized to what fits', async () => {
+  const page = await freshPage();
+  // Without a budget: the trained window (the KV cache grows only as the conversation does).
+  const free = await loadAndGreedy(page, Q8, [1], 1, { chunkSize: CHUNK });
+  assert.equal(free.error, undefined, free.error);
+  assert.equal(free.info.contextLength, free.info.trainedContextLength);
+  // Exactly what the plan says it needs: loaded, the same window.
+  const exact = await loadAndGreedy(page, Q8, [1], 1, { chunkSize: CHUNK, gpuMemoryBytes: free.info.gpuBytesNeeded });
+  assert.equal(exact.error, undefined, exact.error);
+  assert.equal(exact.info.contextLength, free.info.contextLength);
+  // A budget that holds a quarter of the window: that quarter, by default.
+  const quarter = await loadAndGreedy(page, Q8, [1], 1, { chunkSize: CHUNK, contextLength: free.info.contextLength / 4 });
+  const budget = quarter.info.gpuBytesNeeded;
+  const shorter = await loadAndGreedy(page, Q8, [1], 1, { chunkSize: CHUNK, gpuMemoryBytes: budget });
+  assert.equal(shorter.error, undefined, shorter.error);
+  assert.equal(shorter.info.contextLength, free.info.contextLength / 4);
+  // A window beyond the budget's reach: refused, saying which window fits, and that one loads.
+  const asked = await loadAndGreedy(page, Q8, [1], 1, { chunkSize: CHUNK, gpuMemoryBytes: budget, contextLength: 4 * free.info.contextLength });
+  assert.equal(asked.code, 'out-of-memory');
+  assert.match(asked.error, /but the GPU has [\d.]+ MiB; a context window of up to \d+ tokens fits/);
+  const fits = Number(asked.error.match(/up to (\d+) tokens/)[1]);
+  assert.ok(fits >= shorter.info.contextLength && fits <= free.info.contextLength, `${fits}`);
+  const longest = await loadAndGreedy(page, Q8, [1], 1, { chunkSize: CHUNK, gpuMemoryBytes: budget, contextLength: fits });
+  assert.equal(longest.error, undefined, longest.error);
+  assert.equal(longest.info.contextLength, fits);
   await page.context().close();
 });
 

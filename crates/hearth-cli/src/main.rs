@@ -198,6 +198,36 @@ async fn run(cli: Cli) -> Result<(), AnyError> {
     }
 }
 
+/// What the model takes on this machine's GPU, at a 4096-token window and at the longest the
+/// device allows: the plan sessions allocate by.
+async fn memory_plan(r: &mut String, gguf: &Gguf, c: &Config) {
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    let gpu = match Gpu::new().await {
+        Ok(gpu) => gpu,
+        Err(e) => return line!(r, "GPU memory    unknown: {e}"),
+    };
+    for ctx in [Some(4096.min(c.context_length)), None] {
+        match hearth_engine::plan(&gpu, gguf, c, ctx, None) {
+            Ok(p) => line!(
+                r,
+                "GPU memory    {:.1} MiB at a {}-token window: weights {:.1} + KV cache {:.1} + \
+                 activations {:.1} MiB ({})",
+                mib(p.total()),
+                p.ctx,
+                mib(p.weights),
+                mib(p.kv_cache),
+                mib(p.activations + p.kv_growth),
+                gpu.adapter_name()
+            ),
+            Err(e) => line!(
+                r,
+                "GPU memory    not runnable on {}: {e}",
+                gpu.adapter_name()
+            ),
+        }
+    }
+}
+
 async fn inspect(path: &Path, list_tensors: bool) -> Result<(), AnyError> {
     let (_, gguf) = open(path).await?;
     let mut r = String::new();
@@ -269,20 +299,7 @@ async fn inspect(path: &Path, list_tensors: bool) -> Result<(), AnyError> {
                 c.context_length,
                 c.rope_base
             );
-            let weights = c.weight_bytes(&gguf);
-            let kv = c.kv_bytes_per_token(2);
-            let mib = |b: u64| b as f64 / (1 << 20) as f64;
-            line!(
-                r,
-                "GPU memory    weights {:.1} MiB + KV cache {:.1} KiB per token ({:.1} MiB at \
-                 4096 tokens, {:.1} MiB at the full {}; f16, twice that on GPUs without \
-                 shader-f16)",
-                mib(weights),
-                kv as f64 / 1024.0,
-                mib(kv * 4096),
-                mib(kv * c.context_length as u64),
-                c.context_length
-            );
+            memory_plan(&mut r, &gguf, &c).await;
         }
         Err(e) => line!(r, "runnable      no: {e}"),
     }

@@ -9,12 +9,12 @@
 //! token the GPU fed until it is read.
 
 use crate::error::EngineError;
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, GpuBuffer};
 use crate::session::{Feed, Session};
 
 /// A 4-byte read-back buffer and its map request in flight, if any.
 struct TokenSlot {
-    buffer: wgpu::Buffer,
+    buffer: GpuBuffer,
     mapping: Option<futures_channel::oneshot::Receiver<Result<(), wgpu::BufferAsyncError>>>,
 }
 
@@ -36,15 +36,18 @@ pub struct GreedyDecoder {
 }
 
 impl GreedyDecoder {
-    pub fn new(gpu: &Gpu) -> Self {
-        let slot = || TokenSlot {
-            buffer: gpu.readback_buffer("token read-back", 4),
-            mapping: None,
+    pub async fn new(gpu: &Gpu) -> Result<Self, EngineError> {
+        let slot = async || -> Result<TokenSlot, EngineError> {
+            let buffer = gpu.readback_buffer("token read-back", 4).await?;
+            Ok(TokenSlot {
+                buffer,
+                mapping: None,
+            })
         };
-        GreedyDecoder {
-            slots: [slot(), slot()],
+        Ok(GreedyDecoder {
+            slots: [slot().await?, slot().await?],
             next_slot: 0,
-        }
+        })
     }
 
     /// Feeds `tokens` and submits the greedy step without waiting for its token.
@@ -190,7 +193,9 @@ pub async fn decode_greedy(
     tokens: &[u32],
     n: usize,
 ) -> Result<Vec<u32>, EngineError> {
-    GreedyDecoder::new(&session.model().gpu)
+    let gpu = session.model().gpu.clone();
+    GreedyDecoder::new(&gpu)
+        .await?
         .decode(session, tokens, n)
         .await
 }

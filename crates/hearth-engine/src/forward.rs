@@ -4,100 +4,105 @@
 //! fused or separate, how RoPE pairs dimensions), never in branches here.
 
 use crate::error::EngineError;
+use crate::gpu::{Gpu, GpuBuffer};
 use crate::kernels::{
     AttentionBuffers, MatrixInput, MatrixOutput, Positions, Recorder, RmsNorm, RopeShape, TOP_K,
-    TOP_K_CHUNK, X_WINDOW_BYTES, attention_partials_len,
 };
 use crate::model::Model;
+use crate::plan::ActivationSizes;
 use crate::weights::GpuVector;
 use hearth_model::{Config, RopeStyle};
 
-/// Penalty and bias records the GPU takes per sampled token.
-pub const MAX_PENALTY_ENTRIES: usize = 8192;
-
-/// The buffers one micro-batch of up to `rows` tokens flows through; f32 unless noted.
+/// The buffers one micro-batch of up to `sizes.rows` tokens flows through (shapes: see
+/// `ActivationSizes`, which decides their sizes); f32 unless noted.
 pub(crate) struct Activations {
-    pub rows: usize,
+    pub sizes: ActivationSizes,
     /// u32 (rows): the token ids fed from the host.
-    pub tokens: wgpu::Buffer,
+    pub tokens: GpuBuffer,
     /// (rows, n_embd): the residual stream.
-    pub x: wgpu::Buffer,
+    pub x: GpuBuffer,
     /// (rows, n_embd): rmsnorm(x), where no matrix kernel normalises as it reads.
-    pub normed: wgpu::Buffer,
+    pub normed: GpuBuffer,
     /// (rows, qkv_dim): each token's query heads, then key heads, then value heads.
-    pub qkv: wgpu::Buffer,
+    pub qkv: GpuBuffer,
     /// (rows, n_head · head_dim): attention's output, before the output projection.
-    pub attn: wgpu::Buffer,
+    pub attn: GpuBuffer,
     /// (n_head, splits, head_dim + 2): split decoding's partial outputs, maxima and sums.
-    pub attn_partials: wgpu::Buffer,
+    pub attn_partials: GpuBuffer,
     /// (rows, 2 n_ff): [gate | up], where the gate is not applied inside the product.
-    pub gate_up: wgpu::Buffer,
+    pub gate_up: GpuBuffer,
     /// (rows, n_ff): silu(gate) · up.
-    pub ffn_act: wgpu::Buffer,
-    /// (logits_rows, n_vocab).
-    pub logits: wgpu::Buffer,
-    pub logits_rows: usize,
+    pub ffn_act: GpuBuffer,
+    /// (logit_rows, n_vocab): one row, more only while every position's logits are read.
+    pub logits: GpuBuffer,
+    pub logit_rows: usize,
     /// u32 (1): the greedy token.
-    pub argmax: wgpu::Buffer,
+    pub argmax: GpuBuffer,
     /// u32 (MAX_PENALTY_ENTRIES, 4): (token, count, bias bits, 0) records.
-    pub penalties: wgpu::Buffer,
-    /// Ping-pong (values f32, token ids u32) of the top-k rounds: (⌈n_vocab / 2048⌉ · 128).
-    pub top_k: [(wgpu::Buffer, wgpu::Buffer); 2],
-    /// Host-mapped: the bytes of (logits_rows, n_vocab) f32, the largest read-back.
-    pub readback: wgpu::Buffer,
+    pub penalties: GpuBuffer,
+    /// Ping-pong (values f32, token ids u32) of the top-k rounds.
+    pub top_k: [(GpuBuffer, GpuBuffer); 2],
+    /// Host-mapped: a sampled token's candidates, or a chunk of logits rows.
+    pub readback: GpuBuffer,
 }
 
 impl Activations {
-    /// Buffers for micro-batches of up to `rows` tokens, logits for `logits_rows` of them,
-    /// and attention over up to `ctx` keys.
-    pub async fn new(
-        model: &Model,
-        rows: usize,
-        logits_rows: usize,
-        ctx: usize,
-    ) -> Result<Self, EngineError> {
-        let (c, gpu) = (&model.config, &model.gpu);
-        let f32s = |n: usize| (n * 4) as u64;
+    /// Allocates the buffers `sizes` describes.
+    pub async fn new(model: &Model, sizes: &ActivationSizes) -> Result<Self, EngineError> {
+        let gpu = &model.gpu;
         let none = wgpu::BufferUsages::empty();
         // Matrix inputs (normed, attention out, ffn act): CPU adapters read them as uniform
-        // windows, which need the usage and room for a whole window past the last row.
-        let (input_usage, input_pad) = match model.kernels.choice().wants_uniform_inputs() {
-            true => (wgpu::BufferUsages::UNIFORM, X_WINDOW_BYTES),
-            false => (none, 0),
+        // windows (their sizes leave room for one past the last row).
+        let input_usage = match model.kernels.choice().wants_uniform_inputs() {
+            true => wgpu::BufferUsages::UNIFORM,
+            false => none,
         };
-        let input = async |label, values| {
-            gpu.storage_buffer(label, f32s(values) + input_pad, input_usage)
-                .await
+        let input = async |label: &str, bytes| gpu.storage_buffer(label, bytes, input_usage).await;
+        let storage = async |label: &str, bytes| gpu.storage_buffer(label, bytes, none).await;
+        let top_k = async || -> Result<(GpuBuffer, GpuBuffer), EngineError> {
+            let values = storage("top-k values", sizes.top_k).await?;
+            Ok((values, storage("top-k ids", sizes.top_k).await?))
         };
-        let storage = async |label, bytes| gpu.storage_buffer(label, bytes, none).await;
-        let top_k_len = (c.n_vocab as u64).div_ceil(TOP_K_CHUNK as u64) * TOP_K as u64 * 4;
-        let attn_partials = attention_partials_len(model.heads(), ctx);
         Ok(Activations {
-            rows,
-            tokens: storage("tokens", f32s(rows)).await?,
-            x: storage("residual", f32s(rows * c.n_embd)).await?,
-            normed: input("normed", rows * c.n_embd).await?,
-            qkv: storage("qkv", f32s(rows * c.qkv_dim())).await?,
-            attn: input("attention out", rows * c.n_embd).await?,
-            attn_partials: storage("attention partials", f32s(attn_partials)).await?,
-            gate_up: storage("gate|up", f32s(rows * 2 * c.n_ff)).await?,
-            ffn_act: input("ffn act", rows * c.n_ff).await?,
-            logits: storage("logits", f32s(logits_rows * c.n_vocab)).await?,
-            logits_rows,
-            argmax: storage("argmax", 4).await?,
-            penalties: storage("penalties", (MAX_PENALTY_ENTRIES * 16) as u64).await?,
-            top_k: [
-                (
-                    storage("top-k values", top_k_len).await?,
-                    storage("top-k ids", top_k_len).await?,
-                ),
-                (
-                    storage("top-k values", top_k_len).await?,
-                    storage("top-k ids", top_k_len).await?,
-                ),
-            ],
-            readback: gpu.readback_buffer("readback", f32s(logits_rows * c.n_vocab)),
+            sizes: *sizes,
+            tokens: storage("tokens", sizes.tokens).await?,
+            x: storage("residual", sizes.x).await?,
+            normed: input("normed", sizes.normed).await?,
+            qkv: storage("qkv", sizes.qkv).await?,
+            attn: input("attention out", sizes.attn).await?,
+            attn_partials: storage("attention partials", sizes.attn_partials).await?,
+            gate_up: storage("gate|up", sizes.gate_up).await?,
+            ffn_act: input("ffn act", sizes.ffn_act).await?,
+            logits: storage("logits", sizes.logits).await?,
+            logit_rows: 1,
+            argmax: storage("argmax", sizes.argmax).await?,
+            penalties: storage("penalties", sizes.penalties).await?,
+            top_k: [top_k().await?, top_k().await?],
+            readback: gpu.readback_buffer("readback", sizes.readback).await?,
         })
+    }
+
+    /// Makes room for `rows` rows of logits and their read-back (every position's logits,
+    /// a chunk at a time). Returns whether the logits buffer was replaced, so that bind groups
+    /// holding the old one can be dropped.
+    pub async fn reserve_logit_rows(
+        &mut self,
+        gpu: &Gpu,
+        n_vocab: usize,
+        rows: usize,
+    ) -> Result<bool, EngineError> {
+        let bytes = (rows * n_vocab * 4) as u64;
+        if self.readback.size() < bytes {
+            self.readback = gpu.readback_buffer("readback", bytes).await?;
+        }
+        if rows <= self.logit_rows {
+            return Ok(false);
+        }
+        self.logits = gpu
+            .storage_buffer("logits", bytes, wgpu::BufferUsages::empty())
+            .await?;
+        self.logit_rows = rows;
+        Ok(true)
     }
 
     /// GPU bytes of every buffer.
@@ -127,17 +132,18 @@ impl Activations {
 
 /// One layer's KV cache: (capacity, n_head_kv · head_dim) values each, a row per position.
 pub(crate) struct LayerKv {
-    pub k: wgpu::Buffer,
-    pub v: wgpu::Buffer,
+    pub k: GpuBuffer,
+    pub v: GpuBuffer,
 }
 
-/// What the head computes after the last position of a micro-batch.
+/// What the head computes after a micro-batch of `n_tokens` tokens.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Head {
     /// Nothing: a micro-batch before the last only fills the KV cache.
     None,
-    /// Logits of every position.
-    AllLogits,
+    /// Logits of rows `[first, first + rows)` of the micro-batch (every position's logits come
+    /// a chunk at a time).
+    Logits { first: u32, rows: u32 },
     /// The greedy token after the last position, into the argmax buffer.
     Argmax,
     /// The TOP_K best (value, token) pairs after the last position, once `n_entries`
@@ -146,14 +152,13 @@ pub(crate) enum Head {
     Candidates { n_entries: u32, penalties: [f32; 3] },
 }
 
-/// One micro-batch: `n_tokens` tokens at positions `pos0..`, their ids in `token_ids` (the
-/// host's tokens buffer, or the argmax buffer when the GPU feeds its own last choice).
+/// One micro-batch: `at.n_tokens` tokens at positions `at.pos0..`, their ids in `token_ids`
+/// (the host's tokens buffer, or the argmax buffer when the GPU feeds its own last choice).
 pub(crate) struct Step<'a> {
     pub token_ids: &'a wgpu::Buffer,
     pub at: Positions,
     /// LongRoPE's frequency factors for this session (ones without LongRoPE).
     pub rope_factors: &'a GpuVector,
-    pub head: Head,
 }
 
 /// The attention geometry of `c`, with qkv rows of `qkv_dim` values.
@@ -171,35 +176,42 @@ fn rope_shape(c: &Config) -> RopeShape {
     }
 }
 
-/// Records one micro-batch through the whole model: the residual stream in `act.x`, keys and
-/// values into `kv` at the step's positions, then the head. Returns the regions (buffer,
-/// bytes) that hold the head's result.
-pub(crate) fn record_forward<'a>(
+/// RMSNorm of the residual rows from `row` on, as the input of the matrices after it (fused
+/// into their kernels where they can; else it fills `normed` first).
+fn norm_of_x<'a>(
+    act: &'a Activations,
+    c: &Config,
+    gain: &'a GpuVector,
+    row: u32,
+) -> MatrixInput<'a> {
+    let norm = RmsNorm {
+        gain,
+        eps: c.rms_eps,
+        scratch: &act.normed,
+    };
+    MatrixInput::normed(&act.x, row, norm)
+}
+
+/// Records one micro-batch through the model's layers: the residual stream in `act.x`, keys
+/// and values into `kv` at the step's positions.
+pub(crate) fn record_layers<'a>(
     rec: &mut Recorder<'a>,
     model: &'a Model,
     act: &'a Activations,
     kv: &'a [LayerKv],
     step: &Step<'a>,
-) -> Vec<(&'a wgpu::Buffer, u64)> {
+) {
     let c = &model.config;
     let n = step.at.n_tokens;
-    let (d, n_vocab) = (c.n_embd as u32, c.n_vocab as u32);
     let rope = rope_shape(c);
-    // RMSNorm of the residual rows from `row` on, as the input of the matrices after it
-    // (fused into their kernels where they can; else it fills `normed` first).
-    let norm = |gain| RmsNorm {
-        gain,
-        eps: c.rms_eps,
-        scratch: &act.normed,
-    };
-    let norm_of_x = |gain, row| MatrixInput::normed(&act.x, row, norm(gain));
+    let residual = MatrixOutput::rows(&act.x, c.n_embd as u32).adding();
 
     // Token embeddings become the residual stream x: (n, n_embd).
     rec.embed(&model.token_embd, step.token_ids, n, &act.x);
     for (layer, cache) in model.layers.iter().zip(kv) {
         // Attention block: x += Wo · attention(rope(Wqkv · norm(x))).
         let weights = layer.qkv.iter().map(|p| &p.weight);
-        let normed = rec.prepare_input(norm_of_x(&layer.attn_norm, 0), n, weights);
+        let normed = rec.prepare_input(norm_of_x(act, c, &layer.attn_norm, 0), n, weights);
         for p in &layer.qkv {
             let qkv = MatrixOutput::rows(&act.qkv, rope.qkv_stride).at(p.out_offset);
             rec.matmul(&p.weight, normed, n, qkv);
@@ -212,7 +224,6 @@ pub(crate) fn record_forward<'a>(
             partials: &act.attn_partials,
         };
         rec.rope_attention(&rope, step.rope_factors, step.at, &buffers);
-        let residual = MatrixOutput::rows(&act.x, d).adding();
         rec.matmul(
             &layer.attn_output,
             MatrixInput::rows(&act.attn, 0),
@@ -221,7 +232,7 @@ pub(crate) fn record_forward<'a>(
         );
 
         // Feed-forward block: x += Wdown · (silu(gate) · up), [gate | up] = Wgate_up · norm(x).
-        let ffn_in = norm_of_x(&layer.ffn_norm, 0);
+        let ffn_in = norm_of_x(act, c, &layer.ffn_norm, 0);
         rec.gated_ffn_input(&layer.ffn_gate_up, ffn_in, n, &act.gate_up, &act.ffn_act);
         rec.matmul(
             &layer.ffn_down,
@@ -230,15 +241,28 @@ pub(crate) fn record_forward<'a>(
             residual,
         );
     }
+}
 
-    // Head: the final norm and the vocabulary projection, for every position or the last.
+/// Records the head after a micro-batch of `n_tokens`: the final norm and the vocabulary
+/// projection of the rows `head` asks for, and what follows on the GPU. Returns the regions
+/// (buffer, bytes) that hold its result.
+pub(crate) fn record_head<'a>(
+    rec: &mut Recorder<'a>,
+    model: &'a Model,
+    act: &'a Activations,
+    n_tokens: u32,
+    head: Head,
+) -> Vec<(&'a wgpu::Buffer, u64)> {
+    let c = &model.config;
+    let n_vocab = c.n_vocab as u32;
     let logits = MatrixOutput::rows(&act.logits, n_vocab);
-    let last_normed = norm_of_x(&model.output_norm, n - 1);
-    match step.head {
+    let last_normed = norm_of_x(act, c, &model.output_norm, n_tokens - 1);
+    match head {
         Head::None => Vec::new(),
-        Head::AllLogits => {
-            rec.matmul(model.output(), norm_of_x(&model.output_norm, 0), n, logits);
-            vec![(&act.logits, (n * n_vocab * 4) as u64)]
+        Head::Logits { first, rows } => {
+            let normed = norm_of_x(act, c, &model.output_norm, first);
+            rec.matmul(model.output(), normed, rows, logits);
+            vec![(&act.logits, (rows * n_vocab * 4) as u64)]
         }
         Head::Argmax => {
             rec.matmul(model.output(), last_normed, 1, logits);

@@ -130,7 +130,8 @@ pub async fn generate(
     // token is read back (decode.rs); sampling needs each token on the host first.
     let queue_ahead =
         !sampling.needs_candidates() && session.model().kernels.choice().tuning().queue_ahead;
-    let mut decoder = GreedyDecoder::new(&session.model().gpu);
+    let gpu = session.model().gpu.clone();
+    let mut decoder = GreedyDecoder::new(&gpu).await?;
     let mut queued = None;
     let fits = session.history().len() + feed.len() <= session.context_window();
     if queue_ahead && options.max_tokens > 0 && fits {

@@ -7,6 +7,7 @@
 
 use crate::error::EngineError;
 use crate::profile::{KernelTime, PendingProfile, ProfileState};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Some drivers (SwiftShader in Chromium) refuse a buffer of exactly the 1 GiB they
@@ -113,6 +114,54 @@ impl Tuning {
     }
 }
 
+/// GPU memory held by the buffers Hearth made on a device: now, and at most since the peak was
+/// last reset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GpuMemory {
+    pub live: u64,
+    pub peak: u64,
+}
+
+/// Counts the bytes of every live `GpuBuffer` of a device.
+#[derive(Default, Debug)]
+struct MemoryMeter {
+    live: AtomicU64,
+    peak: AtomicU64,
+}
+
+impl MemoryMeter {
+    fn add(&self, bytes: u64) {
+        let live = self.live.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.peak.fetch_max(live, Ordering::Relaxed);
+    }
+
+    fn remove(&self, bytes: u64) {
+        self.live.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+/// A buffer Hearth made, counted in `Gpu::memory` while it lives. Every buffer goes through
+/// `Gpu`, so the count is what Hearth holds on the device (the driver's own staging aside).
+#[derive(Debug)]
+pub struct GpuBuffer {
+    buffer: wgpu::Buffer,
+    meter: Arc<MemoryMeter>,
+}
+
+impl std::ops::Deref for GpuBuffer {
+    type Target = wgpu::Buffer;
+
+    fn deref(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+}
+
+impl Drop for GpuBuffer {
+    fn drop(&mut self) {
+        self.meter.remove(self.buffer.size());
+    }
+}
+
 /// An opened GPU device with the limits Hearth plans around.
 pub struct Gpu {
     pub device: wgpu::Device,
@@ -126,6 +175,7 @@ pub struct Gpu {
     binding_limit: Option<u64>,
     /// Per-kernel timing, while profiling is on (see `profile.rs`).
     profile: Mutex<Option<ProfileState>>,
+    memory: Arc<MemoryMeter>,
 }
 
 impl Gpu {
@@ -197,6 +247,7 @@ impl Gpu {
             fault,
             binding_limit: None,
             profile: Mutex::new(None),
+            memory: Arc::default(),
         })
     }
 
@@ -343,19 +394,32 @@ impl Gpu {
         }
     }
 
-    /// Creates a storage buffer, turning allocation failure into an error instead of a panic.
-    pub async fn storage_buffer(
+    /// GPU memory Hearth's buffers hold now, and their peak since `reset_peak_memory`.
+    pub fn memory(&self) -> GpuMemory {
+        let live = self.memory.live.load(Ordering::Relaxed);
+        GpuMemory {
+            live,
+            peak: self.memory.peak.load(Ordering::Relaxed).max(live),
+        }
+    }
+
+    /// Starts measuring the peak afresh from what is held now.
+    pub fn reset_peak_memory(&self) {
+        self.memory
+            .peak
+            .store(self.memory.live.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// Creates a buffer of at least `bytes` (16 at least, a multiple of 16), counted while it
+    /// lives, turning allocation failure into an error instead of a panic.
+    pub async fn buffer(
         &self,
         label: &str,
         bytes: u64,
-        extra: wgpu::BufferUsages,
-    ) -> Result<wgpu::Buffer, EngineError> {
+        usage: wgpu::BufferUsages,
+    ) -> Result<GpuBuffer, EngineError> {
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let usage = wgpu::BufferUsages::STORAGE
-            | wgpu::BufferUsages::COPY_DST
-            | wgpu::BufferUsages::COPY_SRC
-            | extra;
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: bytes.max(16).next_multiple_of(16),
@@ -368,22 +432,53 @@ impl Gpu {
             )));
         }
         if let Some(e) = scope.pop().await {
+            let held = self.memory().live >> 20;
             return Err(EngineError::OutOfMemory(format!(
-                "allocating {label} ({} MiB): {e}",
+                "allocating {label} ({} MiB, with {held} MiB held already): {e}",
                 bytes >> 20
             )));
         }
-        Ok(buffer)
+        self.memory.add(buffer.size());
+        Ok(GpuBuffer {
+            buffer,
+            meter: self.memory.clone(),
+        })
+    }
+
+    /// `buffer` without waiting on error scopes, for buffers made while recording a submission
+    /// (small uniform and query buffers): a failure surfaces from `check`.
+    pub fn buffer_now(&self, label: &str, bytes: u64, usage: wgpu::BufferUsages) -> GpuBuffer {
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(16).next_multiple_of(16),
+            usage,
+            mapped_at_creation: false,
+        });
+        self.memory.add(buffer.size());
+        GpuBuffer {
+            buffer,
+            meter: self.memory.clone(),
+        }
+    }
+
+    /// A storage buffer the kernels read and write (and copies reach), plus `extra` usages.
+    pub async fn storage_buffer(
+        &self,
+        label: &str,
+        bytes: u64,
+        extra: wgpu::BufferUsages,
+    ) -> Result<GpuBuffer, EngineError> {
+        let usage = wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_DST
+            | wgpu::BufferUsages::COPY_SRC
+            | extra;
+        self.buffer(label, bytes, usage).await
     }
 
     /// A buffer the host maps to read what the GPU copied into it.
-    pub fn readback_buffer(&self, label: &str, bytes: u64) -> wgpu::Buffer {
-        self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: bytes.max(16).next_multiple_of(16),
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        })
+    pub async fn readback_buffer(&self, label: &str, bytes: u64) -> Result<GpuBuffer, EngineError> {
+        let usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
+        self.buffer(label, bytes, usage).await
     }
 
     /// Copies the first `bytes` bytes of a storage buffer back to the host (tests, debugging).
@@ -392,7 +487,7 @@ impl Gpu {
         buffer: &wgpu::Buffer,
         bytes: u64,
     ) -> Result<Vec<u8>, EngineError> {
-        let staging = self.readback_buffer("read_storage", bytes);
+        let staging = self.readback_buffer("read_storage", bytes).await?;
         let mut encoder = self.device.create_command_encoder(&Default::default());
         encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes.next_multiple_of(4));
         self.queue.submit([encoder.finish()]);

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 /// Resolved timestamps of one submission: the read-back buffer (two u64 ticks per dispatch)
 /// and each dispatch's kernel name.
 pub(crate) struct PendingProfile {
-    pub buffer: wgpu::Buffer,
+    pub buffer: crate::gpu::GpuBuffer,
     pub kernels: Vec<String>,
 }
 

@@ -4,10 +4,14 @@
 //! what the caller wants.
 
 use crate::error::EngineError;
-use crate::forward::{Activations, Head, LayerKv, MAX_PENALTY_ENTRIES, Step, record_forward};
-use crate::kernels::{Positions, Recorder, SubmitCache, TOP_K};
+use crate::forward::{Activations, Head, LayerKv, Step, record_head, record_layers};
+use crate::gpu::GpuBuffer;
+use crate::kernels::{Positions, Recorder, SubmitCache, TOP_K, X_WINDOW_BYTES};
 use crate::model::Model;
-use crate::plan::{MAX_UBATCH, check_context};
+use crate::plan::{
+    ActivationSizes, MAX_PENALTY_ENTRIES, MemoryPlan, PlanInputs, check_context, logit_chunk_rows,
+    plan_for,
+};
 use crate::sampling::SamplingParams;
 use crate::weights::GpuVector;
 use std::sync::Arc;
@@ -64,7 +68,8 @@ struct KvCache {
 /// A conversation: the tokens seen so far and their keys and values.
 pub struct Session {
     model: Arc<Model>,
-    ctx: usize,
+    /// The window and micro-batch the session was made for, and what they take.
+    plan: MemoryPlan,
     /// Tokens whose keys and values are in the cache (`UNREAD` where not read back yet).
     history: Vec<u32>,
     kv: KvCache,
@@ -74,45 +79,62 @@ pub struct Session {
     /// LongRoPE's factors chosen for this session's window, as llama.cpp does (ones without
     /// LongRoPE).
     use_long_factors: bool,
+    /// Rows of logits read back at a time when every position's are wanted.
+    logit_chunk_rows: usize,
 }
 
 impl Session {
-    /// A session with a context window of `ctx` tokens (the model's trained window if `None`).
+    /// A session with a context window of `ctx` tokens (if `None`, the model's trained window,
+    /// as much of it as the device can bind).
     pub async fn new(model: Arc<Model>, ctx: Option<usize>) -> Result<Self, EngineError> {
+        let plan = plan_for(&Self::plan_inputs(&model), ctx, None)?;
+        Self::from_plan(model, &plan).await
+    }
+
+    /// A session with the window and micro-batch of `plan` (from `plan::plan` for this model
+    /// on this device, within a memory budget).
+    pub async fn from_plan(model: Arc<Model>, plan: &MemoryPlan) -> Result<Self, EngineError> {
         let c = &model.config;
-        let ctx = ctx.unwrap_or(c.context_length);
-        if ctx == 0 {
-            return Err(EngineError::Unsupported(
-                "the context window must hold at least one token".into(),
-            ));
-        }
-        let limit = model.gpu.max_binding_bytes();
-        let kv_format = model.kernels.choice().tuning().kv_format;
-        check_context(c, ctx, kv_format.value_bytes(), limit)?;
-        let widest = [c.qkv_dim(), 2 * c.n_ff, c.n_embd]
-            .into_iter()
-            .max()
-            .unwrap_or(1) as u64
-            * 4;
-        let rows = (limit / widest).min(MAX_UBATCH as u64).min(ctx as u64) as usize;
-        let logits_rows = (limit / (c.n_vocab as u64 * 4)).min(rows as u64).max(1) as usize;
-        let act = Activations::new(&model, rows, logits_rows, ctx).await?;
-        let use_long_factors = c.uses_long_rope_factors(ctx);
-        let kv = KvCache {
-            layers: Vec::new(),
-            capacity: 0,
+        let inputs = Self::plan_inputs(&model);
+        check_context(
+            c,
+            plan.ctx,
+            inputs.choice.tuning().kv_format.value_bytes(),
+            inputs.binding_limit,
+        )?;
+        let pad = if inputs.choice.wants_uniform_inputs() {
+            X_WINDOW_BYTES
+        } else {
+            0
         };
+        let sizes = ActivationSizes::new(c, plan.ctx, plan.ubatch, pad);
+        let act = Activations::new(&model, &sizes).await?;
         let mut session = Session {
+            use_long_factors: c.uses_long_rope_factors(plan.ctx),
+            logit_chunk_rows: logit_chunk_rows(c, inputs.binding_limit, plan.ubatch),
             model,
-            ctx,
+            plan: *plan,
             history: Vec::new(),
-            kv,
+            kv: KvCache {
+                layers: Vec::new(),
+                capacity: 0,
+            },
             act,
             submit_cache: SubmitCache::default(),
-            use_long_factors,
         };
-        session.grow_kv(KV_INITIAL_TOKENS.min(ctx)).await?;
+        session.grow_kv(KV_INITIAL_TOKENS.min(plan.ctx)).await?;
         Ok(session)
+    }
+
+    /// What the memory plan of a session of `model` is made from.
+    fn plan_inputs(model: &Model) -> PlanInputs<'_> {
+        PlanInputs {
+            config: &model.config,
+            choice: model.kernels.choice(),
+            binding_limit: model.gpu.max_binding_bytes(),
+            weights: model.weight_gpu_bytes(),
+            weights_at_q4_k_m: None,
+        }
     }
 
     pub fn model(&self) -> &Arc<Model> {
@@ -120,7 +142,12 @@ impl Session {
     }
 
     pub fn context_window(&self) -> usize {
-        self.ctx
+        self.plan.ctx
+    }
+
+    /// The window and micro-batch the session was made for, and the memory they take.
+    pub fn plan(&self) -> &MemoryPlan {
+        &self.plan
     }
 
     /// Tokens in the KV cache.
@@ -148,39 +175,53 @@ impl Session {
         self.act.bytes()
     }
 
-    /// Grows every layer's cache to hold `tokens` positions, keeping what it holds.
+    /// Reads every position's logits back `rows` rows at a time (at least one): fewer rows
+    /// hold less GPU memory and take more submissions.
+    pub fn set_logit_chunk_rows(&mut self, rows: usize) {
+        self.logit_chunk_rows = rows.clamp(1, self.plan.ubatch);
+    }
+
+    /// Grows every layer's cache to hold `tokens` positions, keeping what it holds. One buffer
+    /// at a time, so that beside the grown cache only one old buffer is ever held.
     async fn grow_kv(&mut self, tokens: usize) -> Result<(), EngineError> {
         if tokens <= self.kv.capacity {
             return Ok(());
         }
-        let capacity = tokens.max(self.kv.capacity * 2).min(self.ctx);
+        let capacity = tokens.max(self.kv.capacity * 2).min(self.plan.ctx);
         let gpu = self.model.gpu.clone();
         let kv_format = self.model.kernels.choice().tuning().kv_format;
         let row_bytes = (self.model.config.kv_dim() * kv_format.value_bytes()) as u64;
         let bytes = capacity as u64 * row_bytes;
+        let used = self.history.len() as u64 * row_bytes;
         let none = wgpu::BufferUsages::empty();
-        let mut layers = Vec::with_capacity(self.model.config.n_layer);
-        for i in 0..self.model.config.n_layer {
-            let k = gpu
-                .storage_buffer(&format!("k cache {i}"), bytes, none)
-                .await?;
-            let v = gpu
-                .storage_buffer(&format!("v cache {i}"), bytes, none)
-                .await?;
-            layers.push(LayerKv { k, v });
-        }
-        if !self.history.is_empty() {
-            let used = self.history.len() as u64 * row_bytes;
-            let mut encoder = gpu.device.create_command_encoder(&Default::default());
-            for (old, new) in self.kv.layers.iter().zip(&layers) {
-                encoder.copy_buffer_to_buffer(&old.k, 0, &new.k, 0, used);
-                encoder.copy_buffer_to_buffer(&old.v, 0, &new.v, 0, used);
-            }
-            gpu.queue.submit([encoder.finish()]);
-        }
-        self.kv = KvCache { layers, capacity };
-        // Cached bind groups still hold the old caches; dropping them frees that memory.
+        // Cached bind groups hold the old caches: dropped first, each old buffer is freed once
+        // its copy is done.
         self.submit_cache.clear();
+        let grown = async |old: Option<&GpuBuffer>, label: String| {
+            let new = gpu.storage_buffer(&label, bytes, none).await?;
+            if let Some(old) = old
+                && used > 0
+            {
+                let mut encoder = gpu.device.create_command_encoder(&Default::default());
+                encoder.copy_buffer_to_buffer(old, 0, &new, 0, used);
+                gpu.queue.submit([encoder.finish()]);
+            }
+            Ok::<_, EngineError>(new)
+        };
+        for i in 0..self.model.config.n_layer {
+            match self.kv.layers.get_mut(i) {
+                Some(layer) => {
+                    layer.k = grown(Some(&layer.k), format!("k cache {i}")).await?;
+                    layer.v = grown(Some(&layer.v), format!("v cache {i}")).await?;
+                }
+                None => {
+                    let k = grown(None, format!("k cache {i}")).await?;
+                    let v = grown(None, format!("v cache {i}")).await?;
+                    self.kv.layers.push(LayerKv { k, v });
+                }
+            }
+        }
+        self.kv.capacity = capacity;
         Ok(())
     }
 
@@ -249,9 +290,10 @@ impl Session {
         }
     }
 
-    /// Runs `feed` in micro-batches after the cached tokens; the last computes `want`. Its
-    /// result is read back (the bytes), or with `token_slot` (greedy only) copied there and
-    /// not waited for. Returns the last submission and the bytes read.
+    /// Runs `feed` in micro-batches after the cached tokens; the last computes `want` (with
+    /// `AllLogits`, every one). Results are read back (the bytes), or with `token_slot`
+    /// (greedy only) copied there and not waited for. Returns the last submission and the
+    /// bytes read.
     async fn run(
         &mut self,
         feed: Feed<'_>,
@@ -266,10 +308,10 @@ impl Session {
             ));
         }
         let needed = self.history.len() + tokens.len();
-        if needed > self.ctx {
+        if needed > self.plan.ctx {
             return Err(EngineError::ContextFull {
                 needed,
-                ctx: self.ctx,
+                ctx: self.plan.ctx,
             });
         }
         if let Feed::Host(tokens) = feed
@@ -287,17 +329,29 @@ impl Session {
             ));
         }
         self.grow_kv(needed).await?;
+        if matches!(want, Want::AllLogits) {
+            let rows = self.logit_chunk_rows.min(tokens.len());
+            let n_vocab = self.model.config.n_vocab;
+            if self
+                .act
+                .reserve_logit_rows(&self.model.gpu, n_vocab, rows)
+                .await?
+            {
+                self.submit_cache.clear();
+            }
+        }
 
-        let ubatch = match want {
-            Want::AllLogits => self.act.rows.min(self.act.logits_rows),
-            Want::Argmax | Want::Candidates(_) => self.act.rows,
-        };
+        let ubatch = self.act.sizes.rows;
         let mut bytes = Vec::new();
         let mut submission = None;
         for (i, batch) in tokens.chunks(ubatch).enumerate() {
             let last = (i + 1) * ubatch >= tokens.len();
+            let n = batch.len() as u32;
             let head = match (want, last) {
-                (Want::AllLogits, _) => Head::AllLogits,
+                (Want::AllLogits, _) => Head::Logits {
+                    first: 0,
+                    rows: n.min(self.logit_chunk_rows as u32),
+                },
                 (_, false) => Head::None,
                 (Want::Argmax, true) => Head::Argmax,
                 (Want::Candidates(sampling), true) => self.upload_penalties(batch, sampling)?,
@@ -310,6 +364,15 @@ impl Session {
             let (index, read) = self.forward_ubatch(batch_feed, head, slot).await?;
             bytes.extend(read);
             submission = Some(index);
+            if let Head::Logits { rows: done, .. } = head {
+                // The rest of the micro-batch's logits, a chunk at a time through one buffer.
+                for first in (done..n).step_by(self.logit_chunk_rows) {
+                    let rows = (n - first).min(self.logit_chunk_rows as u32);
+                    let (index, read) = self.head_only(n, Head::Logits { first, rows }).await?;
+                    bytes.extend(read);
+                    submission = Some(index);
+                }
+            }
         }
         Ok((submission.expect("at least one micro-batch"), bytes))
     }
@@ -344,8 +407,8 @@ impl Session {
         })
     }
 
-    /// One micro-batch: the whole transformer, top to bottom, in one submission, then its
-    /// result read back (or copied to `token_slot`).
+    /// One micro-batch: the whole transformer, top to bottom, and `head`, in one submission;
+    /// then its result read back (or copied to `token_slot`).
     async fn forward_ubatch(
         &mut self,
         feed: Feed<'_>,
@@ -371,10 +434,10 @@ impl Session {
                 n_tokens: tokens.len() as u32,
             },
             rope_factors: rope_factors(&model, self.use_long_factors),
-            head,
         };
         let mut rec = Recorder::new(gpu, &model.kernels);
-        let result = record_forward(&mut rec, &model, act, &self.kv.layers, &step);
+        record_layers(&mut rec, &model, act, &self.kv.layers, &step);
+        let result = record_head(&mut rec, &model, act, step.at.n_tokens, head);
         let read: u64 = if token_slot.is_some() {
             0
         } else {
@@ -382,13 +445,7 @@ impl Session {
         };
         let submission = rec.submit(gpu, &mut self.submit_cache, |encoder| match token_slot {
             Some(slot) => encoder.copy_buffer_to_buffer(result[0].0, 0, slot, 0, 4),
-            None => {
-                let mut at = 0;
-                for &(buffer, bytes) in &result {
-                    encoder.copy_buffer_to_buffer(buffer, 0, &act.readback, at, bytes);
-                    at += bytes;
-                }
-            }
+            None => copy_to_readback(encoder, &result, &act.readback),
         });
         self.history.extend_from_slice(tokens);
         if read == 0 {
@@ -396,6 +453,37 @@ impl Session {
             return Ok((submission, Vec::new()));
         }
         Ok((submission, gpu.read_buffer(&self.act.readback, read).await?))
+    }
+
+    /// The head alone, over the micro-batch of `n_tokens` run last (more of its logits).
+    async fn head_only(
+        &mut self,
+        n_tokens: u32,
+        head: Head,
+    ) -> Result<(wgpu::SubmissionIndex, Vec<u8>), EngineError> {
+        let model = self.model.clone();
+        let gpu = &model.gpu;
+        let act = &self.act;
+        let mut rec = Recorder::new(gpu, &model.kernels);
+        let result = record_head(&mut rec, &model, act, n_tokens, head);
+        let read: u64 = result.iter().map(|r| r.1).sum();
+        let submission = rec.submit(gpu, &mut self.submit_cache, |encoder| {
+            copy_to_readback(encoder, &result, &act.readback)
+        });
+        Ok((submission, gpu.read_buffer(&self.act.readback, read).await?))
+    }
+}
+
+/// Copies the head's result regions, one after another, into the read-back buffer.
+fn copy_to_readback(
+    encoder: &mut wgpu::CommandEncoder,
+    result: &[(&wgpu::Buffer, u64)],
+    readback: &wgpu::Buffer,
+) {
+    let mut at = 0;
+    for &(buffer, bytes) in result {
+        encoder.copy_buffer_to_buffer(buffer, 0, readback, at, bytes);
+        at += bytes;
     }
 }
 

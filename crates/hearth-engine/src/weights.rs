@@ -6,7 +6,7 @@
 //! never by the tensor.
 
 use crate::error::EngineError;
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, GpuBuffer};
 use hearth_gguf::quant::{
     dequantize, gpu_body_words, gpu_scale_plane_offset, gpu_words, repack_for_gpu,
 };
@@ -17,7 +17,7 @@ const PIECE_BYTES: u64 = 8 << 20;
 
 /// Rows `[row_start, row_start + rows)` of a matrix in one buffer.
 pub struct MatrixChunk {
-    pub buffer: wgpu::Buffer,
+    pub buffer: GpuBuffer,
     pub row_start: u32,
     pub rows: u32,
     /// Word offset of the f16 scale plane inside `buffer` (split formats only).
@@ -193,7 +193,7 @@ async fn read_rows<S: ByteSource>(
 
 /// A small f32 vector (norm weights, RoPE factors), dequantized on the host.
 pub struct GpuVector {
-    pub buffer: wgpu::Buffer,
+    pub buffer: GpuBuffer,
     pub len: u32,
 }
 

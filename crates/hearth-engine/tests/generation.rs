@@ -392,7 +392,7 @@ fn pipelined_greedy_decoding_matches_step_by_step() {
     // Only the last step submitted can be followed; a step never read back does not jam the
     // read-back buffers of the steps after it.
     let mut s = new_session(128);
-    let mut decoder = GreedyDecoder::new(&model.gpu);
+    let mut decoder = pollster::block_on(GreedyDecoder::new(&model.gpu)).unwrap();
     let first = pollster::block_on(decoder.submit(&mut s, &prompt)).unwrap();
     let second = pollster::block_on(decoder.submit_after(&mut s, &first)).unwrap();
     let err = pollster::block_on(decoder.submit_after(&mut s, &first))

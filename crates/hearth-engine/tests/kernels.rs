@@ -2,6 +2,7 @@
 //! the workgroup or tile sizes. A case is a struct of named fields; `check` runs it.
 
 use half::{bf16, f16};
+use hearth_engine::gpu::GpuBuffer;
 use hearth_engine::kernels::{
     AttentionBuffers, HeadShape, Kernels, MatrixInput, MatrixOutput, Positions, Recorder, RmsNorm,
     RopeShape, SubmitCache, X_WINDOW_BYTES, attention_partials_len,
@@ -130,7 +131,7 @@ async fn matrix(gpu: &Gpu, ty: GgmlType, raw: &[u8], rows: usize, cols: usize) -
         .unwrap()
 }
 
-fn buffer(gpu: &Gpu, data: &[f32]) -> wgpu::Buffer {
+fn buffer(gpu: &Gpu, data: &[f32]) -> GpuBuffer {
     let bytes = (data.len() * 4) as u64;
     let b = pollster::block_on(gpu.storage_buffer("test", bytes, wgpu::BufferUsages::empty()));
     let b = b.unwrap();
@@ -174,7 +175,7 @@ const UNTOUCHED: f32 = 1234.5;
 
 /// A buffer as sessions allocate matrix inputs: usable as a uniform window (CPU adapters)
 /// with room for a whole window past the last row.
-fn session_input(gpu: &Gpu, values: &[f32]) -> wgpu::Buffer {
+fn session_input(gpu: &Gpu, values: &[f32]) -> GpuBuffer {
     let bytes = (values.len() * 4) as u64 + X_WINDOW_BYTES;
     let b = pollster::block_on(gpu.storage_buffer("x", bytes, wgpu::BufferUsages::UNIFORM));
     let b = b.unwrap();
@@ -183,7 +184,7 @@ fn session_input(gpu: &Gpu, values: &[f32]) -> wgpu::Buffer {
 }
 
 /// A KV-cache buffer holding `values` as f16 or f32.
-fn kv_buffer(gpu: &Gpu, values: &[f32], f16_cache: bool) -> wgpu::Buffer {
+fn kv_buffer(gpu: &Gpu, values: &[f32], f16_cache: bool) -> GpuBuffer {
     if !f16_cache {
         return buffer(gpu, values);
     }
@@ -1769,8 +1770,8 @@ fn top_k_keeps_the_best_128_over_several_rounds() {
         let mut rec = Recorder::new(&gpu, &kernels);
         let out = rec.top_k(&lb, n as u32, &scratch);
         rec.submit(&gpu, &mut SubmitCache::default(), |_| {});
-        let values = read(&gpu, &out.0, 128);
-        let ids = pollster::block_on(gpu.read_storage(&out.1, 128 * 4)).unwrap();
+        let values = read(&gpu, out.0, 128);
+        let ids = pollster::block_on(gpu.read_storage(out.1, 128 * 4)).unwrap();
         let ids: Vec<u32> = bytemuck::pod_collect_to_vec(&ids);
         let mut order: Vec<usize> = (0..n).collect();
         order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));

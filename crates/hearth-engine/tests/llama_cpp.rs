@@ -20,17 +20,19 @@ async fn load(file: &str) -> Arc<Model> {
 /// Which kernels a test model runs on: the adapter's own choice (lavapipe here: the
 /// CPU-adapter kernels), or another KV format or adapter kind (a GPU: the kernels real GPUs
 /// run: matvec_gpu.wgsl, the tiled matmul, wide attention and reductions, greedy steps
-/// queued ahead).
+/// queued ahead); and how many rows of every position's logits come back at a time.
 #[derive(Clone, Copy, Default)]
 struct Setup {
     kv: Option<KvFormat>,
     adapter: Option<AdapterKind>,
+    logit_chunk_rows: Option<usize>,
 }
 
 const GPU: AdapterKind = AdapterKind::Gpu { matvec_lanes: 16 };
 const GPU_KERNELS: Setup = Setup {
     kv: None,
     adapter: Some(GPU),
+    logit_chunk_rows: None,
 };
 
 async fn load_with(file: &str, setup: Setup) -> Arc<Model> {
@@ -113,6 +115,9 @@ async fn check_logits_with(name: &str, setup: Setup) {
             .collect();
         let ctx = case["ctx"].as_u64().unwrap() as usize;
         let mut session = Session::new(model.clone(), Some(ctx)).await.unwrap();
+        if let Some(rows) = setup.logit_chunk_rows {
+            session.set_logit_chunk_rows(rows);
+        }
         let got = session.logits(&tokens).await.unwrap();
         assert_eq!(got.len(), tokens.len() * n_vocab);
         let mut checked_top1 = 0;
@@ -234,10 +239,25 @@ fn f32_and_packed_f16_kv_cache_logits() {
                     Setup {
                         kv: Some(kv),
                         adapter,
+                        logit_chunk_rows: None,
                     },
                 ));
             }
         }
+    }
+}
+
+/// Every position's logits read back a few rows at a time, through one small buffer (prompts
+/// of 200 and 300 tokens in chunks of 7 rows), equal llama.cpp's, on both kernel sets.
+#[test]
+fn logits_of_long_prompts_come_back_in_chunks() {
+    for adapter in [None, Some(GPU)] {
+        let setup = Setup {
+            adapter,
+            logit_chunk_rows: Some(7),
+            ..Setup::default()
+        };
+        pollster::block_on(check_logits_with("tiny-longrope", setup));
     }
 }
 
@@ -249,7 +269,7 @@ fn f16_kv_cache_takes_half_the_memory() {
             "tiny-f16-gqa-tied.gguf",
             Setup {
                 kv: Some(KvFormat::F32),
-                adapter: None,
+                ..Setup::default()
             },
         )
         .await;
@@ -259,7 +279,14 @@ fn f16_kv_cache_takes_half_the_memory() {
         );
         let f32_bytes = Session::new(f32_model, Some(600)).await.unwrap().kv_bytes();
         for kv in [None, Some(KvFormat::PackedF16)] {
-            let f16_model = load_with("tiny-f16-gqa-tied.gguf", Setup { kv, adapter: None }).await;
+            let f16_model = load_with(
+                "tiny-f16-gqa-tied.gguf",
+                Setup {
+                    kv,
+                    ..Setup::default()
+                },
+            )
+            .await;
             let f16_bytes = Session::new(f16_model, Some(600)).await.unwrap().kv_bytes();
             assert_eq!(f32_bytes, 2 * f16_bytes, "{kv:?}");
         }

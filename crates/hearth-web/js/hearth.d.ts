@@ -31,7 +31,10 @@ export interface LoadProgress {
 export interface LoadOptions {
   onProgress?: (progress: LoadProgress) => void;
   signal?: AbortSignal;
-  /** Context window in tokens (default: the model's, at most 4096). */
+  /**
+   * Context window in tokens (default: the model's trained window, as much of it as the device
+   * can bind and `gpuMemoryBytes` holds; the KV cache grows as the conversation does).
+   */
   contextLength?: number;
   /** GPU memory the model may take; a model needing more is refused before download. */
   gpuMemoryBytes?: number;
@@ -212,7 +215,12 @@ export declare class Engine {
   detokenize(tokens: ArrayLike<number>): Promise<string>;
   applyChatTemplate(messages: ChatMessage[], options?: { addGenerationPrompt?: boolean }): Promise<string>;
   resetChat(): Promise<void>;
-  stats(): Promise<{ wasmMemoryBytes: number; modelBytesOnGpu: number }>;
+  /**
+   * Memory in use: wasm linear memory, the model's weights on the GPU, every buffer the engine
+   * holds on the GPU now (weights, KV cache, activations), and the most it held since the model
+   * began to load.
+   */
+  stats(): Promise<{ wasmMemoryBytes: number; modelBytesOnGpu: number; gpuBytes: number; peakGpuBytes: number }>;
   unload(): Promise<void>;
 }
 

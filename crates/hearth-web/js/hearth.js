@@ -277,7 +277,8 @@ export class Engine {
   applyChatTemplate(messages, { addGenerationPrompt = true } = {}) { return this.rpc.call('applyChatTemplate', { messages, addGenerationPrompt }); }
   /** Forgets the cached conversation. */
   resetChat() { return this.rpc.call('reset'); }
-  /** Memory figures: wasm linear memory and GPU bytes of the weights. */
+  /** Memory figures: wasm linear memory, the weights on the GPU, all the GPU memory the engine
+   * holds now and its peak since the model began to load. */
   stats() { return this.rpc.call('stats'); }
 
   /** Frees the GPU memory and stops the worker. The engine cannot be used afterwards. */

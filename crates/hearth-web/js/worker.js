@@ -166,7 +166,10 @@ const ops = {
   async unload() { engine?.unload(); },
   /** Testing aid: lose the GPU device as a driver reset would. */
   async loseDevice() { (await getEngine()).loseDeviceForTesting(); },
-  async stats() { return { wasmMemoryBytes: wasmMemoryBytes(), modelBytesOnGpu: engine?.modelBytesOnGpu() ?? 0 }; },
+  async stats() {
+    const [gpuBytes, peakGpuBytes] = engine?.gpuMemory() ?? [0, 0];
+    return { wasmMemoryBytes: wasmMemoryBytes(), modelBytesOnGpu: engine?.modelBytesOnGpu() ?? 0, gpuBytes, peakGpuBytes };
+  },
 };
 
 function describeError(e) {

@@ -13,8 +13,8 @@
 mod source;
 
 use hearth_engine::{
-    AdapterKind, FinishReason, Flow, GenerateOptions, Generated, Gpu, Model, SamplingParams,
-    Session,
+    AdapterKind, FinishReason, Flow, GenerateOptions, Generated, Gpu, MemoryPlan, Model,
+    SamplingParams, Session,
 };
 use hearth_gguf::{Gguf, read_split_header};
 use hearth_text::{ChatTemplate, Message, Tokenizer, chat_template};
@@ -91,7 +91,8 @@ pub struct WasmEngine {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 struct LoadOptions {
-    /// Context window in tokens (default: the model's trained window, capped by `max_context`).
+    /// Context window in tokens (default: as much of the model's trained window as the device
+    /// can bind and `gpu_memory_bytes` holds; the KV cache grows as the conversation does).
     context_length: Option<usize>,
     /// GPU memory the caller allows the model, when it knows (WebGPU does not tell).
     gpu_memory_bytes: Option<f64>,
@@ -99,16 +100,7 @@ struct LoadOptions {
     part_lens: Option<Vec<f64>>,
 }
 
-/// The default window when the caller gives none: long enough for real chats, short enough
-/// that the KV cache of a 128K-context model does not claim gigabytes on a phone.
-const DEFAULT_MAX_CONTEXT: usize = 4096;
-
 impl LoadOptions {
-    fn context(&self, config: &hearth_model::Config) -> usize {
-        self.context_length
-            .unwrap_or(config.context_length.min(DEFAULT_MAX_CONTEXT))
-    }
-
     fn part_lens(&self, size: u64) -> Vec<u64> {
         match &self.part_lens {
             Some(lens) => lens.iter().map(|&l| l as u64).collect(),
@@ -138,18 +130,17 @@ struct ModelInfo {
     weight_bytes_per_token: Option<f64>,
 }
 
-fn describe(gpu: &Gpu, gguf: &Gguf, options: &LoadOptions) -> Result<ModelInfo, JsValue> {
+/// The model `gguf` describes and its memory plan on `gpu` under `options`.
+fn describe(
+    gpu: &Gpu,
+    gguf: &Gguf,
+    options: &LoadOptions,
+) -> Result<(ModelInfo, MemoryPlan), JsValue> {
     let config = hearth_model::Config::from_gguf(gguf).map_err(js_error)?;
-    let ctx = options.context(&config);
-    let plan = hearth_engine::plan(
-        gpu,
-        gguf,
-        &config,
-        Some(ctx),
-        options.gpu_memory_bytes.map(|b| b as u64),
-    )
-    .map_err(js_error)?;
-    Ok(ModelInfo {
+    let budget = options.gpu_memory_bytes.map(|b| b as u64);
+    let plan = hearth_engine::plan(gpu, gguf, &config, options.context_length, budget)
+        .map_err(js_error)?;
+    let info = ModelInfo {
         architecture: config.arch.name().to_string(),
         name: config.name.clone(),
         n_layer: config.n_layer,
@@ -158,14 +149,15 @@ fn describe(gpu: &Gpu, gguf: &Gguf, options: &LoadOptions) -> Result<ModelInfo, 
         n_head_kv: config.n_head_kv,
         n_vocab: config.n_vocab,
         trained_context_length: config.context_length,
-        context_length: ctx,
+        context_length: plan.ctx,
         file_bytes: gguf.file_len as f64,
         weight_bytes: plan.weights as f64,
         kv_cache_bytes: plan.kv_cache as f64,
         activation_bytes: plan.activations as f64,
         gpu_bytes_needed: plan.total() as f64,
         weight_bytes_per_token: None,
-    })
+    };
+    Ok((info, plan))
 }
 
 #[derive(Deserialize)]
@@ -405,7 +397,7 @@ impl WasmEngine {
             .await
             .map_err(js_error)?;
         let gpu = self.state.borrow().gpu.clone();
-        to_js(&describe(&gpu, &gguf, &options)?)
+        to_js(&describe(&gpu, &gguf, &options)?.0)
     }
 
     /// Loads the model (replacing any loaded one), streaming weights from `read` to the GPU.
@@ -423,10 +415,11 @@ impl WasmEngine {
             .await
             .map_err(js_error)?;
         let gpu = self.state.borrow().gpu.clone();
-        let mut info = describe(&gpu, &gguf, &options)?;
+        let (mut info, plan) = describe(&gpu, &gguf, &options)?;
         let tokenizer = Tokenizer::from_gguf(&gguf).map_err(js_error)?;
         let template = chat_template(&gguf, &tokenizer).map_err(js_error)?;
         self.state.borrow_mut().loaded = None; // free the old model's GPU memory first
+        gpu.reset_peak_memory();
         let model = Model::load(gpu, &gguf, &source, &mut |done, total| {
             let _ = on_progress.call2(
                 &JsValue::NULL,
@@ -438,7 +431,7 @@ impl WasmEngine {
         .map_err(js_error)?;
         info.weight_bytes_per_token = Some(model.weight_bytes_per_token() as f64);
         let model = Arc::new(model);
-        let session = Session::new(model.clone(), Some(info.context_length))
+        let session = Session::from_plan(model.clone(), &plan)
             .await
             .map_err(js_error)?;
         self.state.borrow_mut().loaded = Some(Loaded {
@@ -546,5 +539,12 @@ impl WasmEngine {
             .loaded
             .as_ref()
             .map_or(0.0, |l| l.model.weight_gpu_bytes() as f64)
+    }
+
+    /// GPU memory the engine's buffers hold now, and their peak since the model began to load.
+    #[wasm_bindgen(js_name = gpuMemory)]
+    pub fn gpu_memory(&self) -> Vec<f64> {
+        let memory = self.state.borrow().gpu.memory();
+        vec![memory.live as f64, memory.peak as f64]
     }
 }

@@ -4,7 +4,7 @@
 
 use super::params::{MAX_PARAMS_BYTES, Uniform};
 use super::source::Kernel;
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, GpuBuffer};
 use crate::profile::PendingProfile;
 use std::collections::HashMap;
 
@@ -46,7 +46,7 @@ impl<'a> Dispatch<'a> {
 /// instead of made again — on the web each one is a call into the browser's GPU process.
 #[derive(Default)]
 pub struct SubmitCache {
-    params: Option<wgpu::Buffer>,
+    params: Option<GpuBuffer>,
     bind_groups: HashMap<BindKey, wgpu::BindGroup>,
 }
 
@@ -85,17 +85,13 @@ pub(crate) fn submit(
     let needed = stride * dispatches.len().max(1) as u64;
     if cache.params.as_ref().is_none_or(|b| b.size() < needed) {
         cache.bind_groups.clear();
-        cache.params = Some(gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("dispatch params"),
-            size: needed.next_power_of_two(),
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        }));
+        let usage = wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST;
+        cache.params = Some(gpu.buffer_now("dispatch params", needed.next_power_of_two(), usage));
     }
     if cache.bind_groups.len() + dispatches.len() > MAX_CACHED_BIND_GROUPS {
         cache.bind_groups.clear();
     }
-    let params = cache.params.clone().expect("created above");
+    let params: wgpu::Buffer = (**cache.params.as_ref().expect("created above")).clone();
     let mut bytes = vec![0u8; needed as usize];
     for (i, d) in dispatches.iter().enumerate() {
         let at = i * stride as usize;
@@ -177,13 +173,10 @@ fn encode_timed(
     // A query set holds at most 4096 queries: two per dispatch.
     const DISPATCHES_PER_SET: usize = 2048;
     let n = dispatches.len();
-    let resolved = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("timestamps"),
-        size: (n.max(1) * 16) as u64,
-        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
-    });
-    let readback = gpu.readback_buffer("timestamps read-back", resolved.size());
+    let usage = wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC;
+    let resolved = gpu.buffer_now("timestamps", (n.max(1) * 16) as u64, usage);
+    let usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
+    let readback = gpu.buffer_now("timestamps read-back", resolved.size(), usage);
     for (set_index, first) in (0..n).step_by(DISPATCHES_PER_SET).enumerate() {
         let count = DISPATCHES_PER_SET.min(n - first);
         let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {

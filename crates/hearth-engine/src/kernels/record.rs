@@ -10,7 +10,7 @@ use super::source::{
     CPU_MATVEC_WORKGROUP, GPU_MATVEC_ROWS, Kernel, MATMUL_TILE, MATVEC_WORKGROUP, TOP_K,
     TOP_K_CHUNK, X_WINDOW_BYTES, X_WINDOW_VALUES,
 };
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, GpuBuffer};
 use crate::weights::{GpuMatrix, GpuVector, Projection};
 
 /// The activations a matrix product reads: rows of `buffer` from `row` on, RMS-normalised
@@ -672,13 +672,13 @@ impl<'a> Recorder<'a> {
         &mut self,
         logits: &'a wgpu::Buffer,
         n: u32,
-        scratch: &'a [(wgpu::Buffer, wgpu::Buffer); 2],
-    ) -> &'a (wgpu::Buffer, wgpu::Buffer) {
+        scratch: &'a [(GpuBuffer, GpuBuffer); 2],
+    ) -> (&'a wgpu::Buffer, &'a wgpu::Buffer) {
         let mut n = n;
         let mut round = 0usize;
         loop {
             let out = &scratch[round % 2];
-            let (values, indices) = match round {
+            let (values, indices): (&wgpu::Buffer, &wgpu::Buffer) = match round {
                 0 => (logits, logits),
                 _ => (&scratch[(round + 1) % 2].0, &scratch[(round + 1) % 2].1),
             };
@@ -694,7 +694,7 @@ impl<'a> Recorder<'a> {
                 [chunks, 1, 1],
             );
             if chunks == 1 {
-                return out;
+                return (&out.0, &out.1);
             }
             n = chunks * TOP_K;
             round += 1;
