@@ -2,9 +2,10 @@
 
 use crate::{AnyError, TokenList, emit, load_with_header, open, parse_tokens};
 use hearth_engine::{Flow, GenerateOptions, Generated, SamplingParams, Session};
-use hearth_text::{Message, Tokenizer, chat_template};
+use hearth_text::{Constraint, Format, Grammars, Message, Tokenizer, chat_template};
 use std::io::BufRead;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(clap::Args)]
@@ -56,6 +57,66 @@ pub struct SamplingArgs {
     /// Context window (default: the model's trained context length).
     #[arg(long)]
     ctx: Option<usize>,
+}
+
+/// The shape a reply must have (structured output): at most one of these.
+#[derive(clap::Args, Clone, Default)]
+#[group(multiple = false)]
+pub struct FormatArgs {
+    /// The reply is JSON valid against the JSON Schema in this file.
+    #[arg(long)]
+    json_schema: Option<PathBuf>,
+    /// The reply is a JSON object.
+    #[arg(long)]
+    json_object: bool,
+    /// The whole reply matches this regular expression.
+    #[arg(long)]
+    regex: Option<String>,
+    /// The reply follows the Lark grammar in this file (llguidance's dialect).
+    #[arg(long)]
+    grammar: Option<PathBuf>,
+}
+
+impl FormatArgs {
+    pub fn format(&self) -> Result<Option<Format>, AnyError> {
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+        };
+        Ok(match self {
+            FormatArgs {
+                json_schema: Some(path),
+                ..
+            } => {
+                let schema = serde_json::from_str(&read(path)?)
+                    .map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+                Some(Format::JsonSchema(schema))
+            }
+            FormatArgs {
+                json_object: true, ..
+            } => Some(Format::JsonObject),
+            FormatArgs {
+                regex: Some(rx), ..
+            } => Some(Format::Regex(rx.clone())),
+            FormatArgs {
+                grammar: Some(path),
+                ..
+            } => Some(Format::Lark(read(path)?)),
+            _ => None,
+        })
+    }
+
+    /// The constraint for this format on `tokenizer` and a model of `n_vocab` logits, if any.
+    pub fn constraint(
+        &self,
+        tokenizer: &Arc<Tokenizer>,
+        n_vocab: usize,
+    ) -> Result<Option<Constraint>, AnyError> {
+        let Some(format) = self.format()? else {
+            return Ok(None);
+        };
+        let grammars = Grammars::new(tokenizer.clone(), n_vocab)?;
+        Ok(Some(grammars.constrain(&format)?))
+    }
 }
 
 fn parse_bias(s: &str) -> Result<(u32, f32), String> {
@@ -113,6 +174,8 @@ pub struct GenerateArgs {
     json: bool,
     #[command(flatten)]
     sampling: SamplingArgs,
+    #[command(flatten)]
+    format: FormatArgs,
 }
 
 #[derive(clap::Args)]
@@ -126,6 +189,9 @@ pub struct ChatArgs {
     system: Option<String>,
     #[command(flatten)]
     sampling: SamplingArgs,
+    /// Every reply in this format.
+    #[command(flatten)]
+    format: FormatArgs,
 }
 
 const DEFAULT_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -191,7 +257,8 @@ fn report(g: &Generated) -> String {
 pub async fn generate(args: GenerateArgs) -> Result<(), AnyError> {
     let path = model_or_default(args.model.clone())?;
     let (model, gguf, load_s) = load_with_header(&path).await?;
-    let tok = tokenizer_of(&gguf, &path)?;
+    let tok = Arc::new(tokenizer_of(&gguf, &path)?);
+    let constraint = args.format.constraint(&tok, model.config.n_vocab)?;
     let prompt = match (&args.prompt, &args.tokens) {
         (Some(text), _) => tok.encode_prompt(text)?,
         (None, Some(t)) => t.0.clone(),
@@ -207,6 +274,7 @@ pub async fn generate(args: GenerateArgs) -> Result<(), AnyError> {
         } else {
             tok.end_of_turn_ids()
         },
+        constraint,
     };
     let json = args.json;
     let g = hearth_engine::generate(&mut session, &tok, &prompt, &options, &mut |text, _| {
@@ -243,8 +311,9 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 pub async fn chat(args: ChatArgs) -> Result<(), AnyError> {
     let path = model_or_default(args.model.clone())?;
     let (model, gguf, _) = load_with_header(&path).await?;
-    let tok = tokenizer_of(&gguf, &path)?;
+    let tok = Arc::new(tokenizer_of(&gguf, &path)?);
     let template = chat_template(&gguf, &tok)?;
+    let constraint = args.format.constraint(&tok, model.config.n_vocab)?;
     let name = model
         .config
         .name
@@ -297,6 +366,7 @@ pub async fn chat(args: ChatArgs) -> Result<(), AnyError> {
             sampling: params,
             stop: args.sampling.stop.clone(),
             stop_tokens: tok.end_of_turn_ids(),
+            constraint: constraint.clone(),
         };
         INTERRUPTED.store(false, Ordering::SeqCst);
         GENERATING.store(true, Ordering::SeqCst);

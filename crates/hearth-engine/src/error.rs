@@ -16,6 +16,8 @@ pub enum EngineError {
     Gguf(#[from] GgufError),
     #[error("{0}")]
     Model(#[from] ModelError),
+    #[error("{0}")]
+    Text(#[from] hearth_text::TextError),
     #[error("the GPU is out of memory: {0}")]
     OutOfMemory(String),
     #[error("the GPU device was lost ({0}); create a new engine to continue")]
@@ -39,6 +41,7 @@ impl EngineError {
             EngineError::NoAdapter(_) | EngineError::RequestDevice(_) => "no-webgpu",
             EngineError::Gguf(e) => e.code(),
             EngineError::Model(e) => e.code(),
+            EngineError::Text(e) => e.code(),
             EngineError::OutOfMemory(_) => "out-of-memory",
             EngineError::DeviceLost(_) => "device-lost",
             EngineError::Gpu(_) | EngineError::Readback(_) => "gpu",

@@ -40,6 +40,8 @@ pub(crate) struct Activations {
     pub argmax: GpuBuffer,
     /// u32 (MAX_PENALTY_ENTRIES, 4): (token, count, bias bits, 0) records.
     pub penalties: GpuBuffer,
+    /// u32 (⌈n_vocab / 32⌉): a constraint's allowed tokens, a bit each.
+    pub mask: GpuBuffer,
     /// Ping-pong (values f32, token ids u32) of the top-k rounds.
     pub top_k: [(GpuBuffer, GpuBuffer); 2],
     /// Host-mapped: a sampled token's candidates, or a chunk of logits rows.
@@ -77,6 +79,7 @@ impl Activations {
             logit_rows: 1,
             argmax: storage("argmax", sizes.argmax).await?,
             penalties: storage("penalties", sizes.penalties).await?,
+            mask: storage("token mask", sizes.mask).await?,
             top_k: [top_k().await?, top_k().await?],
             readback: gpu.readback_buffer("readback", sizes.readback).await?,
         })
@@ -124,6 +127,7 @@ impl Activations {
             &self.logits,
             &self.argmax,
             &self.penalties,
+            &self.mask,
             &self.readback,
         ];
         buffers.iter().map(|b| b.size()).sum::<u64>() + top_k
@@ -144,12 +148,17 @@ pub(crate) enum Head {
     /// Logits of rows `[first, first + rows)` of the micro-batch (every position's logits come
     /// a chunk at a time).
     Logits { first: u32, rows: u32 },
-    /// The greedy token after the last position, into the argmax buffer.
-    Argmax,
+    /// The greedy token after the last position, into the argmax buffer; among the tokens
+    /// the mask buffer allows where `masked`.
+    Argmax { masked: bool },
     /// The TOP_K best (value, token) pairs after the last position, once `n_entries`
     /// penalty records (already in the penalties buffer) and [repeat, frequency, presence]
-    /// penalties are applied.
-    Candidates { n_entries: u32, penalties: [f32; 3] },
+    /// penalties are applied, and where `masked` the mask buffer's disallowed tokens dropped.
+    Candidates {
+        n_entries: u32,
+        penalties: [f32; 3],
+        masked: bool,
+    },
 }
 
 /// One micro-batch: `at.n_tokens` tokens at positions `at.pos0..`, their ids in `token_ids`
@@ -264,17 +273,24 @@ pub(crate) fn record_head<'a>(
             rec.matmul(model.output(), normed, rows, logits);
             vec![(&act.logits, (rows * n_vocab * 4) as u64)]
         }
-        Head::Argmax => {
+        Head::Argmax { masked } => {
             rec.matmul(model.output(), last_normed, 1, logits);
+            if masked {
+                rec.mask(&act.logits, n_vocab, &act.mask);
+            }
             rec.argmax(&act.logits, n_vocab, &act.argmax);
             vec![(&act.argmax, 4)]
         }
         Head::Candidates {
             n_entries,
             penalties,
+            masked,
         } => {
             rec.matmul(model.output(), last_normed, 1, logits);
             rec.penalize(&act.logits, &act.penalties, n_entries, penalties);
+            if masked {
+                rec.mask(&act.logits, n_vocab, &act.mask);
+            }
             let (values, ids) = rec.top_k(&act.logits, n_vocab, &act.top_k);
             vec![(values, TOP_K as u64 * 4), (ids, TOP_K as u64 * 4)]
         }

@@ -5,8 +5,8 @@
 use crate::decode::GreedyDecoder;
 use crate::error::EngineError;
 use crate::sampling::{SamplingParams, SplitMix64};
-use crate::session::Session;
-use hearth_text::{StreamDecoder, Tokenizer};
+use crate::session::{Output, Session, Want};
+use hearth_text::{Constraint, StreamDecoder, Tokenizer};
 use std::time::Duration;
 use web_time::Instant;
 
@@ -18,6 +18,9 @@ pub struct GenerateOptions {
     pub stop: Vec<String>,
     /// Generation ends on these tokens (typically the model's end-of-turn tokens).
     pub stop_tokens: Vec<u32>,
+    /// The format the reply must have (structured output), enforced on every token; the
+    /// reply ends when it is complete (and the model ends its turn, where it may).
+    pub constraint: Option<Constraint>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,10 +129,13 @@ pub async fn generate(
     let mut first_token_at = start;
     let mut feed: Vec<u32> = prompt[common..].to_vec();
     let mut finish = FinishReason::Length;
+    let mut constraint = options.constraint.clone();
     // Greedy decoding on a GPU (`Tuning::queue_ahead`) keeps the next step queued while a
-    // token is read back (decode.rs); sampling needs each token on the host first.
-    let queue_ahead =
-        !sampling.needs_candidates() && session.model().kernels.choice().tuning().queue_ahead;
+    // token is read back (decode.rs); sampling, and a constraint's masks, need each token on
+    // the host first.
+    let queue_ahead = !sampling.needs_candidates()
+        && constraint.is_none()
+        && session.model().kernels.choice().tuning().queue_ahead;
     let gpu = session.model().gpu.clone();
     let mut decoder = GreedyDecoder::new(&gpu).await?;
     let mut queued = None;
@@ -155,13 +161,23 @@ pub async fn generate(
                 finish = FinishReason::ContextFull;
                 break;
             }
-            if sampling.needs_candidates() {
-                let candidates = session.next_candidates(&feed, sampling).await?;
-                sampling
-                    .pick(&candidates, &mut rng)
-                    .ok_or_else(|| EngineError::Readback("no candidates came back".into()))?
-            } else {
-                session.next_greedy(&feed).await?
+            match &mut constraint {
+                Some(constraint) => {
+                    let Some(next) =
+                        constrained_next(session, &feed, constraint, options, &mut rng).await?
+                    else {
+                        finish = FinishReason::Stop;
+                        break;
+                    };
+                    next
+                }
+                None if sampling.needs_candidates() => {
+                    let candidates = session.next_candidates(&feed, sampling).await?;
+                    sampling
+                        .pick(&candidates, &mut rng)
+                        .ok_or_else(|| EngineError::Readback("no candidates came back".into()))?
+                }
+                None => session.next_greedy(&feed).await?,
             }
         };
         if tokens.is_empty() {
@@ -170,6 +186,9 @@ pub async fn generate(
         if options.stop_tokens.contains(&next) {
             finish = FinishReason::Stop;
             break;
+        }
+        if let Some(constraint) = &mut constraint {
+            constraint.commit(next)?;
         }
         tokens.push(next);
         feed = vec![next];
@@ -218,6 +237,47 @@ pub async fn generate(
         prefill: first_token_at - start,
         decode: first_token_at.elapsed(),
     })
+}
+
+/// The next token of a constrained reply after `feed`, or `None` where the reply is complete:
+/// the layers run on the GPU while the constraint computes which tokens may come next; a
+/// token that is the only one allowed needs no head at all.
+async fn constrained_next(
+    session: &mut Session,
+    feed: &[u32],
+    constraint: &mut Constraint,
+    options: &GenerateOptions,
+    rng: &mut SplitMix64,
+) -> Result<Option<u32>, EngineError> {
+    if constraint.is_complete() {
+        return Ok(None);
+    }
+    session.feed(feed).await?;
+    let mask = constraint.allowed(&options.stop_tokens)?;
+    if mask.is_empty() {
+        return Ok(None);
+    }
+    if let Some(only) = mask.only {
+        return Ok(Some(only));
+    }
+    let sampling = &options.sampling;
+    if !sampling.needs_candidates() {
+        return match session.head(Want::Argmax, Some(&mask)).await? {
+            Output::Token(t) => Ok(Some(t)),
+            _ => unreachable!("Argmax returns a token"),
+        };
+    }
+    let Output::Candidates(mut candidates) = session
+        .head(Want::Candidates(sampling), Some(&mask))
+        .await?
+    else {
+        unreachable!("Candidates returns candidates")
+    };
+    // Fewer tokens allowed than candidates: the rest come back with the mask's logit.
+    candidates.retain(|&(token, _)| mask.allows(token));
+    let next = sampling.pick(&candidates, rng);
+    next.map(Some)
+        .ok_or_else(|| EngineError::Readback("no candidates came back".into()))
 }
 
 #[cfg(test)]

@@ -87,6 +87,8 @@ pub struct ActivationSizes {
     pub argmax: u64,
     /// u32 (MAX_PENALTY_ENTRIES, 4).
     pub penalties: u64,
+    /// u32 (⌈n_vocab / 32⌉): a constraint's allowed tokens, a bit each.
+    pub mask: u64,
     /// Each of the four top-k buffers: (⌈n_vocab / TOP_K_CHUNK⌉ · TOP_K).
     pub top_k: u64,
     /// The host-mapped read-back of a sampled token's candidates (2 · TOP_K words).
@@ -120,6 +122,7 @@ impl ActivationSizes {
             logits: f32s(c.n_vocab),
             argmax: 4,
             penalties: (MAX_PENALTY_ENTRIES * 16) as u64,
+            mask: c.n_vocab.div_ceil(32) as u64 * 4,
             top_k,
             readback: 2 * TOP_K as u64 * 4,
             token_slots: 2 * 4,
@@ -140,6 +143,7 @@ impl ActivationSizes {
             self.logits,
             self.argmax,
             self.penalties,
+            self.mask,
             self.readback,
         ];
         each.iter().map(|&b| allocated(b)).sum::<u64>()

@@ -14,6 +14,7 @@ use crate::plan::{
 };
 use crate::sampling::SamplingParams;
 use crate::weights::GpuVector;
+use hearth_text::TokenMask;
 use std::sync::Arc;
 
 /// The KV cache starts this small and doubles as the conversation grows.
@@ -81,6 +82,8 @@ pub struct Session {
     use_long_factors: bool,
     /// Rows of logits read back at a time when every position's are wanted.
     logit_chunk_rows: usize,
+    /// Tokens of the micro-batch run last, whose rows a head reads.
+    last_batch: u32,
 }
 
 impl Session {
@@ -119,6 +122,7 @@ impl Session {
                 layers: Vec::new(),
                 capacity: 0,
             },
+            last_batch: 0,
             act,
             submit_cache: SubmitCache::default(),
         };
@@ -227,8 +231,13 @@ impl Session {
 
     /// Runs `tokens` through the model after the tokens already in the cache.
     pub async fn forward(&mut self, tokens: &[u32], want: Want<'_>) -> Result<Output, EngineError> {
-        let bytes = self.run(Feed::Host(tokens), want, None).await?.1;
-        Ok(match want {
+        let bytes = self.run(Feed::Host(tokens), Some(want), None).await?.1;
+        Ok(self.output(want, bytes))
+    }
+
+    /// What `want` read back, as the caller takes it.
+    fn output(&self, want: Want<'_>, bytes: Vec<u8>) -> Output {
+        match want {
             Want::AllLogits => Output::Logits(bytemuck::pod_collect_to_vec(&bytes)),
             Want::Argmax => {
                 Output::Token(u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes")))
@@ -241,7 +250,7 @@ impl Session {
                 let valid = |&(id, _): &(u32, f32)| (id as usize) < n_vocab;
                 Output::Candidates(ids.into_iter().zip(values).filter(valid).collect())
             }
-        })
+        }
     }
 
     /// Teacher-forced logits for `tokens`, appended to the conversation: [n_tokens, n_vocab].
@@ -280,7 +289,49 @@ impl Session {
         feed: Feed<'_>,
         token_slot: &wgpu::Buffer,
     ) -> Result<wgpu::SubmissionIndex, EngineError> {
-        Ok(self.run(feed, Want::Argmax, Some(token_slot)).await?.0)
+        Ok(self
+            .run(feed, Some(Want::Argmax), Some(token_slot))
+            .await?
+            .0)
+    }
+
+    /// Runs `tokens` through the layers, after the tokens already in the cache, and submits
+    /// without waiting: `head` then computes what comes after them (or, where nothing needs
+    /// choosing, the next tokens are fed straight away). Structured output works this way,
+    /// so that the next step's token mask is computed while the GPU runs the layers.
+    pub async fn feed(&mut self, tokens: &[u32]) -> Result<(), EngineError> {
+        self.run(Feed::Host(tokens), None, None).await.map(|_| ())
+    }
+
+    /// The next token after the tokens fed last (`feed`): `want` (`Argmax` or `Candidates`)
+    /// among the tokens `mask` allows.
+    pub async fn head(
+        &mut self,
+        want: Want<'_>,
+        mask: Option<&TokenMask>,
+    ) -> Result<Output, EngineError> {
+        if self.last_batch == 0 {
+            return Err(EngineError::Unsupported(
+                "nothing was fed before the head".into(),
+            ));
+        }
+        if let Some(mask) = mask {
+            let gpu = &self.model.gpu;
+            gpu.queue
+                .write_buffer(&self.act.mask, 0, bytemuck::cast_slice(&mask.words));
+        }
+        let masked = mask.is_some();
+        let head = match want {
+            Want::Argmax => Head::Argmax { masked },
+            Want::Candidates(sampling) => self.upload_penalties(&[], sampling, masked)?,
+            Want::AllLogits => {
+                return Err(EngineError::Unsupported(
+                    "every position's logits come from forward, not from a head".into(),
+                ));
+            }
+        };
+        let (_, bytes) = self.head_only(self.last_batch, head).await?;
+        Ok(self.output(want, bytes))
     }
 
     /// Writes a token the GPU fed itself into the history, once it is read back.
@@ -297,7 +348,7 @@ impl Session {
     async fn run(
         &mut self,
         feed: Feed<'_>,
-        want: Want<'_>,
+        want: Option<Want<'_>>,
         token_slot: Option<&wgpu::Buffer>,
     ) -> Result<(wgpu::SubmissionIndex, Vec<u8>), EngineError> {
         let tokens = feed.tokens();
@@ -322,14 +373,17 @@ impl Session {
                 n_vocab: c.n_vocab,
             });
         }
-        if matches!((feed, want), (Feed::PreviousArgmax, Want::Candidates(_))) {
+        if matches!(
+            (feed, want),
+            (Feed::PreviousArgmax, Some(Want::Candidates(_)))
+        ) {
             return Err(EngineError::Unsupported(
                 "sampling needs the fed token on the host; only greedy steps are fed on the GPU"
                     .into(),
             ));
         }
         self.grow_kv(needed).await?;
-        if matches!(want, Want::AllLogits) {
+        if matches!(want, Some(Want::AllLogits)) {
             let rows = self.logit_chunk_rows.min(tokens.len());
             let n_vocab = self.model.config.n_vocab;
             if self
@@ -348,13 +402,15 @@ impl Session {
             let last = (i + 1) * ubatch >= tokens.len();
             let n = batch.len() as u32;
             let head = match (want, last) {
-                (Want::AllLogits, _) => Head::Logits {
+                (Some(Want::AllLogits), _) => Head::Logits {
                     first: 0,
                     rows: n.min(self.logit_chunk_rows as u32),
                 },
-                (_, false) => Head::None,
-                (Want::Argmax, true) => Head::Argmax,
-                (Want::Candidates(sampling), true) => self.upload_penalties(batch, sampling)?,
+                (None, _) | (_, false) => Head::None,
+                (Some(Want::Argmax), true) => Head::Argmax { masked: false },
+                (Some(Want::Candidates(sampling)), true) => {
+                    self.upload_penalties(batch, sampling, false)?
+                }
             };
             let batch_feed = match feed {
                 Feed::Host(_) => Feed::Host(batch),
@@ -383,6 +439,7 @@ impl Session {
         &self,
         fed: &[u32],
         sampling: &SamplingParams,
+        masked: bool,
     ) -> Result<Head, EngineError> {
         let window: Vec<u32> = self.history.iter().chain(fed).copied().collect();
         let entries = sampling.penalty_entries(&window, self.model.config.n_vocab);
@@ -404,6 +461,7 @@ impl Session {
         Ok(Head::Candidates {
             n_entries: entries.len() as u32,
             penalties,
+            masked,
         })
     }
 
@@ -448,6 +506,7 @@ impl Session {
             None => copy_to_readback(encoder, &result, &act.readback),
         });
         self.history.extend_from_slice(tokens);
+        self.last_batch = tokens.len() as u32;
         if read == 0 {
             gpu.check()?;
             return Ok((submission, Vec::new()));

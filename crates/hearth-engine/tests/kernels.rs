@@ -1883,3 +1883,95 @@ fn stacked_tensors_multiply_as_one_matrix() {
         "{err}"
     );
 }
+
+/// A token mask with `allowed` of every token set, at random, and its bits.
+fn random_mask(rng: &mut StdRng, n: usize, allowed: f64) -> (Vec<u32>, Vec<bool>) {
+    let bits: Vec<bool> = (0..n).map(|_| rng.random_bool(allowed)).collect();
+    let mut words = vec![0u32; n.div_ceil(32)];
+    for (t, _) in bits.iter().enumerate().filter(|(_, b)| **b) {
+        words[t / 32] |= 1 << (t % 32);
+    }
+    (words, bits)
+}
+
+#[test]
+fn masked_argmax_and_top_k_equal_the_best_allowed_tokens() {
+    // Structured output's masks: argmax and the top 128 over the tokens a mask allows, from
+    // dense masks to ones allowing fewer tokens than top-k keeps, on both kernel sets.
+    let mut rng = StdRng::seed_from_u64(21);
+    for adapter in [CPU, gpu(64)] {
+        let gpu = Device::on(adapter).open();
+        let kernels = pollster::block_on(Kernels::new(&gpu, [], None)).unwrap();
+        for (n, allowed) in [
+            (1000, 0.5),
+            (49_152, 0.9),
+            (200_064, 0.01),
+            (5000, 0.004),
+            (33, 0.3),
+        ] {
+            let what = format!("{n} logits, {allowed} allowed, {adapter:?}");
+            let logits: Vec<f32> = (0..n)
+                .map(|_| (rng.random_range(-500..500) as f32) * 0.01)
+                .collect();
+            let (words, bits) = random_mask(&mut rng, n, allowed);
+            let mut order: Vec<usize> = (0..n).filter(|&t| bits[t]).collect();
+            order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+            assert!(!order.is_empty(), "{what}: the mask allows something");
+
+            let (lb, mb, rb) = (
+                buffer(&gpu, &logits),
+                storage_words(&gpu, &words),
+                buffer(&gpu, &[0.0]),
+            );
+            run(&gpu, &kernels, |rec| {
+                rec.mask(&lb, n as u32, &mb);
+                rec.argmax(&lb, n as u32, &rb);
+            });
+            let got = pollster::block_on(gpu.read_storage(&rb, 4)).unwrap();
+            assert_eq!(
+                u32::from_le_bytes(got[..4].try_into().unwrap()) as usize,
+                order[0],
+                "{what}: argmax"
+            );
+
+            let lb = buffer(&gpu, &logits);
+            let words_per_round = (n as u64).div_ceil(2048) * 128;
+            let scratch = [0, 1].map(|_| {
+                let zeros = vec![0.0; words_per_round as usize];
+                (buffer(&gpu, &zeros), buffer(&gpu, &zeros))
+            });
+            let mut rec = Recorder::new(&gpu, &kernels);
+            rec.mask(&lb, n as u32, &mb);
+            let (values, ids) = rec.top_k(&lb, n as u32, &scratch);
+            rec.submit(&gpu, &mut SubmitCache::default(), |_| {});
+            let ids: Vec<u32> = bytemuck::pod_collect_to_vec(
+                &pollster::block_on(gpu.read_storage(ids, 128 * 4)).unwrap(),
+            );
+            let values = read(&gpu, values, 128);
+            let kept = order.len().min(128);
+            for i in 0..kept {
+                assert_eq!(ids[i] as usize, order[i], "{what}: rank {i}");
+                assert_eq!(values[i], logits[order[i]], "{what}: rank {i}");
+            }
+            // Past the allowed tokens, only disallowed ones (or top-k's padding, id u32::MAX),
+            // at logits below any real one.
+            for i in kept..128.min(n) {
+                let id = ids[i] as usize;
+                let disallowed = id == u32::MAX as usize || !bits[id];
+                assert!(
+                    disallowed && values[i] < -1e38,
+                    "{what}: rank {i}: {id}, {}",
+                    values[i]
+                );
+            }
+        }
+    }
+}
+
+/// A storage buffer holding `words`.
+fn storage_words(gpu: &Gpu, words: &[u32]) -> GpuBuffer {
+    let none = wgpu::BufferUsages::empty();
+    let b = pollster::block_on(gpu.storage_buffer("mask", (words.len() * 4) as u64, none)).unwrap();
+    gpu.queue.write_buffer(&b, 0, bytemuck::cast_slice(words));
+    b
+}

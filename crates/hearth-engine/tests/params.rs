@@ -40,11 +40,12 @@ fn variant(kernel: Kernel) -> &'static str {
         Kernel::SiluGate => "SiluGate",
         Kernel::Argmax { .. } => "Argmax",
         Kernel::Penalize => "Penalize",
+        Kernel::Mask => "Mask",
         Kernel::TopK => "TopK",
     }
 }
 
-const VARIANTS: [&str; 14] = [
+const VARIANTS: [&str; 15] = [
     "Matvec",
     "MatvecCpu",
     "MatvecGpu",
@@ -58,6 +59,7 @@ const VARIANTS: [&str; 14] = [
     "SiluGate",
     "Argmax",
     "Penalize",
+    "Mask",
     "TopK",
 ];
 

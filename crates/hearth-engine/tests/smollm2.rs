@@ -156,8 +156,7 @@ fn smollm2_matches_llama_cpp() {
         let options = GenerateOptions {
             max_tokens: want.len(),
             sampling: SamplingParams::greedy(),
-            stop: vec![],
-            stop_tokens: vec![],
+            ..Default::default()
         };
         let answer = generate(&mut session, &tok, &prompt, &options, &mut |_, _| {
             Flow::Continue

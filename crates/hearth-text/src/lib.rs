@@ -1,10 +1,12 @@
 //! Text in and out of a model, from the GGUF file alone: the tokenizer, a streaming
 //! detokenizer, and the chat template.
 
+pub mod constraint;
 pub mod stream;
 pub mod template;
 pub mod tokenizer;
 
+pub use constraint::{Constraint, Format, Grammars, TokenMask};
 pub use stream::StreamDecoder;
 pub use template::{ChatTemplate, Message};
 pub use tokenizer::{TokenType, Tokenizer};
@@ -21,6 +23,9 @@ pub enum TextError {
     Unsupported(String),
     #[error("{0}")]
     Template(String),
+    /// A request the caller made that cannot be met: an output format that does not compile.
+    #[error("{0}")]
+    BadRequest(String),
 }
 
 impl TextError {
@@ -30,6 +35,7 @@ impl TextError {
             TextError::Missing(_) | TextError::Bad(_) => "bad-model",
             TextError::Unsupported(_) => "unsupported-model",
             TextError::Template(_) => "template",
+            TextError::BadRequest(_) => "bad-request",
         }
     }
 }

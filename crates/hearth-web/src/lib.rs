@@ -325,6 +325,7 @@ impl WasmEngine {
             } else {
                 tokenizer.end_of_turn_ids()
             },
+            constraint: None,
         };
         let generated =
             hearth_engine::generate(session, tokenizer, &prompt, &options, &mut |text, id| {

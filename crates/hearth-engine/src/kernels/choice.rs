@@ -111,6 +111,7 @@ impl KernelChoice {
             Kernel::SiluGate,
             self.argmax(),
             Kernel::Penalize,
+            Kernel::Mask,
             Kernel::TopK,
             Kernel::AttentionCombine,
         ];

@@ -224,6 +224,11 @@ uniforms! {
         presence: f32,
     }
 
+    /// mask.wgsl: over `n` logits.
+    struct MaskParams {
+        n: u32,
+    }
+
     /// top_k.wgsl: one round over `n` values.
     struct TopKParams {
         n: u32,

@@ -666,6 +666,18 @@ impl<'a> Recorder<'a> {
         );
     }
 
+    /// Gives every token of `logits[0..n)` that `allowed` (a bit per token) does not allow the
+    /// lowest logit, so that neither argmax nor top-k can pick it.
+    pub fn mask(&mut self, logits: &'a wgpu::Buffer, n: u32, allowed: &'a wgpu::Buffer) {
+        let params = params::MaskParams { n };
+        self.push(
+            Kernel::Mask,
+            params,
+            &[logits, allowed],
+            [n.div_ceil(32 * 64), 1, 1],
+        );
+    }
+
     /// Reduces `logits[0..n)` to its `TOP_K` largest (value, token) pairs, sorted descending,
     /// in rounds that ping-pong between the two scratch pairs. Returns the pair holding them.
     pub fn top_k(

@@ -86,6 +86,8 @@ pub enum Kernel {
         threads: u32,
     },
     Penalize,
+    /// mask.wgsl: a constraint's disallowed tokens out of the logits.
+    Mask,
     TopK,
 }
 
@@ -130,6 +132,7 @@ impl Kernel {
             Kernel::SiluGate => shader!("silu_gate.wgsl").into(),
             Kernel::Argmax { .. } => shader!("argmax.wgsl").into(),
             Kernel::Penalize => shader!("penalize.wgsl").into(),
+            Kernel::Mask => shader!("mask.wgsl").into(),
             Kernel::TopK => shader!("top_k.wgsl").into(),
         })
     }
@@ -171,6 +174,7 @@ impl Kernel {
             | Kernel::AttentionCombine
             | Kernel::SiluGate
             | Kernel::Penalize
+            | Kernel::Mask
             | Kernel::TopK => Vec::new(),
         }
     }
@@ -190,6 +194,7 @@ impl Kernel {
             Kernel::SiluGate => "GateParams",
             Kernel::Argmax { .. } => "ArgmaxParams",
             Kernel::Penalize => "PenaltyParams",
+            Kernel::Mask => "MaskParams",
             Kernel::TopK => "TopKParams",
         }
     }
@@ -219,6 +224,7 @@ impl std::fmt::Display for Kernel {
             Kernel::SiluGate => write!(f, "SiluGate"),
             Kernel::Argmax { .. } => write!(f, "Argmax"),
             Kernel::Penalize => write!(f, "Penalize"),
+            Kernel::Mask => write!(f, "Mask"),
             Kernel::TopK => write!(f, "TopK"),
         }
     }
