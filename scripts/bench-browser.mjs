@@ -5,6 +5,7 @@
 //
 //   node scripts/bench-browser.mjs --model models/SmolLM2-135M-Instruct.Q4_1.gguf \
 //        [--prompt-lens 64,256] [--ctx-lens 64] [--decode-tokens 16] [--kernels auto|gpu|cpu] [--vs-wllama]
+//        [--json-schema scripts/bench/records.schema.json]  (decode under it too: structured output's cost)
 // Needs www/pkg (scripts/build-web.sh) and `npm ci`.
 
 import path from 'node:path';
@@ -23,17 +24,20 @@ const { values: args } = parseArgs({
     'timeout-min': { type: 'string', default: '30' },
     // Hearth's kernel set: auto (by adapter), gpu or cpu.
     kernels: { type: 'string', default: 'auto' },
+    'json-schema': { type: 'string' },
   },
 });
 const model = path.resolve(args.model);
 if (!fs.existsSync(model)) throw new Error(`no model at ${model}`);
 const query = new URLSearchParams({ model: `/bench-model/${path.basename(model)}`, 'prompt-lens': args['prompt-lens'], 'ctx-lens': args['ctx-lens'], 'decode-tokens': args['decode-tokens'], kernels: args.kernels });
+const schema = args['json-schema'] && path.resolve(args['json-schema']);
+if (schema) query.set('json-schema', `/bench-schema/${path.basename(schema)}`);
 
 // Cross-origin isolation lets wllama use threads (SharedArrayBuffer); Hearth needs none of it.
 const server = await startServer({
   root: path.join(ROOT, 'www'),
   headers: { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' },
-  mounts: { '/bench-model/': path.dirname(model), '/wllama/': path.join(ROOT, 'node_modules/@wllama/wllama/esm'), '/bench-wllama/': path.join(ROOT, 'scripts/bench') },
+  mounts: { '/bench-model/': path.dirname(model), '/wllama/': path.join(ROOT, 'node_modules/@wllama/wllama/esm'), '/bench-wllama/': path.join(ROOT, 'scripts/bench'), ...(schema ? { '/bench-schema/': path.dirname(schema) } : {}) },
 });
 const browser = await launch();
 const timeout = Number(args['timeout-min']) * 60_000;

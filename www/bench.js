@@ -1,7 +1,8 @@
 // The in-browser benchmark: what `hearth bench --json` measures natively, through the JS API.
 // Query parameters (model, prompt-lens, ctx-lens, decode-tokens, chunk-size, kernels: auto,
-// gpu or cpu) fill the form and,
-// with `run=1`, start it: scripts/bench-browser.mjs drives it that way and reads #result.
+// gpu or cpu; json-schema: the URL of a JSON schema to decode under as well, beside decoding
+// without it) fill the form and, with `run=1`, start it: scripts/bench-browser.mjs drives it
+// that way and reads #result.
 
 import { Engine } from './pkg/hearth.js';
 
@@ -10,7 +11,7 @@ const status = document.getElementById('status');
 const table = document.getElementById('table');
 const result = document.getElementById('result');
 const params = new URLSearchParams(location.search);
-for (const name of ['model', 'prompt-lens', 'ctx-lens', 'decode-tokens']) {
+for (const name of ['model', 'prompt-lens', 'ctx-lens', 'decode-tokens', 'json-schema']) {
   if (params.has(name)) form.elements[name].value = params.get(name);
 }
 
@@ -31,9 +32,10 @@ function addRow(what, tps, gbps) {
   table.hidden = false;
 }
 
-async function run({ model, promptLens, ctxLens, decodeTokens, chunkSize, kernels }) {
+async function run({ model, promptLens, ctxLens, decodeTokens, chunkSize, kernels, jsonSchema }) {
   table.tBodies[0].replaceChildren();
   result.textContent = '';
+  const schema = jsonSchema ? await fetchSchema(jsonSchema) : null;
   const contextLength = Math.max(...promptLens, ...ctxLens.map((c) => c + decodeTokens)) + 1;
   status.textContent = `Loading ${model}…`;
   const started = performance.now();
@@ -46,9 +48,9 @@ async function run({ model, promptLens, ctxLens, decodeTokens, chunkSize, kernel
   const loadS = (performance.now() - started) / 1000;
   try {
     const { info, adapter } = engine;
-    const generate = async (tokens, maxTokens) => {
+    const generate = async (tokens, maxTokens, responseFormat) => {
       await engine.resetChat();
-      return (await engine.generate({ tokens, maxTokens, temperature: 0, ignoreEos: true })).stats;
+      return (await engine.generate({ tokens, maxTokens, temperature: 0, ignoreEos: true, responseFormat })).stats;
     };
     status.textContent = 'Warming up…';
     await generate(randomTokens(8, info.nVocab, 1), 2);
@@ -68,6 +70,15 @@ async function run({ model, promptLens, ctxLens, decodeTokens, chunkSize, kernel
       decode.push({ ctx_len: ctx, tokens_per_s: stats.decodeTokensPerS, effective_gb_per_s: gbps });
       addRow(`decode at context ${ctx}`, stats.decodeTokensPerS, gbps);
     }
+    // The same decoding (same prompts) held to the schema: the cost of structured output.
+    const constrained = [];
+    for (const [i, ctx] of (schema ? ctxLens : []).entries()) {
+      status.textContent = `Decoding ${decodeTokens} tokens at context ${ctx} under the schema…`;
+      const stats = await generate(randomTokens(ctx, info.nVocab, ctx + 7), decodeTokens + 1, { type: 'json_schema', schema });
+      const free = decode[i].tokens_per_s;
+      constrained.push({ ctx_len: ctx, tokens_per_s: stats.decodeTokensPerS, free_tokens_per_s: free, ratio: stats.decodeTokensPerS / free, tokens: stats.generatedTokens });
+      addRow(`decode at context ${ctx} under the schema (${(stats.decodeTokensPerS / free).toFixed(2)}x)`, stats.decodeTokensPerS);
+    }
     const report = {
       adapter: { name: adapter.name, backend: adapter.backend },
       model,
@@ -78,12 +89,19 @@ async function run({ model, promptLens, ctxLens, decodeTokens, chunkSize, kernel
       prefill,
       decode,
     };
+    if (schema) report.constrained = constrained;
     result.textContent = JSON.stringify(report);
     status.textContent = `Done on ${adapter.name || 'this GPU'} (${adapter.backend}).`;
     return report;
   } finally {
     await engine.unload();
   }
+}
+
+async function fetchSchema(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`the JSON schema at ${url}: HTTP ${response.status}`);
+  return response.json();
 }
 
 form.addEventListener('submit', (e) => {
@@ -104,6 +122,7 @@ async function start() {
       decodeTokens: Math.max(2, Number(data.get('decode-tokens')) || 32),
       chunkSize: params.has('chunk-size') ? Number(params.get('chunk-size')) : undefined,
       kernels: params.get('kernels') ?? undefined,
+      jsonSchema: String(data.get('json-schema') ?? '').trim(),
     });
     document.body.dataset.state = 'done';
   } catch (e) {

@@ -16,7 +16,7 @@ let server;
 let browser;
 
 before(async () => {
-  server = await startServer({ root: path.join(ROOT, 'www'), mounts: { '/fixtures/': path.join(ROOT, 'tests/fixtures'), '/models/': path.join(ROOT, 'models') } });
+  server = await startServer({ root: path.join(ROOT, 'www'), mounts: { '/fixtures/': path.join(ROOT, 'tests/fixtures'), '/models/': path.join(ROOT, 'models'), '/bench-schema/': path.join(ROOT, 'scripts/bench') } });
   browser = await launch();
 });
 
@@ -186,19 +186,24 @@ test('the page\'s Content-Security-Policy lets the page and its worker reach onl
 test('bench.html reports what `hearth bench --json` reports, in the same shape', async () => {
   const context = await browser.newContext();
   const page = await context.newPage();
-  await page.goto(`${server.url}/bench.html?model=${MODEL}&prompt-lens=16,32&ctx-lens=16&decode-tokens=4&run=1`);
+  // With a JSON schema: decoding under it is reported beside decoding without it.
+  await page.goto(`${server.url}/bench.html?model=${MODEL}&prompt-lens=16,32&ctx-lens=16&decode-tokens=4&json-schema=/bench-schema/records.schema.json&run=1`);
   await page.waitForSelector('body[data-state="done"], body[data-state="failed"]', { timeout: 180_000 });
   const web = JSON.parse(await page.textContent('#result'));
   assert.equal(web.error, undefined, web.error);
   const bin = ['target/debug/hearth', 'target/release/hearth'].map((p) => path.join(ROOT, p)).find((p) => fs.existsSync(p));
-  const native = JSON.parse(execFileSync(bin, ['bench', '--model', path.join(ROOT, 'tests/fixtures/tiny-q8_0.gguf'), '--prompt-lens', '16,32', '--ctx-lens', '16', '--decode-tokens', '4', '--json'], { env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } }).toString().trim().split('\n').at(-1));
+  const native = JSON.parse(execFileSync(bin, ['bench', '--model', path.join(ROOT, 'tests/fixtures/tiny-q8_0.gguf'), '--prompt-lens', '16,32', '--ctx-lens', '16', '--decode-tokens', '4', '--json-schema', path.join(ROOT, 'scripts/bench/records.schema.json'), '--json'], { env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } }).toString().trim().split('\n').at(-1));
   const shape = (v) => (Array.isArray(v) ? [shape(v[0])] : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, shape(v[k])])) : typeof v);
   assert.deepEqual(shape(web), shape(native), 'the same JSON shape as the CLI');
   assert.equal(web.weight_bytes_per_token, native.weight_bytes_per_token, 'the same weight bytes per token');
   assert.deepEqual(web.prefill.map((p) => p.prompt_len), [16, 32]);
   for (const row of [...web.prefill, ...web.decode]) assert.ok(row.tokens_per_s > 0, JSON.stringify(row));
   assert.ok(Math.abs(web.decode[0].effective_gb_per_s - (web.decode[0].tokens_per_s * web.weight_bytes_per_token) / 1e9) < 1e-9);
-  assert.equal(await page.locator('#table tbody tr').count(), 3);
+  for (const row of [...web.constrained, ...native.constrained]) {
+    assert.ok(row.tokens_per_s > 0 && Math.abs(row.ratio - row.tokens_per_s / row.free_tokens_per_s) < 1e-9, JSON.stringify(row));
+  }
+  assert.equal(web.constrained[0].free_tokens_per_s, web.decode[0].tokens_per_s);
+  assert.equal(await page.locator('#table tbody tr').count(), 4);
   // The GPU memory the engine held at most, within 5% of what its plan said it would.
   for (const report of [web, native]) {
     assert.ok(Math.abs(report.peak_gpu_bytes - report.planned_gpu_bytes) <= 0.05 * report.planned_gpu_bytes, JSON.stringify(report));

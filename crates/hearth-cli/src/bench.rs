@@ -1,10 +1,12 @@
 //! `hearth bench`: prefill and decode speed, and how close decoding comes to the bandwidth
 //! bound (every decoded token reads every weight once).
 
-use crate::{AnyError, emit, load};
-use hearth_engine::Session;
+use crate::{AnyError, emit, load_with_header};
+use hearth_engine::{Flow, GenerateOptions, Model, SamplingParams, Session};
+use hearth_text::{Format, Grammars, Tokenizer};
 use rand::{Rng, SeedableRng};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(clap::Args)]
@@ -27,10 +29,14 @@ pub struct BenchArgs {
     /// decoding at the first context length (adapters with timestamp queries).
     #[arg(long)]
     profile: bool,
+    /// Also decode under this JSON schema (structured output), beside decoding without it,
+    /// at each context length: the cost of the constraint.
+    #[arg(long)]
+    json_schema: Option<PathBuf>,
 }
 
 pub async fn run(args: BenchArgs) -> Result<(), AnyError> {
-    let (model, load_s) = load(&args.model).await?;
+    let (model, gguf, load_s) = load_with_header(&args.model).await?;
     let c = &model.config;
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut random_tokens = |n: usize| {
@@ -93,6 +99,26 @@ pub async fn run(args: BenchArgs) -> Result<(), AnyError> {
             serde_json::json!({"ctx_len": ctx, "tokens_per_s": tps, "effective_gb_per_s": gbps}),
         );
     }
+    let constrained = match &args.json_schema {
+        Some(path) => {
+            let tokenizer = Arc::new(Tokenizer::from_gguf(&gguf)?);
+            let report = constrained(&model, &args, path, tokenizer, &mut random_tokens).await?;
+            if !args.json {
+                for r in report.as_array().into_iter().flatten() {
+                    emit(&format!(
+                        "decode at {:>6} context under the schema: {:>9.2} tokens/s, {:.2}x \
+                         decoding without it ({} tokens)\n",
+                        r["ctx_len"],
+                        r["tokens_per_s"].as_f64().unwrap_or(0.0),
+                        r["ratio"].as_f64().unwrap_or(0.0),
+                        r["tokens"]
+                    ))?;
+                }
+            }
+            Some(report)
+        }
+        None => None,
+    };
     let peak = model.gpu.memory().peak;
     let mut profile = if args.profile {
         Some(profile(&model, &args, &mut random_tokens).await?)
@@ -162,6 +188,9 @@ pub async fn run(args: BenchArgs) -> Result<(), AnyError> {
         if let Some(p) = profile {
             report["profile"] = p;
         }
+        if let Some(c) = constrained {
+            report["constrained"] = c;
+        }
         emit(&format!("{report}\n"))?;
     } else {
         emit(&format!(
@@ -173,10 +202,69 @@ pub async fn run(args: BenchArgs) -> Result<(), AnyError> {
     Ok(())
 }
 
+/// At each context length, greedy decoding of `decode_tokens` after a random prompt, under the
+/// JSON schema in `path` and without a constraint, as `generate` decodes (end-of-turn tokens
+/// ignored): tokens/s of each and their ratio.
+async fn constrained(
+    model: &Arc<Model>,
+    args: &BenchArgs,
+    path: &std::path::Path,
+    tokenizer: Arc<Tokenizer>,
+    random_tokens: &mut impl FnMut(usize) -> Vec<u32>,
+) -> Result<serde_json::Value, AnyError> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let schema = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let grammars = Grammars::new(tokenizer.clone(), model.config.n_vocab)?;
+    let format = Format::JsonSchema(schema);
+    let mut rows = Vec::new();
+    for &ctx in &args.ctx_lens {
+        let ctx = ctx
+            .min(
+                model
+                    .config
+                    .context_length
+                    .saturating_sub(args.decode_tokens + 1),
+            )
+            .max(1);
+        let prompt = random_tokens(ctx);
+        let decode = async |constraint| -> Result<(f64, usize), AnyError> {
+            let mut session =
+                Session::new(model.clone(), Some(ctx + args.decode_tokens + 1)).await?;
+            // The prompt but its last token prefilled first, and waited for: `generate` then
+            // feeds one token, and its time is decoding alone.
+            if ctx > 1 {
+                session.next_greedy(&prompt[..ctx - 1]).await?;
+            }
+            let options = GenerateOptions {
+                max_tokens: args.decode_tokens,
+                sampling: SamplingParams::greedy(),
+                constraint,
+                ..Default::default()
+            };
+            let g = hearth_engine::generate(
+                &mut session,
+                &tokenizer,
+                &prompt,
+                &options,
+                &mut |_, _| Flow::Continue,
+            )
+            .await?;
+            Ok((g.decode_tokens_per_s(), g.tokens.len()))
+        };
+        let (free, _) = decode(None).await?;
+        let (tps, tokens) = decode(Some(grammars.constrain(&format)?)).await?;
+        rows.push(serde_json::json!({
+            "ctx_len": ctx, "tokens_per_s": tps, "free_tokens_per_s": free,
+            "ratio": tps / free.max(1e-9), "tokens": tokens,
+        }));
+    }
+    Ok(serde_json::json!(rows))
+}
+
 /// GPU time per kernel for one prefill (first prompt length) and for decoding (first context
 /// length), per token, largest first.
 async fn profile(
-    model: &std::sync::Arc<hearth_engine::Model>,
+    model: &Arc<Model>,
     args: &BenchArgs,
     random_tokens: &mut impl FnMut(usize) -> Vec<u32>,
 ) -> Result<serde_json::Value, AnyError> {

@@ -2,7 +2,10 @@
 
 use crate::{AnyError, TokenList, emit, load_with_header, open, parse_tokens};
 use hearth_engine::{Flow, GenerateOptions, Generated, SamplingParams, Session};
-use hearth_text::{Constraint, Format, Grammars, Message, Tokenizer, chat_template};
+use hearth_text::{
+    ChatTemplate, Constraint, Format, Grammars, Message, Tokenizer, ToolCall, ToolUse,
+    chat_template,
+};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -192,6 +195,14 @@ pub struct ChatArgs {
     /// Every reply in this format.
     #[command(flatten)]
     format: FormatArgs,
+    /// Functions the model may call: a JSON file holding an OpenAI `tools` array. Each call is
+    /// shown, and what you type next is its result.
+    #[arg(long, conflicts_with_all = ["json_schema", "json_object", "regex", "grammar"])]
+    tools: Option<PathBuf>,
+    /// With --tools: auto (the model decides), required (it must call), none, or a
+    /// function's name (it must call that one).
+    #[arg(long, default_value = "auto", requires = "tools")]
+    tool_choice: String,
 }
 
 const DEFAULT_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -275,6 +286,7 @@ pub async fn generate(args: GenerateArgs) -> Result<(), AnyError> {
             tok.end_of_turn_ids()
         },
         constraint,
+        calls_open: None,
     };
     let json = args.json;
     let g = hearth_engine::generate(&mut session, &tok, &prompt, &options, &mut |text, _| {
@@ -308,12 +320,44 @@ pub async fn generate(args: GenerateArgs) -> Result<(), AnyError> {
 static GENERATING: AtomicBool = AtomicBool::new(false);
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
+/// The tools of `--tools` and the choice of `--tool-choice`, for this model.
+fn chat_tools(
+    args: &ChatArgs,
+    tok: &Tokenizer,
+    template: &ChatTemplate,
+) -> Result<Option<ToolUse>, AnyError> {
+    let Some(path) = &args.tools else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let tools: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let choice = match args.tool_choice.as_str() {
+        "auto" | "none" | "required" => serde_json::json!(args.tool_choice),
+        name => serde_json::json!({"type": "function", "function": {"name": name}}),
+    };
+    Ok(Some(ToolUse::from_openai(
+        Some(&tools),
+        Some(&choice),
+        tok,
+        template,
+    )?))
+}
+
 pub async fn chat(args: ChatArgs) -> Result<(), AnyError> {
     let path = model_or_default(args.model.clone())?;
     let (model, gguf, _) = load_with_header(&path).await?;
     let tok = Arc::new(tokenizer_of(&gguf, &path)?);
     let template = chat_template(&gguf, &tok)?;
-    let constraint = args.format.constraint(&tok, model.config.n_vocab)?;
+    let n_vocab = model.config.n_vocab;
+    let tools = chat_tools(&args, &tok, &template)?;
+    let constraint = match tools.as_ref().map(ToolUse::grammar) {
+        Some(Some(lark)) => {
+            Some(Grammars::new(tok.clone(), n_vocab)?.constrain(&Format::Lark(lark))?)
+        }
+        Some(None) => None,
+        None => args.format.constraint(&tok, n_vocab)?,
+    };
     let name = model
         .config
         .name
@@ -338,8 +382,16 @@ pub async fn chat(args: ChatArgs) -> Result<(), AnyError> {
     );
     let stdin = std::io::stdin();
     let mut seed = args.sampling.params().seed;
+    // Calls of the last reply still waiting for their results, and calls made so far.
+    let mut pending: Vec<ToolCall> = Vec::new();
     loop {
-        eprint!("\n> ");
+        match pending.first() {
+            Some(call) => eprint!(
+                "\nresult of {}({}) [{}]> ",
+                call.name, call.arguments, call.id
+            ),
+            None => eprint!("\n> "),
+        }
         let mut line = String::new();
         if stdin.lock().read_line(&mut line)? == 0 {
             return Ok(());
@@ -350,13 +402,29 @@ pub async fn chat(args: ChatArgs) -> Result<(), AnyError> {
             "/exit" | "/quit" => return Ok(()),
             "/reset" => {
                 messages.retain(|m| m.role == "system");
+                pending.clear();
                 eprintln!("(new conversation)");
                 continue;
             }
             _ => {}
         }
-        messages.push(Message::new("user", line));
-        let rendered = template.render(&messages, true)?;
+        if pending.is_empty() {
+            messages.push(Message::new("user", line));
+        } else {
+            let call = pending.remove(0);
+            let result = Message {
+                tool_call_id: Some(call.id),
+                ..Message::new("tool", line)
+            };
+            messages.push(result);
+            if !pending.is_empty() {
+                continue;
+            }
+        }
+        let rendered = match &tools {
+            Some(tools) => tools.render(&template, &messages)?,
+            None => template.render(&messages, true)?,
+        };
         let prompt = tok.encode_prompt(&rendered)?;
         let mut params = args.sampling.params();
         params.seed = seed;
@@ -367,6 +435,10 @@ pub async fn chat(args: ChatArgs) -> Result<(), AnyError> {
             stop: args.sampling.stop.clone(),
             stop_tokens: tok.end_of_turn_ids(),
             constraint: constraint.clone(),
+            calls_open: tools
+                .as_ref()
+                .and_then(ToolUse::calls_open)
+                .map(str::to_string),
         };
         INTERRUPTED.store(false, Ordering::SeqCst);
         GENERATING.store(true, Ordering::SeqCst);
@@ -383,7 +455,24 @@ pub async fn chat(args: ChatArgs) -> Result<(), AnyError> {
             Ok(g) => {
                 emit("\n")?;
                 eprintln!("{}", report(&g));
-                messages.push(Message::new("assistant", &g.text));
+                let (content, calls) = match (&tools, g.calls_at) {
+                    (Some(tools), Some(_)) => {
+                        tools.read_reply(&tok.decode_with_control(&g.tokens), &messages)
+                    }
+                    _ => (g.text.clone(), Vec::new()),
+                };
+                for call in &calls {
+                    emit(&format!(
+                        "→ {}({}) [{}]\n",
+                        call.name, call.arguments, call.id
+                    ))?;
+                }
+                let tool_calls = calls.iter().map(ToolCall::to_openai).collect::<Vec<_>>();
+                messages.push(Message {
+                    tool_calls: (!tool_calls.is_empty()).then_some(tool_calls),
+                    ..Message::new("assistant", &content)
+                });
+                pending = calls;
             }
             Err(e) => {
                 // The engine stays usable: drop the turn and let the user go on or /reset.

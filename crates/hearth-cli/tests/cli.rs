@@ -125,8 +125,7 @@ fn split_model_generates_llama_cpps_greedy_tokens_from_its_first_part() {
 
 #[test]
 fn split_model_with_a_missing_part_names_it() {
-    let dir = std::env::temp_dir().join(format!("hearth-split-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tempdir("split");
     for part in [
         "tiny-q8_0-00001-of-00003.gguf",
         "tiny-q8_0-00003-of-00003.gguf",
@@ -181,8 +180,7 @@ fn expect_clean_failure(args: &[&str], needle: &str) {
 
 #[test]
 fn bad_files_fail_with_one_clear_message() {
-    let dir = std::env::temp_dir().join(format!("hearth-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tempdir("bad");
     let good = std::fs::read(fixtures().join("tiny-q8_0.gguf")).unwrap();
     let write = |name: &str, bytes: &[u8]| {
         let p = dir.join(name);
@@ -573,4 +571,112 @@ fn synthetic_models_have_the_intended_weights_and_varied_logits() {
         let _ = std::fs::remove_file(&path);
         let _ = std::fs::remove_file(&logits);
     }
+}
+
+#[test]
+fn chat_calls_a_tool_takes_its_result_and_answers_from_the_cache() {
+    use std::io::Write;
+    let dir = tempdir("chat-tools");
+    let tools = dir.join("tools.json");
+    std::fs::write(
+        &tools,
+        r#"[{"type": "function", "function": {"name": "add", "parameters": {"type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+            "required": ["a", "b"], "additionalProperties": false}}}]"#,
+    )
+    .unwrap();
+    let model = fixtures().join("tiny-q8_0.gguf");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["chat", "--model", model.to_str().unwrap(), "--tools"])
+        .arg(&tools)
+        .args(["--tool-choice", "add", "--max-tokens", "300", "--seed", "3"])
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"What is 2 + 3?\n5\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    // Each reply is a call to `add` (the choice forces it) with integer arguments.
+    let calls: Vec<&str> = stdout.lines().filter(|l| l.starts_with("→ add(")).collect();
+    assert_eq!(calls.len(), 2, "{stdout}");
+    assert!(
+        calls[0].ends_with("[call_0]") && calls[1].ends_with("[call_1]"),
+        "{stdout}"
+    );
+    for call in calls {
+        let arguments = &call["→ add(".len()..call.rfind(") [").unwrap()];
+        // As the model wrote them: integers of any length, never rewritten as 5.07e20.
+        let written = arguments;
+        let arguments: serde_json::Value = serde_json::from_str(written).unwrap();
+        let integer = |v: &serde_json::Value| v.as_f64().is_some_and(|x| x.fract() == 0.0);
+        assert!(
+            integer(&arguments["a"]) && integer(&arguments["b"]) && !written.contains(['.', 'e']),
+            "{written}"
+        );
+    }
+    assert!(stderr.contains("result of add("), "{stderr}");
+    let reports: Vec<&str> = stderr.lines().filter(|l| l.contains("tokens/s")).collect();
+    assert_eq!(reports.len(), 2, "{stderr}");
+    assert!(!reports[1].contains(" 0 reused"), "{}", reports[1]);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn generate_json_schema_writes_json_that_validates() {
+    let dir = tempdir("generate-schema");
+    let schema = dir.join("schema.json");
+    std::fs::write(
+        &schema,
+        r#"{"type": "object", "properties": {"n": {"type": "integer", "minimum": 3, "maximum": 9},
+            "tag": {"enum": ["x", "y"]}}, "required": ["n", "tag"], "additionalProperties": false}"#,
+    )
+    .unwrap();
+    let model = fixtures().join("tiny-q8_0.gguf");
+    for seed in ["1", "2"] {
+        let r = hearth(&[
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            "Hello: ",
+            "--temperature",
+            "1",
+            "--seed",
+            seed,
+            "--max-tokens",
+            "80",
+            "--json-schema",
+            schema.to_str().unwrap(),
+        ]);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let text = String::from_utf8(r.stdout).unwrap();
+        let value: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        let n = value["n"].as_i64().unwrap();
+        assert!((3..=9).contains(&n), "{value}");
+        assert!(
+            ["x", "y"].contains(&value["tag"].as_str().unwrap()),
+            "{value}"
+        );
+        assert_eq!(value.as_object().unwrap().len(), 2, "{value}");
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// A fresh directory for one test's files.
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hearth-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }

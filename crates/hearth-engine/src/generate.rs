@@ -6,7 +6,7 @@ use crate::decode::GreedyDecoder;
 use crate::error::EngineError;
 use crate::sampling::{SamplingParams, SplitMix64};
 use crate::session::{Output, Session, Want};
-use hearth_text::{Constraint, StreamDecoder, Tokenizer};
+use hearth_text::{Constraint, StreamDecoder, TokenType, Tokenizer};
 use std::time::Duration;
 use web_time::Instant;
 
@@ -21,6 +21,9 @@ pub struct GenerateOptions {
     /// The format the reply must have (structured output), enforced on every token; the
     /// reply ends when it is complete (and the model ends its turn, where it may).
     pub constraint: Option<Constraint>,
+    /// What opens a tool call (`ToolFormat::open_text`: text, or a control token's text):
+    /// nothing from there on streams as text; `Generated::content` ends there.
+    pub calls_open: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +54,8 @@ pub struct Generated {
     /// Generated token ids (without the stop token).
     pub tokens: Vec<u32>,
     pub text: String,
+    /// Where in `text` tool calls begin (`GenerateOptions::calls_open`), if they do.
+    pub calls_at: Option<usize>,
     pub finish: FinishReason,
     pub prompt_tokens: usize,
     /// Prompt tokens whose keys and values were already cached from an earlier turn.
@@ -124,6 +129,14 @@ pub async fn generate(
     let mut stream = StreamDecoder::new();
     let mut text = String::new();
     let mut emitted = 0usize;
+    let mut calls_at = None;
+    // Text held back from the stream while it may still become a stop string or call marker.
+    let held: Vec<String> = options
+        .stop
+        .iter()
+        .chain(&options.calls_open)
+        .cloned()
+        .collect();
     let mut tokens = Vec::new();
     let start = Instant::now();
     let mut first_token_at = start;
@@ -181,6 +194,11 @@ pub async fn generate(
             }
         };
         if tokens.is_empty() {
+            if constraint.is_some() {
+                // A token the format forces is known before the prompt has run through the
+                // layers: the prefill ends when the GPU is done with it.
+                gpu.work_done().await?;
+            }
             first_token_at = Instant::now();
         }
         if options.stop_tokens.contains(&next) {
@@ -204,9 +222,20 @@ pub async fn generate(
             finish = FinishReason::Stop;
             break;
         }
+        if let (None, Some(open)) = (calls_at, &options.calls_open) {
+            if tokenizer.token_type(next) == Some(TokenType::Control) {
+                calls_at = (tokenizer.token_text(next) == *open).then_some(text.len());
+            } else {
+                calls_at = text.find(open.as_str());
+            }
+        }
         // Called for every token, with empty text while a character or a possible stop
-        // string is incomplete, so callers see each token and can stop at any of them.
-        let ready = (text.len() - held_back(&text, &options.stop)).max(emitted);
+        // string (or call marker) is incomplete, so callers see each token and can stop at
+        // any of them; nothing once calls begin.
+        let ready = match calls_at {
+            Some(at) => at.max(emitted),
+            None => (text.len() - held_back(&text, &held)).max(emitted),
+        };
         let flow = on_text(&text[emitted..ready], Some(next));
         emitted = ready;
         if flow == Flow::Stop {
@@ -220,17 +249,23 @@ pub async fn generate(
         decoder.read(session, step).await?;
         session.truncate(session.history().len() - 1);
     }
+    if constraint.is_some() {
+        // Forced tokens run their layers without a read-back: the reply is done when they are.
+        gpu.work_done().await?;
+    }
     if finish != FinishReason::Stop {
         text.push_str(&stream.finish());
     }
-    if text.len() > emitted {
-        on_text(&text[emitted..], None);
+    let content_end = calls_at.unwrap_or(text.len());
+    if content_end > emitted {
+        on_text(&text[emitted..content_end], None);
     }
     // The last sampled token has not been fed yet; it will be if the conversation goes on
     // (the next prompt repeats it and prefix reuse picks it up).
     Ok(Generated {
         tokens,
         text,
+        calls_at,
         finish,
         prompt_tokens: prompt.len(),
         reused_tokens: common,

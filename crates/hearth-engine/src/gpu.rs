@@ -498,6 +498,18 @@ impl Gpu {
         Ok(data)
     }
 
+    /// Waits until the GPU has finished the work submitted so far.
+    pub async fn work_done(&self) -> Result<(), EngineError> {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        self.queue.on_submitted_work_done(move || {
+            let _ = tx.send(());
+        });
+        let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
+        rx.await
+            .map_err(|_| EngineError::Readback("the GPU dropped the request".into()))?;
+        self.check()
+    }
+
     /// Reads `bytes` bytes of a MAP_READ buffer after the queue has finished with it.
     pub async fn read_buffer(
         &self,

@@ -7,7 +7,7 @@ use hearth_engine::{
     FinishReason, Flow, GenerateOptions, Generated, Gpu, Model, SamplingParams, Session, generate,
 };
 use hearth_gguf::{SliceSource, read_header};
-use hearth_text::{Format, Grammars, Tokenizer};
+use hearth_text::{Format, Grammars, Message, Tokenizer, ToolUse};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -328,4 +328,248 @@ fn formats_that_cannot_be_used_are_bad_requests_naming_why() {
         "{:?}",
         reply.text
     );
+}
+
+/// A weather lookup and a sum, in OpenAI's `tools` shape.
+fn tools() -> Value {
+    json!([
+        {"type": "function", "function": {
+            "name": "get_weather",
+            "description": "The weather in a city",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "city": {"type": "string", "maxLength": 10},
+                    "unit": {"enum": ["celsius", "fahrenheit"]}
+                },
+                "required": ["city", "unit"],
+                "additionalProperties": false
+            }
+        }},
+        {"type": "function", "function": {
+            "name": "add",
+            "parameters": {
+                "type": "object",
+                "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                "required": ["a", "b"],
+                "additionalProperties": false
+            }
+        }}
+    ])
+}
+
+#[test]
+fn tool_calls_name_a_tool_and_their_arguments_validate() {
+    let bytes = std::fs::read(fixtures().join("tiny-q8_0.gguf")).unwrap();
+    let gguf = pollster::block_on(read_header(&SliceSource(&bytes))).unwrap();
+    let fixture = load("tiny-q8_0.gguf");
+    let template = hearth_text::chat_template(&gguf, &fixture.tokenizer).unwrap();
+    let offered = tools();
+    let validators: Vec<(String, jsonschema::Validator)> = offered
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let f = &t["function"];
+            let v = jsonschema::validator_for(&f["parameters"]).unwrap();
+            (f["name"].as_str().unwrap().to_string(), v)
+        })
+        .collect();
+    let earlier = [Message::new("user", "What is the weather in Oslo?")];
+    let add = json!({"type": "function", "function": {"name": "add"}});
+    for (choice, only) in [(json!("required"), None), (add, Some("add"))] {
+        let uses =
+            ToolUse::from_openai(Some(&offered), Some(&choice), &fixture.tokenizer, &template)
+                .unwrap();
+        let lark = uses.grammar().expect("calls are constrained");
+        let constraint = fixture.grammars.constrain(&Format::Lark(lark)).unwrap();
+        let prompt = fixture
+            .tokenizer
+            .encode_prompt(&uses.render(&template, &earlier).unwrap())
+            .unwrap();
+        for seed in 1..=3 {
+            let mut session =
+                pollster::block_on(Session::new(fixture.model.clone(), Some(1024))).unwrap();
+            let options = GenerateOptions {
+                max_tokens: 300,
+                sampling: sampled(seed, false),
+                stop_tokens: fixture.tokenizer.end_of_turn_ids(),
+                constraint: Some(constraint.clone()),
+                calls_open: uses.calls_open().map(str::to_string),
+                ..Default::default()
+            };
+            let mut streamed = String::new();
+            let reply = pollster::block_on(generate(
+                &mut session,
+                &fixture.tokenizer,
+                &prompt,
+                &options,
+                &mut |text, _| {
+                    streamed.push_str(text);
+                    Flow::Continue
+                },
+            ))
+            .unwrap();
+            let what = format!("{choice}, seed {seed}: {:?}", reply.text);
+            assert_eq!(reply.finish, FinishReason::Stop, "{what}");
+            assert_eq!(reply.calls_at, Some(0), "{what}");
+            assert_eq!(streamed, "", "calls are not streamed as text: {what}");
+            let written = fixture.tokenizer.decode_with_control(&reply.tokens);
+            let (content, calls) = uses.read_reply(&written, &earlier);
+            assert_eq!(content, "", "{what}");
+            assert!(!calls.is_empty(), "{what}");
+            for (i, call) in calls.iter().enumerate() {
+                assert_eq!(call.id, format!("call_{i}"));
+                if let Some(only) = only {
+                    assert_eq!(call.name, only, "{what}");
+                }
+                let (_, validator) = validators
+                    .iter()
+                    .find(|(name, _)| *name == call.name)
+                    .unwrap_or_else(|| panic!("{what}: no tool {}", call.name));
+                let arguments: Value = serde_json::from_str(&call.arguments).expect(&what);
+                assert!(validator.is_valid(&arguments), "{what}: {arguments}");
+            }
+        }
+    }
+}
+
+/// Under `tool_choice: 'none'` the tools stay in the prompt, and the reply may be any text that
+/// does not open a call: walking the tokens of a call's opening marker, one is refused.
+#[test]
+fn tool_choice_none_lets_any_text_through_but_not_a_call() {
+    let bytes = std::fs::read(fixtures().join("tiny-q8_0.gguf")).unwrap();
+    let gguf = pollster::block_on(read_header(&SliceSource(&bytes))).unwrap();
+    let fixture = load("tiny-q8_0.gguf");
+    let template = hearth_text::chat_template(&gguf, &fixture.tokenizer).unwrap();
+    let none = ToolUse::from_openai(
+        Some(&tools()),
+        Some(&json!("none")),
+        &fixture.tokenizer,
+        &template,
+    )
+    .unwrap();
+    assert!(!none.calls_possible());
+    let lark = none.grammar().expect("text that opens no call");
+    let stops = fixture.tokenizer.end_of_turn_ids();
+    let walk = |text: &str| {
+        let mut constraint = fixture
+            .grammars
+            .constrain(&Format::Lark(lark.clone()))
+            .unwrap();
+        for token in fixture.tokenizer.encode(text, false).unwrap() {
+            if !constraint.allowed(&stops).unwrap().allows(token) {
+                return false;
+            }
+            constraint.commit(token).unwrap();
+        }
+        constraint.allowed(&stops).unwrap().allows(stops[0])
+    };
+    assert!(walk(
+        "Sunny in Oslo: <b>21 C</b>, says <tool_ and <tool_cal>."
+    ));
+    let open = ToolUse::from_openai(Some(&tools()), None, &fixture.tokenizer, &template)
+        .unwrap()
+        .calls_open()
+        .unwrap()
+        .to_string();
+    assert!(!walk(&format!("Let me check. {open}")));
+}
+
+/// Formats a user could write to exhaust the engine. They are compiled on a thread with a
+/// wasm worker's 1 MiB of stack: where compiling would overflow it, run for minutes or trip
+/// llguidance's own limits, the format is a bad request that says why; formats that are merely
+/// heavy (exponential-looking regexes, huge repetition bounds, long enums) compile and step.
+#[test]
+fn formats_built_to_exhaust_the_engine_are_refused_or_run() {
+    let fixture = load("tiny-q8_0.gguf");
+    let nested = |depth: usize| {
+        (0..depth).fold(
+            json!({"type": "integer"}),
+            |inner, _| json!({"type": "array", "items": inner}),
+        )
+    };
+    let many_rules = |n: usize| {
+        let rules: String = (0..n).map(|i| format!("r{i}: \"w{i}\"\n")).collect();
+        let names: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
+        format!("start: {}\n{rules}", names.join(" | "))
+    };
+    let refused = [
+        (
+            Format::JsonSchema(nested(300)),
+            "nests deeper than 100 levels",
+        ),
+        (
+            Format::Lark(many_rules(100_000)),
+            "at most 1048576 are accepted",
+        ),
+        (
+            Format::Regex(format!("{}a{}", "(".repeat(500), ")".repeat(500))),
+            "regular expression cannot be used",
+        ),
+        (
+            Format::Lark(format!(
+                "start: {}\"a\"{}",
+                "(".repeat(100),
+                ")".repeat(100)
+            )),
+            "too deeply nested",
+        ),
+    ];
+    let heavy = [
+        Format::JsonSchema(nested(40)),
+        Format::JsonSchema(
+            json!({"enum": (0..20_000).map(|i| format!("value-{i}")).collect::<Vec<_>>()}),
+        ),
+        Format::JsonSchema(json!({"type": "string", "minLength": 100_000})),
+        Format::JsonSchema(
+            json!({"type": "array", "items": {"type": "integer"}, "minItems": 50_000}),
+        ),
+        Format::Regex("(a|b)*a(a|b){40}".into()),
+        Format::Regex("[a-z]{1,100000}".into()),
+        Format::Regex("(x+x+)+y".into()),
+        Format::Lark(many_rules(1_500)),
+    ];
+    let n_vocab = fixture.model.config.n_vocab as u32;
+    let stops = fixture.tokenizer.end_of_turn_ids();
+    std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(move || {
+            for (format, why) in refused {
+                let error = fixture.grammars.constrain(&format).unwrap_err();
+                assert_eq!(error.code(), "bad-request");
+                assert!(error.to_string().contains(why), "{error}");
+            }
+            // Wider than llguidance's parser row: compiles, then says so within a few steps.
+            let mut too_wide = fixture
+                .grammars
+                .constrain(&Format::Lark(many_rules(5_000)))
+                .unwrap();
+            let error = (0..64)
+                .find_map(|_| {
+                    let mask = match too_wide.allowed(&stops) {
+                        Ok(mask) => mask,
+                        Err(error) => return Some(error),
+                    };
+                    let token = (0..n_vocab).find(|&t| mask.allows(t)).unwrap();
+                    too_wide.commit(token).err()
+                })
+                .expect("a row wider than llguidance's limit");
+            assert_eq!(error.code(), "bad-request");
+            assert!(error.to_string().contains("max is 2000"), "{error}");
+            for format in heavy {
+                let mut constraint = fixture.grammars.constrain(&format).unwrap();
+                for _ in 0..64 {
+                    let mask = constraint.allowed(&stops).unwrap();
+                    let token = (0..n_vocab).find(|&t| mask.allows(t)).unwrap();
+                    constraint.commit(token).unwrap();
+                    if constraint.is_complete() {
+                        break;
+                    }
+                }
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
 }

@@ -82,6 +82,9 @@ impl Grammars {
         let mut factory = ParserFactory::new_simple(&env)
             .map_err(|e| TextError::Bad(format!("building the grammar vocabulary: {e}")))?;
         factory.quiet();
+        // llguidance's default limits (lexer fuel and parser items per step, lexer states,
+        // grammar size) bound every step's work: a format that would exceed them fails with a
+        // bad request rather than stall decoding. Compiling is bounded by MAX_FORMAT_BYTES.
         Ok(Grammars { factory, n_vocab })
     }
 
@@ -89,6 +92,23 @@ impl Grammars {
     /// cannot compile (a schema keyword it does not support, a grammar's syntax error, a
     /// regular expression it cannot read) is a `bad-request` error with its message.
     pub fn constrain(&self, format: &Format) -> Result<Constraint, TextError> {
+        let source_bytes = match format {
+            Format::JsonSchema(schema) => {
+                if nesting_depth(schema) > MAX_SCHEMA_DEPTH {
+                    return Err(TextError::BadRequest(format!(
+                        "the response format's JSON schema nests deeper than {MAX_SCHEMA_DEPTH} levels"
+                    )));
+                }
+                serde_json::to_string(schema).map_or(0, |s| s.len())
+            }
+            Format::JsonObject => 0,
+            Format::Regex(source) | Format::Lark(source) => source.len(),
+        };
+        if source_bytes > MAX_FORMAT_BYTES {
+            return Err(TextError::BadRequest(format!(
+                "the response format is {source_bytes} bytes; at most {MAX_FORMAT_BYTES} are accepted"
+            )));
+        }
         let grammar = match format {
             Format::JsonSchema(schema) => TopLevelGrammar::from_json_schema(compact(schema)),
             Format::JsonObject => {
@@ -115,6 +135,34 @@ impl Grammars {
             n_vocab: self.n_vocab,
         })
     }
+}
+
+/// llguidance compiles schemas recursively: far deeper ones overflow a wasm worker's stack
+/// (a trap, not an error). Real schemas stay well inside this.
+pub const MAX_SCHEMA_DEPTH: usize = 100;
+
+/// Compiling grows faster than the format's size: a megabyte of grammar compiles in about a
+/// second, ten take minutes and then overrun llguidance's symbol table.
+pub const MAX_FORMAT_BYTES: usize = 1 << 20;
+
+/// How deeply a JSON value nests (a scalar 0, `{}` or `[]` 1), counted without recursion so
+/// that counting cannot overflow either.
+pub fn nesting_depth(value: &serde_json::Value) -> usize {
+    let mut deepest = 0;
+    let mut open = vec![(value, 0)];
+    while let Some((value, depth)) = open.pop() {
+        let children: Box<dyn Iterator<Item = &serde_json::Value>> = match value {
+            serde_json::Value::Array(items) => Box::new(items.iter()),
+            serde_json::Value::Object(fields) => Box::new(fields.values()),
+            _ => continue,
+        };
+        deepest = deepest.max(depth + 1);
+        if deepest > MAX_SCHEMA_DEPTH {
+            break;
+        }
+        open.extend(children.map(|child| (child, depth + 1)));
+    }
+    deepest
 }
 
 /// A schema with llguidance's compact JSON (no free whitespace between tokens), unless the

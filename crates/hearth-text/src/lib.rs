@@ -5,11 +5,13 @@ pub mod constraint;
 pub mod stream;
 pub mod template;
 pub mod tokenizer;
+pub mod tools;
 
 pub use constraint::{Constraint, Format, Grammars, TokenMask};
 pub use stream::StreamDecoder;
 pub use template::{ChatTemplate, Message};
 pub use tokenizer::{TokenType, Tokenizer};
+pub use tools::{Tool, ToolCall, ToolChoice, ToolFormat, ToolUse};
 
 use hearth_gguf::{Gguf, MetadataValue};
 

@@ -7,10 +7,21 @@ use minijinja::value::Serde;
 use minijinja::{Environment, ErrorKind, Value};
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A message of a conversation, as chat templates read it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     pub role: String,
     pub content: String,
+    /// An assistant turn's calls, in OpenAI's shape (`{id, type, function: {name, arguments}}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<serde_json::Value>>,
+    /// The call a tool result answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// The tools offered, as JSON, in the system message of templates that read them there
+    /// (Phi-4-mini).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<String>,
 }
 
 impl Message {
@@ -18,6 +29,7 @@ impl Message {
         Message {
             role: role.into(),
             content: content.into(),
+            ..Default::default()
         }
     }
 }
@@ -83,10 +95,22 @@ impl ChatTemplate {
         messages: &[Message],
         add_generation_prompt: bool,
     ) -> Result<String, TextError> {
+        self.render_with_tools(messages, None, add_generation_prompt)
+    }
+
+    /// `render`, with the `tools` variable templates that list tools read (`ToolFormat::prompt`
+    /// says which).
+    pub fn render_with_tools(
+        &self,
+        messages: &[Message],
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+    ) -> Result<String, TextError> {
         let template = self.env.get_template("chat").expect("added in new");
         template
             .render(minijinja::context! {
                 messages => Value::from(Serde(messages)),
+                tools => tools.map(|t| Value::from(Serde(t))),
                 add_generation_prompt => add_generation_prompt,
                 bos_token => self.bos.as_str(),
                 eos_token => self.eos.as_str(),

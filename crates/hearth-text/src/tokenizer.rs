@@ -490,6 +490,22 @@ impl Tokenizer {
         ids
     }
 
+    /// `decode`, with control tokens written out (`<|tool_call|>`): what parses a reply's
+    /// structure.
+    pub fn decode_with_control(&self, ids: &[u32]) -> String {
+        let mut out = String::new();
+        let mut run = Vec::new();
+        for &id in ids {
+            if self.token_type(id) == Some(TokenType::Control) {
+                out.push_str(&self.decode(&std::mem::take(&mut run)));
+                out.push_str(&self.token_text(id));
+            } else {
+                run.push(id);
+            }
+        }
+        out + &self.decode(&run)
+    }
+
     /// Decodes a whole text (invalid UTF-8 replaced, control tokens omitted). SentencePiece
     /// vocabularies lose the space their encoder put in front, as llama.cpp's detokenizer does.
     pub fn decode(&self, ids: &[u32]) -> String {

@@ -88,8 +88,40 @@ export interface AdapterInfo {
 }
 
 export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant' | string;
-  content: string;
+  role: 'system' | 'user' | 'assistant' | 'tool' | string;
+  content: string | null;
+  /** An assistant turn's tool calls (as a reply returned them), to send back in the history. */
+  toolCalls?: ToolCall[];
+  /** On a 'tool' message: the call it answers. */
+  toolCallId?: string;
+}
+
+/**
+ * The shape a reply must have, enforced on every token: JSON valid against a JSON schema, any
+ * JSON object, text a regular expression matches whole, or text in a Lark grammar
+ * (llguidance's dialect). A schema keyword the engine does not support, a bad regular
+ * expression or grammar is a `bad-request` error naming it.
+ */
+export type ResponseFormat =
+  | { type: 'json_schema'; schema: object }
+  | { type: 'json_object' }
+  | { type: 'regex'; pattern: string }
+  | { type: 'grammar'; lark: string };
+
+/** A function the model may call (OpenAI's shape). */
+export interface Tool {
+  type: 'function';
+  function: { name: string; description?: string; parameters?: object };
+}
+
+/** 'auto': text, or calls where the model opens one; 'required': calls only; a function: that call. */
+export type ToolChoice = 'auto' | 'none' | 'required' | { type: 'function'; function: { name: string } };
+
+/** A call the model made; `arguments` is JSON text valid against the function's parameters. */
+export interface ToolCall {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
 }
 
 export interface SamplingOptions {
@@ -112,6 +144,11 @@ export interface SamplingOptions {
   stop?: string | string[];
   /** Keep going past end-of-turn tokens. */
   ignoreEos?: boolean;
+  /** The shape the reply must have (structured output). */
+  responseFormat?: ResponseFormat;
+  /** Functions the model may call (with `messages`). */
+  tools?: Tool[];
+  toolChoice?: ToolChoice;
 }
 
 export type GenerateOptions = SamplingOptions & {
@@ -126,7 +163,7 @@ export interface GeneratedPiece {
   token?: number;
 }
 
-export type FinishReason = 'stop' | 'length' | 'context_full' | 'abort';
+export type FinishReason = 'stop' | 'length' | 'context_full' | 'abort' | 'tool_calls';
 
 export interface GenerateStats {
   promptTokens: number;
@@ -139,7 +176,10 @@ export interface GenerateStats {
 }
 
 export interface GenerateResult {
+  /** The reply; with tool calls, the text before them. */
   text: string;
+  /** The calls the reply made, if any (then `finishReason` is 'tool_calls'). */
+  toolCalls?: ToolCall[];
   /** The generated token ids only. */
   tokens: number[];
   finishReason: FinishReason;
@@ -152,7 +192,16 @@ export interface GenerateStream extends AsyncIterableIterator<GeneratedPiece> {
 
 // OpenAI-shaped chat completions.
 export interface ChatCompletionRequest {
-  messages: Array<{ role: string; content: string | Array<{ type: 'text'; text: string }> }>;
+  messages: Array<{
+    role: string;
+    content: string | null | Array<{ type: 'text'; text: string }>;
+    tool_calls?: ToolCall[];
+    tool_call_id?: string;
+  }>;
+  /** Structured output: `{ type: 'json_object' }` or `{ type: 'json_schema', json_schema: { name, schema, strict } }`. */
+  response_format?: { type: 'text' } | { type: 'json_object' } | { type: 'json_schema'; json_schema: { name: string; schema: object; strict?: boolean } };
+  tools?: Tool[];
+  tool_choice?: ToolChoice;
   stream?: boolean;
   max_tokens?: number;
   max_completion_tokens?: number;
@@ -168,12 +217,14 @@ export interface ChatCompletionRequest {
   signal?: AbortSignal;
 }
 
-export type ChatFinishReason = 'stop' | 'length' | 'abort';
+export type ChatFinishReason = 'stop' | 'length' | 'abort' | 'tool_calls';
 
 export interface ChatCompletionUsage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** `cached_tokens`: prompt tokens whose keys and values were still in the cache (not prefilled again). */
+  prompt_tokens_details: { cached_tokens: number };
 }
 
 export interface ChatCompletion {
@@ -181,7 +232,7 @@ export interface ChatCompletion {
   object: 'chat.completion';
   created: number;
   model: string;
-  choices: Array<{ index: number; message: { role: 'assistant'; content: string }; finish_reason: ChatFinishReason }>;
+  choices: Array<{ index: number; message: { role: 'assistant'; content: string | null; tool_calls?: ToolCall[] }; finish_reason: ChatFinishReason }>;
   usage: ChatCompletionUsage;
   hearth: GenerateStats | null;
 }
@@ -191,7 +242,7 @@ export interface ChatCompletionChunk {
   object: 'chat.completion.chunk';
   created: number;
   model: string;
-  choices: Array<{ index: number; delta: { role?: 'assistant'; content?: string }; finish_reason: ChatFinishReason | null }>;
+  choices: Array<{ index: number; delta: { role?: 'assistant'; content?: string; tool_calls?: Array<ToolCall & { index: number }> }; finish_reason: ChatFinishReason | null }>;
   usage?: ChatCompletionUsage;
   hearth?: GenerateStats | null;
 }

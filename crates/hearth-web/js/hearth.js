@@ -121,14 +121,60 @@ class Rpc {
   }
 }
 
+const RESPONSE_FORMATS = ['json_schema', 'json_object', 'regex', 'grammar', 'text'];
+/** Deeper schemas would overflow the worker's stack while they are read; the engine says the same. */
+const MAX_SCHEMA_DEPTH = 100;
+
+/** How deeply a JSON value nests (a scalar 0, `{}` or `[]` 1), counted without recursion. */
+function nestingDepth(value) {
+  let deepest = 0;
+  const open = [[value, 0]];
+  while (open.length) {
+    const [v, depth] = open.pop();
+    if (v === null || typeof v !== 'object') continue;
+    deepest = Math.max(deepest, depth + 1);
+    if (deepest > MAX_SCHEMA_DEPTH) break;
+    for (const child of Object.values(v)) open.push([child, depth + 1]);
+  }
+  return deepest;
+}
+
+/** A chat message in the engine's terms: text content, and OpenAI's tool fields either way. */
+function chatMessage(m) {
+  const content = typeof m.content === 'string' ? m.content : m.content == null ? null : m.content.map((p) => p.text ?? '').join('');
+  return { role: m.role, content, toolCalls: m.toolCalls ?? m.tool_calls, toolCallId: m.toolCallId ?? m.tool_call_id };
+}
+
 /** Generation options in the engine's own (camelCase) terms. */
 function generateRequest(o) {
   const request = {};
-  for (const key of ['prompt', 'tokens', 'messages', 'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'presencePenalty', 'frequencyPenalty', 'penaltyLastN', 'logitBias', 'seed', 'stop', 'ignoreEos']) {
+  for (const key of ['prompt', 'tokens', 'messages', 'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'presencePenalty', 'frequencyPenalty', 'penaltyLastN', 'logitBias', 'seed', 'stop', 'ignoreEos', 'responseFormat', 'tools', 'toolChoice']) {
     if (o[key] !== undefined && o[key] !== null) request[key] = o[key];
   }
   if (typeof request.stop === 'string') request.stop = [request.stop];
+  if (request.messages) request.messages = request.messages.map(chatMessage);
+  const format = request.responseFormat;
+  if (format !== undefined && !RESPONSE_FORMATS.includes(format?.type)) {
+    throw new HearthError(`responseFormat.type must be one of ${RESPONSE_FORMATS.join(', ')}`, 'bad-request');
+  }
+  for (const [what, value] of [['responseFormat.schema', format?.schema], ['tools', request.tools]]) {
+    if (nestingDepth(value) > MAX_SCHEMA_DEPTH) {
+      throw new HearthError(`${what} nests deeper than ${MAX_SCHEMA_DEPTH} levels`, 'bad-request');
+    }
+  }
   return request;
+}
+
+/** OpenAI's `response_format` as the engine's `responseFormat`. */
+function responseFormat(format) {
+  if (format == null || format.type === 'text') return undefined;
+  if (format.type === 'json_object') return { type: 'json_object' };
+  if (format.type === 'json_schema') {
+    const schema = format.json_schema?.schema;
+    if (schema === undefined) throw new HearthError('response_format json_schema needs json_schema.schema', 'bad-request');
+    return { type: 'json_schema', schema };
+  }
+  throw new HearthError(`response_format.type must be text, json_object or json_schema, not '${format.type}'`, 'bad-request');
 }
 
 let completionCount = 0;
@@ -210,7 +256,8 @@ export class Engine {
    * The KV cache keeps the conversation: a follow-up that extends it skips its prefill.
    */
   async generate(options = {}) {
-    return this.rpc.call('generate', { request: generateRequest(options) }, {
+    const request = generateRequest(options);
+    return this.rpc.call('generate', { request }, {
       signal: options.signal,
       onEvent: (event) => options.onToken?.({ text: event.text, token: event.token }),
     });
@@ -238,21 +285,29 @@ export class Engine {
   async #createCompletion(request) {
     const { messages, stream = false, max_tokens, max_completion_tokens, temperature, top_p, seed, stop, frequency_penalty, presence_penalty, signal } = request;
     if (!Array.isArray(messages) || messages.length === 0) throw new HearthError('chat.completions.create needs a non-empty messages array', 'bad-request');
-    const flat = messages.map((m) => ({ role: m.role, content: typeof m.content === 'string' ? m.content : (m.content ?? []).map((p) => p.text ?? '').join('') }));
     const options = {
-      messages: flat,
+      messages,
       maxTokens: max_completion_tokens ?? max_tokens ?? this.info.contextLength,
       temperature, topP: top_p, seed, stop, frequencyPenalty: frequency_penalty, presencePenalty: presence_penalty,
       topK: request.top_k, minP: request.min_p, repeatPenalty: request.repetition_penalty, signal,
+      responseFormat: responseFormat(request.response_format),
+      tools: request.tools?.length ? request.tools : undefined,
+      toolChoice: request.tools?.length ? request.tool_choice : undefined,
     };
     const id = `chatcmpl-hearth-${Date.now().toString(36)}-${completionCount++}`;
     const created = Math.floor(Date.now() / 1000);
     const model = this.info.name ?? this.info.architecture;
     const finish = (r) => (r === 'context_full' ? 'length' : r);
-    const usage = (g) => ({ prompt_tokens: g.stats?.promptTokens ?? 0, completion_tokens: g.tokens.length, total_tokens: (g.stats?.promptTokens ?? 0) + g.tokens.length });
+    const usage = (g) => ({
+      prompt_tokens: g.stats?.promptTokens ?? 0,
+      completion_tokens: g.tokens.length,
+      total_tokens: (g.stats?.promptTokens ?? 0) + g.tokens.length,
+      prompt_tokens_details: { cached_tokens: g.stats?.reusedTokens ?? 0 },
+    });
+    const message = (g) => (g.toolCalls ? { role: 'assistant', content: g.text || null, tool_calls: g.toolCalls } : { role: 'assistant', content: g.text });
     if (!stream) {
       const g = await this.generate(options);
-      return { id, object: 'chat.completion', created, model, choices: [{ index: 0, message: { role: 'assistant', content: g.text }, finish_reason: finish(g.finishReason) }], usage: usage(g), hearth: g.stats };
+      return { id, object: 'chat.completion', created, model, choices: [{ index: 0, message: message(g), finish_reason: finish(g.finishReason) }], usage: usage(g), hearth: g.stats };
     }
     const pieces = this.generateStream(options);
     const chunk = (delta, finish_reason = null, extra = {}) => ({ id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta, finish_reason }], ...extra });
@@ -262,6 +317,8 @@ export class Engine {
         if (piece.text) yield chunk({ content: piece.text });
       }
       const g = await pieces.result;
+      // Calls come whole, once the reply is done: one delta each, in OpenAI's shape.
+      for (const [index, call] of (g.toolCalls ?? []).entries()) yield chunk({ tool_calls: [{ index, ...call }] });
       yield chunk({}, finish(g.finishReason), { usage: usage(g), hearth: g.stats });
     }
     const iterator = chunks();

@@ -17,7 +17,9 @@ use hearth_engine::{
     SamplingParams, Session,
 };
 use hearth_gguf::{Gguf, read_split_header};
-use hearth_text::{ChatTemplate, Message, Tokenizer, chat_template};
+use hearth_text::{
+    ChatTemplate, Format, Grammars, Message, Tokenizer, ToolCall, ToolUse, chat_template,
+};
 use serde::{Deserialize, Serialize};
 use source::JsSource;
 use std::cell::RefCell;
@@ -71,10 +73,35 @@ fn js_error(e: impl Coded) -> JsValue {
 /// A loaded model and its one conversation.
 struct Loaded {
     model: Arc<Model>,
-    tokenizer: Rc<Tokenizer>,
+    tokenizer: Arc<Tokenizer>,
     template: Rc<ChatTemplate>,
+    /// Compiles output formats for this model's vocabulary: made on the first request that
+    /// needs one (it walks the whole vocabulary), then kept.
+    grammars: Rc<std::cell::OnceCell<Grammars>>,
     /// Taken out while a generation runs (JS queues calls; a second one finds it gone).
     session: Option<Session>,
+}
+
+impl Loaded {
+    /// The model's parts a generation needs, without the session (which it takes out).
+    fn share(&self) -> Loaded {
+        Loaded {
+            model: self.model.clone(),
+            tokenizer: self.tokenizer.clone(),
+            template: self.template.clone(),
+            grammars: self.grammars.clone(),
+            session: None,
+        }
+    }
+
+    /// The model's grammar compiler, made on first use.
+    fn grammars(&self) -> Result<&Grammars, JsValue> {
+        if self.grammars.get().is_none() {
+            let made = Grammars::new(self.tokenizer.clone(), self.model.config.n_vocab);
+            let _ = self.grammars.set(made.map_err(js_error)?);
+        }
+        Ok(self.grammars.get().expect("set above"))
+    }
 }
 
 struct State {
@@ -161,9 +188,58 @@ fn describe(
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct ChatMessage {
     role: String,
-    content: String,
+    #[serde(default)]
+    content: Option<String>,
+    /// An assistant turn's calls, in OpenAI's shape.
+    #[serde(default)]
+    tool_calls: Option<Vec<serde_json::Value>>,
+    /// The call a tool message answers.
+    #[serde(default)]
+    tool_call_id: Option<String>,
+}
+
+impl ChatMessage {
+    fn message(&self) -> Message {
+        Message {
+            tool_calls: self.tool_calls.clone(),
+            tool_call_id: self.tool_call_id.clone(),
+            ..Message::new(&self.role, self.content.as_deref().unwrap_or_default())
+        }
+    }
+}
+
+/// The shape a reply must have: `{type: 'json_schema', schema} | {type: 'json_object'} |
+/// {type: 'regex', pattern} | {type: 'grammar', lark}`.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ResponseFormat {
+    JsonSchema {
+        schema: serde_json::Value,
+    },
+    JsonObject,
+    Regex {
+        pattern: String,
+    },
+    Grammar {
+        lark: String,
+    },
+    /// Free text (OpenAI's default).
+    Text,
+}
+
+impl ResponseFormat {
+    fn format(&self) -> Option<Format> {
+        Some(match self {
+            ResponseFormat::JsonSchema { schema } => Format::JsonSchema(schema.clone()),
+            ResponseFormat::JsonObject => Format::JsonObject,
+            ResponseFormat::Regex { pattern } => Format::Regex(pattern.clone()),
+            ResponseFormat::Grammar { lark } => Format::Lark(lark.clone()),
+            ResponseFormat::Text => return None,
+        })
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -188,6 +264,13 @@ struct GenerateRequest {
     stop: Option<Vec<String>>,
     /// Keep going past end-of-turn tokens.
     ignore_eos: bool,
+    /// The shape the reply must have (structured output).
+    response_format: Option<ResponseFormat>,
+    /// Functions the model may call: an OpenAI `tools` array.
+    tools: Option<serde_json::Value>,
+    /// OpenAI's `tool_choice`: 'auto' (default), 'none', 'required', or {type: 'function',
+    /// function: {name}}.
+    tool_choice: Option<serde_json::Value>,
 }
 
 impl GenerateRequest {
@@ -235,9 +318,13 @@ struct GenerateStats {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct GenerateResult {
+    /// The reply's text; with tool calls, the text before them.
     text: String,
     tokens: Vec<u32>,
     finish_reason: &'static str,
+    /// Calls the reply made (OpenAI's shape), if any: then `finishReason` is 'tool_calls'.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<serde_json::Value>,
     stats: GenerateStats,
 }
 
@@ -262,6 +349,7 @@ impl From<Generated> for GenerateResult {
             },
             text: g.text,
             tokens: g.tokens,
+            tool_calls: Vec::new(),
         }
     }
 }
@@ -293,28 +381,57 @@ impl WasmEngine {
     async fn generate_on(
         &self,
         session: &mut Session,
-        tokenizer: &Tokenizer,
-        template: &ChatTemplate,
+        model: &Loaded,
         request: &GenerateRequest,
         on_text: &js_sys::Function,
     ) -> Result<JsValue, JsValue> {
+        let (tokenizer, template) = (&model.tokenizer, &model.template);
+        let tools = ToolUse::from_openai(
+            request.tools.as_ref(),
+            request.tool_choice.as_ref(),
+            tokenizer,
+            template,
+        )
+        .map_err(js_error)?;
+        if tools.calls_possible() && request.messages.is_none() {
+            return Err(request_error(
+                "tools need messages (a chat), not a prompt or tokens",
+            ));
+        }
+        let response_format = request
+            .response_format
+            .as_ref()
+            .and_then(ResponseFormat::format);
+        if tools.calls_possible() && response_format.is_some() {
+            return Err(request_error("give tools or a response format, not both"));
+        }
+        let messages: Vec<Message> = request
+            .messages
+            .iter()
+            .flatten()
+            .map(ChatMessage::message)
+            .collect();
         let prompt = match (&request.prompt, &request.tokens, &request.messages) {
             (Some(text), None, None) => tokenizer.encode_prompt(text).map_err(js_error)?,
             (None, Some(tokens), None) => tokens.clone(),
-            (None, None, Some(messages)) => {
-                let messages: Vec<Message> = messages
-                    .iter()
-                    .map(|m| Message::new(&m.role, &m.content))
-                    .collect();
-                tokenizer
-                    .encode_prompt(&template.render(&messages, true).map_err(js_error)?)
-                    .map_err(js_error)?
+            (None, None, Some(_)) => {
+                let text = tools.render(template, &messages).map_err(js_error)?;
+                tokenizer.encode_prompt(&text).map_err(js_error)?
             }
             _ => {
                 return Err(request_error(
                     "give exactly one of prompt, tokens or messages",
                 ));
             }
+        };
+        let format = match (response_format, tools.grammar()) {
+            (Some(format), _) => Some(format),
+            (None, Some(lark)) => Some(Format::Lark(lark)),
+            (None, None) => None,
+        };
+        let constraint = match format {
+            Some(format) => Some(model.grammars()?.constrain(&format).map_err(js_error)?),
+            None => None,
         };
         let options = GenerateOptions {
             max_tokens: request.max_tokens.unwrap_or(256),
@@ -325,7 +442,8 @@ impl WasmEngine {
             } else {
                 tokenizer.end_of_turn_ids()
             },
-            constraint: None,
+            constraint,
+            calls_open: tools.calls_open().map(str::to_string),
         };
         let generated =
             hearth_engine::generate(session, tokenizer, &prompt, &options, &mut |text, id| {
@@ -341,7 +459,16 @@ impl WasmEngine {
             })
             .await
             .map_err(js_error)?;
-        to_js(&GenerateResult::from(generated))
+        let calls = generated.calls_at.map(|_| {
+            tools.read_reply(&tokenizer.decode_with_control(&generated.tokens), &messages)
+        });
+        let mut result = GenerateResult::from(generated);
+        if let Some((content, calls)) = calls.filter(|(_, calls)| !calls.is_empty()) {
+            result.text = content;
+            result.finish_reason = "tool_calls";
+            result.tool_calls = calls.iter().map(ToolCall::to_openai).collect();
+        }
+        to_js(&result)
     }
 }
 
@@ -437,8 +564,9 @@ impl WasmEngine {
             .map_err(js_error)?;
         self.state.borrow_mut().loaded = Some(Loaded {
             model,
-            tokenizer: Rc::new(tokenizer),
+            tokenizer: Arc::new(tokenizer),
             template: Rc::new(template),
+            grammars: Rc::default(),
             session: Some(session),
         });
         to_js(&info)
@@ -462,10 +590,7 @@ impl WasmEngine {
     ) -> Result<String, JsValue> {
         let messages: Vec<ChatMessage> = serde_wasm_bindgen::from_value(messages)
             .map_err(|e| request_error(format!("invalid messages: {e}")))?;
-        let messages: Vec<Message> = messages
-            .iter()
-            .map(|m| Message::new(&m.role, &m.content))
-            .collect();
+        let messages: Vec<Message> = messages.iter().map(ChatMessage::message).collect();
         self.loaded(|l| {
             l.template
                 .render(&messages, add_generation_prompt)
@@ -482,7 +607,7 @@ impl WasmEngine {
         on_text: js_sys::Function,
     ) -> Result<JsValue, JsValue> {
         let request: GenerateRequest = options_from(request)?;
-        let (tokenizer, template, mut session) = {
+        let (model, mut session) = {
             let mut state = self.state.borrow_mut();
             let loaded = state
                 .loaded
@@ -492,10 +617,10 @@ impl WasmEngine {
                 .session
                 .take()
                 .ok_or_else(|| request_error("a generation is already running on this engine"))?;
-            (loaded.tokenizer.clone(), loaded.template.clone(), session)
+            (loaded.share(), session)
         };
         let result = self
-            .generate_on(&mut session, &tokenizer, &template, &request, &on_text)
+            .generate_on(&mut session, &model, &request, &on_text)
             .await;
         if let Some(loaded) = self.state.borrow_mut().loaded.as_mut() {
             loaded.session = Some(session);
