@@ -203,6 +203,12 @@ test('bench.html reports what `hearth bench --json` reports, in the same shape',
     assert.ok(row.tokens_per_s > 0 && Math.abs(row.ratio - row.tokens_per_s / row.free_tokens_per_s) < 1e-9, JSON.stringify(row));
   }
   assert.equal(web.constrained[0].free_tokens_per_s, web.decode[0].tokens_per_s);
+  // The load, from the cache, beside the same bytes merely read and uploaded.
+  for (const report of [web, native]) {
+    assert.ok(report.load_s > 0 && report.raw_load_s > 0, JSON.stringify(report));
+    const { read_s, other_s } = report.load_profile;
+    assert.ok(read_s > 0 && other_s > 0 && Math.abs(read_s + other_s - report.load_s) < 1e-6, JSON.stringify(report));
+  }
   assert.equal(await page.locator('#table tbody tr').count(), 4);
   // The GPU memory the engine held at most, within 5% of what its plan said it would.
   for (const report of [web, native]) {

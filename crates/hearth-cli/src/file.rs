@@ -15,6 +15,8 @@ struct Part {
 pub struct FileSource {
     parts: Vec<Part>,
     len: u64,
+    /// Time spent in reads so far, in nanoseconds (a load's profile).
+    read_nanos: std::sync::atomic::AtomicU64,
 }
 
 fn open_part(path: &Path) -> Result<(File, u64), String> {
@@ -49,7 +51,11 @@ impl FileSource {
             });
             len += part_len;
         }
-        Ok(FileSource { parts, len })
+        Ok(FileSource {
+            parts,
+            len,
+            read_nanos: Default::default(),
+        })
     }
 
     /// Byte length of each part (one entry for an unsplit model).
@@ -84,6 +90,22 @@ impl ByteSource for FileSource {
     }
 
     async fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
+        let started = std::time::Instant::now();
+        let read = self.read_parts(offset, buf);
+        let nanos = started.elapsed().as_nanos() as u64;
+        self.read_nanos
+            .fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
+        read
+    }
+}
+
+impl FileSource {
+    /// Seconds spent reading so far.
+    pub fn read_seconds(&self) -> f64 {
+        self.read_nanos.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e9
+    }
+
+    fn read_parts(&self, offset: u64, buf: &mut [u8]) -> Result<(), SourceError> {
         let mut done = 0usize;
         while done < buf.len() {
             let at = offset + done as u64;

@@ -123,12 +123,20 @@ pub(crate) async fn open(path: &Path) -> Result<(FileSource, Gguf), AnyError> {
 
 /// Opens the GPU and uploads the model, with a progress bar on stderr.
 pub(crate) async fn load(path: &Path) -> Result<(Arc<Model>, f64), AnyError> {
-    let (model, _, load_s) = load_with_header(path).await?;
-    Ok((model, load_s))
+    let (model, _, times) = load_with_header(path).await?;
+    Ok((model, times.total_s))
+}
+
+/// How long a load took, and how much of it was spent reading the file.
+pub(crate) struct LoadTimes {
+    pub total_s: f64,
+    pub read_s: f64,
 }
 
 /// Like [`load`], also returning the parsed header (for the tokenizer and chat template).
-pub(crate) async fn load_with_header(path: &Path) -> Result<(Arc<Model>, Gguf, f64), AnyError> {
+pub(crate) async fn load_with_header(
+    path: &Path,
+) -> Result<(Arc<Model>, Gguf, LoadTimes), AnyError> {
     let (source, gguf) = open(path).await?;
     Config::from_gguf(&gguf).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut gpu = Gpu::new().await?;
@@ -159,13 +167,18 @@ pub(crate) async fn load_with_header(path: &Path) -> Result<(Arc<Model>, Gguf, f
         .expect("valid template"),
     );
     let start = Instant::now();
+    let read_before = source.read_seconds();
     let model = Model::load(gpu, &gguf, &source, &mut |done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })
     .await?;
     bar.finish_and_clear();
-    Ok((Arc::new(model), gguf, start.elapsed().as_secs_f64()))
+    let times = LoadTimes {
+        total_s: start.elapsed().as_secs_f64(),
+        read_s: source.read_seconds() - read_before,
+    };
+    Ok((Arc::new(model), gguf, times))
 }
 
 async fn run(cli: Cli) -> Result<(), AnyError> {

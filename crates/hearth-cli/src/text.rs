@@ -267,7 +267,8 @@ fn report(g: &Generated) -> String {
 
 pub async fn generate(args: GenerateArgs) -> Result<(), AnyError> {
     let path = model_or_default(args.model.clone())?;
-    let (model, gguf, load_s) = load_with_header(&path).await?;
+    let (model, gguf, times) = load_with_header(&path).await?;
+    let load_s = times.total_s;
     let tok = Arc::new(tokenizer_of(&gguf, &path)?);
     let constraint = args.format.constraint(&tok, model.config.n_vocab)?;
     let prompt = match (&args.prompt, &args.tokens) {

@@ -258,6 +258,10 @@ export declare class Engine {
   readonly adapter: AdapterInfo;
   /** Bytes this load fetched from the network (0 when everything came from the cache). */
   readonly networkBytes: number;
+  /** Where the load's time went, in seconds: starting wasm and the GPU device, downloading
+   *  and checking what was not cached, reading the model's bytes back, and the rest of the
+   *  upload (parsing, repacking, writing to the GPU, compiling pipelines). */
+  readonly loadProfile: { engineS: number; downloadS: number; readS: number; uploadS: number };
   onDeviceLost: ((error: HearthError) => void) | null;
   readonly chat: { completions: ChatCompletions };
   generate(options: GenerateOptions): Promise<GenerateResult>;

@@ -206,6 +206,11 @@ export class Engine {
     this.adapter = loaded.adapter;
     /** Bytes this load fetched from the network (0 when everything came from the cache). */
     this.networkBytes = loaded.networkBytes;
+    /** Where the load's time went, in seconds: `engineS` (starting wasm and the GPU device),
+     *  `downloadS` (opening the cache, downloading and checking what was missing), `readS`
+     *  (reading the model's bytes back), `uploadS` (the rest: parsing, repacking, writing to
+     *  the GPU, compiling pipelines). */
+    this.loadProfile = loaded.loadProfile;
     this.onDeviceLost = options.onDeviceLost ?? null;
     rpc.onDeviceLost = (message) => this.onDeviceLost?.(new HearthError(`the GPU device was lost (${message}); load the model into a new engine`, 'device-lost'));
     const engine = this;

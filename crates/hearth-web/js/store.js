@@ -102,6 +102,11 @@ async function getChunk(url, index) {
   return request(db.transaction('chunks').objectStore('chunks').get(chunkKey(url, index)));
 }
 
+/** A stored chunk's bytes as IndexedDB gives them back, unchecked (bench.html's raw baseline). */
+export async function readStoredChunk(url, index) {
+  return (await getChunk(url, index))?.data;
+}
+
 /** Deletes a model's chunks and manifest. */
 export async function deleteModel(url) {
   const db = await openDb();

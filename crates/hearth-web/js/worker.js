@@ -85,12 +85,16 @@ class Progress {
 
 /** Runs a wasm call that reads the model through `read`; a failed read is rethrown as itself
  *  (with its code: network, quota, abort…), not as the message wasm wrapped it in. */
-async function withReader(whole, signal, call) {
+async function withReader(whole, signal, call, timing = { readMs: 0 }) {
   let readError = null;
   const read = (offset, length) => {
     if (signal.aborted) readError = abortError();
+    const started = performance.now();
     const result = readError ? Promise.reject(readError) : whole.read(offset, length);
-    return result.catch((e) => { readError ??= e; throw e; });
+    return result.then(
+      (bytes) => { timing.readMs += performance.now() - started; return bytes; },
+      (e) => { readError ??= e; throw e; },
+    );
   };
   try {
     return await call(read);
@@ -100,7 +104,9 @@ async function withReader(whole, signal, call) {
 }
 
 async function load(msg, signal) {
+  const started = performance.now();
   const wasm = await getEngine(msg.options?.kernels);
+  const engineReady = performance.now();
   const progress = new Progress(msg.id);
   const options = { contextLength: msg.options?.contextLength, gpuMemoryBytes: msg.options?.gpuMemoryBytes };
   let whole;
@@ -137,11 +143,23 @@ async function load(msg, signal) {
   }
   if (signal.aborted) throw abortError();
   progress.start('upload', 0);
+  const timing = { readMs: 0 };
+  const uploadStarted = performance.now();
   const info = await withReader(whole, signal, (read) => wasm.load(whole.size, read, options, (done, total) => {
     progress.total = total;
     progress.set(done);
-  }));
-  return { info, adapter: wasm.adapter(), networkBytes, wasmMemoryBytes: wasmMemoryBytes() };
+  }), timing);
+  const finished = performance.now();
+  // Where a load's time went: starting the engine (wasm, GPU device), the download if any,
+  // reading the model's bytes (IndexedDB or file, with their checks), and the rest of the
+  // upload (parsing, repacking, writing to the GPU, compiling pipelines).
+  const loadProfile = {
+    engineS: (engineReady - started) / 1000,
+    downloadS: (uploadStarted - engineReady) / 1000,
+    readS: timing.readMs / 1000,
+    uploadS: (finished - uploadStarted - timing.readMs) / 1000,
+  };
+  return { info, adapter: wasm.adapter(), networkBytes, wasmMemoryBytes: wasmMemoryBytes(), loadProfile };
 }
 
 async function generate(msg, signal) {
