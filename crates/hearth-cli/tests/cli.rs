@@ -364,11 +364,9 @@ fn generate_prompt_text_equals_generate_tokens() {
 
 #[test]
 fn chat_keeps_the_conversation_cached_between_turns() {
-    use std::io::Write;
     let model = fixtures().join("tiny-q4_k_m.gguf");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args([
-            "chat",
+    let out = chat(
+        &[
             "--model",
             model.to_str().unwrap(),
             "--system",
@@ -377,20 +375,9 @@ fn chat_keeps_the_conversation_cached_between_turns() {
             "8",
             "--seed",
             "5",
-        ])
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"Hello there\nTell me more\n/reset\nAgain\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+        ],
+        "Hello there\nTell me more\n/reset\nAgain\n",
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let reports: Vec<&str> = stderr.lines().filter(|l| l.contains("tokens/s")).collect();
@@ -575,7 +562,6 @@ fn synthetic_models_have_the_intended_weights_and_varied_logits() {
 
 #[test]
 fn chat_calls_a_tool_takes_its_result_and_answers_from_the_cache() {
-    use std::io::Write;
     let dir = tempdir("chat-tools");
     let tools = dir.join("tools.json");
     std::fs::write(
@@ -586,23 +572,21 @@ fn chat_calls_a_tool_takes_its_result_and_answers_from_the_cache() {
     )
     .unwrap();
     let model = fixtures().join("tiny-q8_0.gguf");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["chat", "--model", model.to_str().unwrap(), "--tools"])
-        .arg(&tools)
-        .args(["--tool-choice", "add", "--max-tokens", "300", "--seed", "3"])
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"What is 2 + 3?\n5\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = chat(
+        &[
+            "--model",
+            model.to_str().unwrap(),
+            "--tools",
+            tools.to_str().unwrap(),
+            "--tool-choice",
+            "add",
+            "--max-tokens",
+            "300",
+            "--seed",
+            "3",
+        ],
+        "What is 2 + 3?\n5\n",
+    );
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
@@ -679,4 +663,22 @@ fn tempdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("hearth-cli-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// `hearth chat ARGS` with `input` typed on its standard input, run to the end.
+fn chat(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .arg("chat")
+        .args(args)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    child.wait_with_output().unwrap()
 }
