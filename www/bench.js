@@ -52,7 +52,10 @@ async function run({ model, promptLens, ctxLens, decodeTokens, chunkSize, kernel
   // load_s is a load from the cache: a first visit downloads the model, then loads it again.
   let { engine, loadS } = await load();
   let report;
+  // A first visit: how long after its last byte was stored the model was ready.
+  let firstLoad = null;
   if (engine.networkBytes > 0) {
+    firstLoad = { load_s: loadS, download_s: engine.loadProfile.downloadS, network_bytes: engine.networkBytes };
     await engine.unload();
     ({ engine, loadS } = await load());
   }
@@ -95,8 +98,18 @@ async function run({ model, promptLens, ctxLens, decodeTokens, chunkSize, kernel
       load_s: loadS,
       raw_load_s: null,
       // Time spent waiting for the model's bytes (IndexedDB reads and their checks) and the
-      // rest of the load (worker and GPU start, parsing, repacking, uploads, pipelines).
-      load_profile: { read_s: engine.loadProfile.readS, other_s: loadS - engine.loadProfile.readS },
+      // rest of the load (worker and GPU start, parsing, repacking, uploads, pipelines); of
+      // that rest, the waits once every weight was queued (pipelines still compiling, the
+      // GPU's last writes); and the stored chunks read back (each once).
+      load_profile: {
+        read_s: engine.loadProfile.readS,
+        other_s: loadS - engine.loadProfile.readS,
+        compile_wait_s: engine.loadProfile.compileWaitS,
+        gpu_wait_s: engine.loadProfile.gpuWaitS,
+        stored_chunks: engine.loadProfile.storedChunks,
+        stored_chunk_reads: engine.loadProfile.storedChunkReads,
+      },
+      first_load: firstLoad,
       weight_bytes_per_token: info.weightBytesPerToken,
       peak_gpu_bytes: (await engine.stats()).peakGpuBytes,
       planned_gpu_bytes: info.gpuBytesNeeded,

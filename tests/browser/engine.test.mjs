@@ -70,7 +70,7 @@ test('greedy tokens in the browser equal llama.cpp\'s and the native CLI\'s', as
     assert.equal(got.error, undefined, `${name}: ${got.error}`);
     assert.deepEqual(got.tokens, ref.tokens, `${name}: browser vs llama.cpp`);
     assert.deepEqual(got.tokens, nativeGreedy(`tests/fixtures/${name}.gguf`, ref.prompt, ref.tokens.length), `${name}: browser vs native CLI`);
-    assert.deepEqual(got.phases, ['download', 'verify', 'upload']);
+    assert.deepEqual(got.phases, ['download', 'upload'], 'the upload follows the download; nothing is read twice to verify');
   }
   await page.context().close();
 });

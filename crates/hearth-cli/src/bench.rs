@@ -53,10 +53,11 @@ pub async fn run(args: BenchArgs) -> Result<(), AnyError> {
     if !args.json {
         emit(&format!("adapter: {adapter}\n"))?;
         emit(&format!(
-            "load: {load_s:.2} s, {:.2} s of it reading the file; reading the file and \
-             uploading its bytes alone: {raw_load_s:.2} s (ratio {:.2}); weights read per \
-             decoded token: {:.1} MiB\n",
+            "load: {load_s:.2} s, {:.2} s of it reading the file, {:.2} s waiting for pipelines \
+             after the weights; reading the file and uploading its bytes alone: \
+             {raw_load_s:.2} s (ratio {:.2}); weights read per decoded token: {:.1} MiB\n",
             times.read_s,
+            model.load_profile.compile_wait_s,
             raw_load_s / load_s,
             bytes_per_token as f64 / (1 << 20) as f64
         ))?;
@@ -189,8 +190,14 @@ pub async fn run(args: BenchArgs) -> Result<(), AnyError> {
             "load_s": load_s,
             "raw_load_s": raw_load_s,
             // Time spent reading the file, and the rest (parsing, repacking, uploading,
-            // compiling pipelines).
-            "load_profile": {"read_s": times.read_s, "other_s": load_s - times.read_s},
+            // compiling pipelines); after the weights were queued, the waits for pipelines
+            // still compiling and for the GPU to take the last writes.
+            "load_profile": {
+                "read_s": times.read_s,
+                "other_s": load_s - times.read_s,
+                "compile_wait_s": model.load_profile.compile_wait_s,
+                "gpu_wait_s": model.load_profile.gpu_wait_s,
+            },
             "weight_bytes_per_token": bytes_per_token,
             "peak_gpu_bytes": peak,
             "planned_gpu_bytes": planned,

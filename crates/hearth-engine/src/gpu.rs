@@ -162,6 +162,75 @@ impl Drop for GpuBuffer {
     }
 }
 
+/// What every storage buffer allows: kernels read and write it, copies reach it both ways.
+pub const STORAGE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_DST)
+    .union(wgpu::BufferUsages::COPY_SRC);
+
+/// The device's verdict on an error scope, still to come.
+#[cfg(not(target_arch = "wasm32"))]
+pub type ScopeVerdict = std::pin::Pin<Box<dyn Future<Output = Option<wgpu::Error>> + Send>>;
+#[cfg(target_arch = "wasm32")]
+pub type ScopeVerdict = std::pin::Pin<Box<dyn Future<Output = Option<wgpu::Error>>>>;
+
+/// Whether a buffer made by [`Gpu::buffer_checked_later`] was created.
+pub struct BufferCheck {
+    label: String,
+    bytes: u64,
+    validation: ScopeVerdict,
+    out_of_memory: ScopeVerdict,
+}
+
+impl BufferCheck {
+    /// Waits for the verdict.
+    pub async fn wait(mut self, gpu: &Gpu) -> Result<(), EngineError> {
+        let validation = (&mut self.validation).await;
+        let out_of_memory = (&mut self.out_of_memory).await;
+        self.verdict(gpu, validation, out_of_memory)
+    }
+
+    /// The verdict if it has arrived, without waiting.
+    pub fn poll_now(&mut self, gpu: &Gpu) -> Option<Result<(), EngineError>> {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let std::task::Poll::Ready(validation) = self.validation.as_mut().poll(&mut cx) else {
+            return None;
+        };
+        // Scopes settle in order: the outer one is ready once the inner one is.
+        let std::task::Poll::Ready(out_of_memory) = self.out_of_memory.as_mut().poll(&mut cx)
+        else {
+            // Not yet: keep the inner verdict by waiting for the outer next time.
+            self.validation = Box::pin(std::future::ready(validation));
+            return None;
+        };
+        Some(self.verdict(gpu, validation, out_of_memory))
+    }
+
+    fn verdict(
+        &self,
+        gpu: &Gpu,
+        validation: Option<wgpu::Error>,
+        out_of_memory: Option<wgpu::Error>,
+    ) -> Result<(), EngineError> {
+        let label = &self.label;
+        if let Some(e) = validation {
+            return Err(EngineError::Gpu(format!(
+                "creating {label} ({} bytes): {e}",
+                self.bytes
+            )));
+        }
+        if let Some(e) = out_of_memory {
+            // What was held besides this buffer, which is still counted.
+            let size = self.bytes.max(16).next_multiple_of(16);
+            let held = gpu.memory().live.saturating_sub(size) >> 20;
+            return Err(EngineError::OutOfMemory(format!(
+                "allocating {label} ({} MiB, with {held} MiB held already): {e}",
+                self.bytes >> 20
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// An opened GPU device with the limits Hearth plans around.
 pub struct Gpu {
     pub device: wgpu::Device,
@@ -418,7 +487,21 @@ impl Gpu {
         bytes: u64,
         usage: wgpu::BufferUsages,
     ) -> Result<GpuBuffer, EngineError> {
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let (buffer, check) = self.buffer_checked_later(label, bytes, usage);
+        check.wait(self).await?;
+        Ok(buffer)
+    }
+
+    /// `buffer` without waiting for the device's verdict: `check` reports a failure later.
+    /// In the browser each wait is a round trip behind everything the GPU process has queued
+    /// (pipelines compiling, earlier writes), so a load checks its buffers as verdicts arrive.
+    pub fn buffer_checked_later(
+        &self,
+        label: &str,
+        bytes: u64,
+        usage: wgpu::BufferUsages,
+    ) -> (GpuBuffer, BufferCheck) {
+        let out_of_memory = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
@@ -426,23 +509,20 @@ impl Gpu {
             usage,
             mapped_at_creation: false,
         });
-        if let Some(e) = validation.pop().await {
-            return Err(EngineError::Gpu(format!(
-                "creating {label} ({bytes} bytes): {e}"
-            )));
-        }
-        if let Some(e) = scope.pop().await {
-            let held = self.memory().live >> 20;
-            return Err(EngineError::OutOfMemory(format!(
-                "allocating {label} ({} MiB, with {held} MiB held already): {e}",
-                bytes >> 20
-            )));
-        }
+        let validation = Box::pin(validation.pop());
+        let out_of_memory = Box::pin(out_of_memory.pop());
         self.memory.add(buffer.size());
-        Ok(GpuBuffer {
+        let check = BufferCheck {
+            label: label.to_string(),
+            bytes,
+            validation,
+            out_of_memory,
+        };
+        let buffer = GpuBuffer {
             buffer,
             meter: self.memory.clone(),
-        })
+        };
+        (buffer, check)
     }
 
     /// `buffer` without waiting on error scopes, for buffers made while recording a submission
@@ -468,11 +548,7 @@ impl Gpu {
         bytes: u64,
         extra: wgpu::BufferUsages,
     ) -> Result<GpuBuffer, EngineError> {
-        let usage = wgpu::BufferUsages::STORAGE
-            | wgpu::BufferUsages::COPY_DST
-            | wgpu::BufferUsages::COPY_SRC
-            | extra;
-        self.buffer(label, bytes, usage).await
+        self.buffer(label, bytes, STORAGE_USAGE | extra).await
     }
 
     /// A buffer the host maps to read what the GPU copied into it.

@@ -3,10 +3,11 @@
 use crate::error::EngineError;
 use crate::gpu::Gpu;
 use crate::kernels::{HeadShape, Kernels};
-use crate::weights::{GpuMatrix, GpuVector, Projection};
+use crate::weights::{GpuMatrix, GpuVector, Projection, Uploader};
 use hearth_gguf::{ByteSource, Gguf, TensorInfo};
 use hearth_model::{Config, FfnWeights, QkvWeights};
 use std::sync::Arc;
+use web_time::Instant;
 
 pub struct Layer {
     pub attn_norm: GpuVector,
@@ -31,6 +32,17 @@ pub struct Model {
     pub rope_factors_short: Option<GpuVector>,
     /// Frequency divisors when LongRoPE does not apply: the file's `rope_freqs`, or ones.
     pub rope_factors_default: GpuVector,
+    pub load_profile: LoadProfile,
+}
+
+/// Where a load's time went, in seconds, from the moment pipelines start compiling: reading,
+/// repacking and queueing every weight; then waiting for the pipelines still compiling; then
+/// for the GPU to take the last writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LoadProfile {
+    pub weights_queued_s: f64,
+    pub compile_wait_s: f64,
+    pub gpu_wait_s: f64,
 }
 
 /// Upload progress: bytes of the file read so far, out of the bytes the weights take.
@@ -81,45 +93,36 @@ impl Model {
             .filter_map(|(n, _, _)| gguf.tensor(n))
             .map(|t| t.ty)
             .collect();
-        let kernels = Kernels::new(&gpu, formats, Some(heads(&config))).await?;
+        let started = Instant::now();
+        let compiling = Kernels::compile(&gpu, formats, Some(heads(&config)));
 
-        let matrix = async |name: &str, report: &mut dyn FnMut(u64)| {
-            GpuMatrix::upload(&gpu, source, tensor(name)?, report).await
-        };
-        let vector = async |name: &str| GpuVector::upload(&gpu, source, tensor(name)?).await;
-
+        let mut up = Uploader::new(&gpu, source);
         let w = &config.weights;
-        let token_embd = matrix(&w.token_embd, &mut report).await?;
+        let token_embd = up.matrix(&[tensor(&w.token_embd)?], &mut report).await?;
         let mut layers = Vec::with_capacity(config.n_layer);
         for lw in &w.layers {
-            let attn_norm = vector(&lw.attn_norm).await?;
+            let attn_norm = up.vector(tensor(&lw.attn_norm)?).await?;
             let qkv = match &lw.qkv {
                 QkvWeights::Fused(n) => vec![Projection {
-                    weight: matrix(n, &mut report).await?,
+                    weight: up.matrix(&[tensor(n)?], &mut report).await?,
                     out_offset: 0,
                 }],
                 QkvWeights::Separate { q, k, v } => {
-                    projections(
-                        &gpu,
-                        source,
-                        &[tensor(q)?, tensor(k)?, tensor(v)?],
-                        &mut report,
-                    )
-                    .await?
+                    projections(&mut up, &[tensor(q)?, tensor(k)?, tensor(v)?], &mut report).await?
                 }
             };
-            let attn_output = matrix(&lw.attn_output, &mut report).await?;
-            let ffn_norm = vector(&lw.ffn_norm).await?;
+            let attn_output = up.matrix(&[tensor(&lw.attn_output)?], &mut report).await?;
+            let ffn_norm = up.vector(tensor(&lw.ffn_norm)?).await?;
             let ffn_gate_up = match &lw.ffn_in {
                 FfnWeights::FusedGateUp(n) => vec![Projection {
-                    weight: matrix(n, &mut report).await?,
+                    weight: up.matrix(&[tensor(n)?], &mut report).await?,
                     out_offset: 0,
                 }],
-                FfnWeights::Separate { gate, up } => {
-                    projections(&gpu, source, &[tensor(gate)?, tensor(up)?], &mut report).await?
+                FfnWeights::Separate { gate, up: u } => {
+                    projections(&mut up, &[tensor(gate)?, tensor(u)?], &mut report).await?
                 }
             };
-            let ffn_down = matrix(&lw.ffn_down, &mut report).await?;
+            let ffn_down = up.matrix(&[tensor(&lw.ffn_down)?], &mut report).await?;
             layers.push(Layer {
                 attn_norm,
                 qkv,
@@ -129,29 +132,36 @@ impl Model {
                 ffn_down,
             });
         }
-        let output_norm = vector(&w.output_norm).await?;
+        let output_norm = up.vector(tensor(&w.output_norm)?).await?;
         let output = if config.tied_output() {
             None
         } else {
-            Some(matrix(&w.output, &mut report).await?)
+            Some(up.matrix(&[tensor(&w.output)?], &mut report).await?)
         };
         let rope_factors_long = match &w.rope_factors_long {
-            Some(n) => Some(vector(n).await?),
+            Some(n) => Some(up.vector(tensor(n)?).await?),
             None => None,
         };
         let rope_factors_short = match &w.rope_factors_short {
-            Some(n) => Some(vector(n).await?),
+            Some(n) => Some(up.vector(tensor(n)?).await?),
             None => None,
         };
         let rope_factors_default = match &w.rope_freqs {
-            Some(n) => vector(n).await?,
-            None => {
-                GpuVector::from_values(&gpu, "rope factors (none)", &vec![1.0; config.n_rot / 2])
-                    .await?
-            }
+            Some(n) => up.vector(tensor(n)?).await?,
+            None => up.vector_from_values("rope factors (none)", &vec![1.0; config.n_rot / 2])?,
         };
-        gpu.check()?;
+        let weights_queued = Instant::now();
+        up.finish().await?;
+        let kernels = compiling.ready().await?;
+        let compiled = Instant::now();
+        gpu.work_done().await?;
+        let load_profile = LoadProfile {
+            weights_queued_s: (weights_queued - started).as_secs_f64(),
+            compile_wait_s: (compiled - weights_queued).as_secs_f64(),
+            gpu_wait_s: compiled.elapsed().as_secs_f64(),
+        };
         Ok(Model {
+            load_profile,
             gpu,
             config,
             kernels,
@@ -211,8 +221,7 @@ impl Model {
 /// v or gate, up): each run of neighbours with the same type and row length is stacked into
 /// one matrix, so that one dispatch computes it (all of them, in most files).
 async fn projections<S: ByteSource>(
-    gpu: &Gpu,
-    source: &S,
+    up: &mut Uploader<'_, S>,
     parts: &[&TensorInfo],
     report: &mut dyn FnMut(u64),
 ) -> Result<Vec<Projection>, EngineError> {
@@ -223,8 +232,7 @@ async fn projections<S: ByteSource>(
             p.ty == parts[start].ty && p.matrix_shape().1 == parts[start].matrix_shape().1
         };
         let end = start + parts[start..].iter().take_while(same).count();
-        let weight =
-            GpuMatrix::upload_stacked(gpu, source, &parts[start..end], &mut *report).await?;
+        let weight = up.matrix(&parts[start..end], &mut *report).await?;
         let rows = weight.rows;
         out.push(Projection { weight, out_offset });
         out_offset += rows;

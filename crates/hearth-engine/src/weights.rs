@@ -6,9 +6,10 @@
 //! never by the tensor.
 
 use crate::error::EngineError;
-use crate::gpu::{Gpu, GpuBuffer};
+use crate::gpu::{BufferCheck, Gpu, GpuBuffer, STORAGE_USAGE};
 use hearth_gguf::quant::{
-    dequantize, gpu_body_words, gpu_scale_plane_offset, gpu_words, repack_for_gpu,
+    dequantize, gpu_body_words, gpu_layout_is_verbatim, gpu_scale_plane_offset, gpu_words,
+    repack_for_gpu_into,
 };
 use hearth_gguf::{ByteSource, GgmlType, TensorInfo};
 
@@ -69,8 +70,75 @@ impl GpuMatrix {
         gpu: &Gpu,
         source: &S,
         parts: &[&TensorInfo],
-        mut progress: impl FnMut(u64),
+        progress: impl FnMut(u64),
     ) -> Result<Self, EngineError> {
+        let mut uploader = Uploader::new(gpu, source);
+        let matrix = uploader.matrix(parts, progress).await?;
+        uploader.finish().await?;
+        Ok(matrix)
+    }
+}
+
+/// Streams weights to the GPU without waiting for it. Buffers are made and written while the
+/// device is still busy (compiling pipelines, taking earlier writes: in the browser, in
+/// another process), and their creation is checked as the device's verdicts come in, all of
+/// them by [`Uploader::finish`]. One piece buffer and one repacking buffer serve every tensor.
+pub struct Uploader<'a, S> {
+    gpu: &'a Gpu,
+    source: &'a S,
+    checks: Vec<BufferCheck>,
+    piece: Vec<u8>,
+    packed: Vec<u32>,
+}
+
+impl<'a, S: ByteSource> Uploader<'a, S> {
+    pub fn new(gpu: &'a Gpu, source: &'a S) -> Self {
+        Uploader {
+            gpu,
+            source,
+            checks: Vec::new(),
+            piece: Vec::new(),
+            packed: Vec::new(),
+        }
+    }
+
+    /// A buffer for weights; a failure to create it surfaces from a later call or `finish`.
+    fn buffer(&mut self, label: &str, bytes: u64) -> Result<GpuBuffer, EngineError> {
+        let gpu = self.gpu;
+        let mut failure = None;
+        self.checks.retain_mut(|check| match check.poll_now(gpu) {
+            None => true,
+            Some(verdict) => {
+                if let Err(e) = verdict {
+                    failure.get_or_insert(e);
+                }
+                false
+            }
+        });
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        gpu.check()?;
+        let (buffer, check) = gpu.buffer_checked_later(label, bytes, STORAGE_USAGE);
+        self.checks.push(check);
+        Ok(buffer)
+    }
+
+    /// Waits until every buffer made so far is known to exist.
+    pub async fn finish(self) -> Result<(), EngineError> {
+        for check in self.checks {
+            check.wait(self.gpu).await?;
+        }
+        self.gpu.check()
+    }
+
+    /// The rows of `parts` stacked into one matrix (see [`GpuMatrix::upload_stacked`]).
+    pub async fn matrix(
+        &mut self,
+        parts: &[&TensorInfo],
+        mut progress: impl FnMut(u64),
+    ) -> Result<GpuMatrix, EngineError> {
+        let gpu = self.gpu;
         let first = parts
             .first()
             .ok_or_else(|| EngineError::Unsupported("a matrix of no tensors".into()))?;
@@ -110,35 +178,40 @@ impl GpuMatrix {
             let chunk_rows = rows_per_chunk.min(rows - row_start);
             let n_blocks = chunk_rows as usize * blocks_per_row;
             let words = gpu_words(ty, n_blocks * block);
-            let buffer = gpu
-                .storage_buffer(&name, words as u64 * 4, wgpu::BufferUsages::empty())
-                .await?;
+            let buffer = self.buffer(&name, words as u64 * 4)?;
             let scale_offset = gpu_scale_plane_offset(ty, n_blocks);
 
             let mut r = 0u64;
             while r < chunk_rows {
                 let piece_rows = rows_per_piece.min(chunk_rows - r);
-                let mut raw = vec![0u8; (piece_rows * row_raw) as usize];
-                read_rows(source, parts, row_raw, row_start + r, &mut raw).await?;
-                let packed = repack_for_gpu(ty, &raw);
+                self.piece.resize((piece_rows * row_raw) as usize, 0);
+                read_rows(self.source, parts, row_raw, row_start + r, &mut self.piece).await?;
+                let raw = &self.piece[..];
                 let first_block = r as usize * blocks_per_row;
                 let piece_blocks = piece_rows as usize * blocks_per_row;
-                if scale_offset == 0 {
-                    let at = (first_block * block_bytes) as u64; // unsplit formats are verbatim
-                    gpu.queue
-                        .write_buffer(&buffer, at, bytemuck::cast_slice(&packed));
+                if gpu_layout_is_verbatim(ty) && raw.len().is_multiple_of(4) {
+                    let at = (first_block * block_bytes) as u64;
+                    gpu.queue.write_buffer(&buffer, at, raw);
                 } else {
-                    let body = piece_blocks * gpu_body_words(ty);
-                    gpu.queue.write_buffer(
-                        &buffer,
-                        (first_block * gpu_body_words(ty) * 4) as u64,
-                        bytemuck::cast_slice(&packed[..body]),
-                    );
-                    gpu.queue.write_buffer(
-                        &buffer,
-                        ((scale_offset + first_block / 2) * 4) as u64,
-                        bytemuck::cast_slice(&packed[body..]),
-                    );
+                    repack_for_gpu_into(ty, raw, &mut self.packed);
+                    let packed = &self.packed[..];
+                    if scale_offset == 0 {
+                        let at = (first_block * block_bytes) as u64; // unsplit: padded at the end
+                        gpu.queue
+                            .write_buffer(&buffer, at, bytemuck::cast_slice(packed));
+                    } else {
+                        let body = piece_blocks * gpu_body_words(ty);
+                        gpu.queue.write_buffer(
+                            &buffer,
+                            (first_block * gpu_body_words(ty) * 4) as u64,
+                            bytemuck::cast_slice(&packed[..body]),
+                        );
+                        gpu.queue.write_buffer(
+                            &buffer,
+                            ((scale_offset + first_block / 2) * 4) as u64,
+                            bytemuck::cast_slice(&packed[body..]),
+                        );
+                    }
                 }
                 progress(raw.len() as u64);
                 r += piece_rows;
@@ -151,13 +224,33 @@ impl GpuMatrix {
             });
             row_start += chunk_rows;
         }
-        gpu.check()?;
         Ok(GpuMatrix {
             name,
             ty,
             rows: rows as u32,
             cols: cols as u32,
             chunks,
+        })
+    }
+
+    /// A small vector tensor, dequantized to f32.
+    pub async fn vector(&mut self, info: &TensorInfo) -> Result<GpuVector, EngineError> {
+        let values = GpuVector::read(self.source, info).await?;
+        self.vector_from_values(&info.name, &values)
+    }
+
+    pub fn vector_from_values(
+        &mut self,
+        label: &str,
+        values: &[f32],
+    ) -> Result<GpuVector, EngineError> {
+        let buffer = self.buffer(label, values.len() as u64 * 4)?;
+        self.gpu
+            .queue
+            .write_buffer(&buffer, 0, bytemuck::cast_slice(values));
+        Ok(GpuVector {
+            buffer,
+            len: values.len() as u32,
         })
     }
 }
@@ -219,13 +312,5 @@ impl GpuVector {
         dequantize(info.ty, &raw).ok_or_else(|| {
             EngineError::Unsupported(format!("tensor '{}' has type {}", info.name, info.ty))
         })
-    }
-
-    pub async fn upload<S: ByteSource>(
-        gpu: &Gpu,
-        source: &S,
-        info: &TensorInfo,
-    ) -> Result<Self, EngineError> {
-        Self::from_values(gpu, &info.name, &Self::read(source, info).await?).await
     }
 }

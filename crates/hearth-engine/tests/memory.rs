@@ -152,3 +152,34 @@ fn a_budget_sizes_the_window_and_refusals_say_what_fits() {
         );
     });
 }
+
+/// A buffer made without waiting for the device's verdict: a refusal comes back from its check,
+/// by polling or by waiting, as the typed error a waited-for buffer gives, and the memory
+/// count forgets the buffer once it is dropped.
+#[test]
+fn a_refused_buffer_is_reported_by_its_later_check() {
+    pollster::block_on(async {
+        let gpu = Gpu::new().await.unwrap();
+        let before = gpu.memory().live;
+        let too_big = gpu.limits.max_buffer_size + 16;
+        let usage = wgpu::BufferUsages::STORAGE;
+        let (buffer, mut check) = gpu.buffer_checked_later("too big", too_big, usage);
+        let polled = check
+            .poll_now(&gpu)
+            .expect("native verdicts are in at once");
+        let message = polled.unwrap_err().to_string();
+        assert!(message.contains("creating too big"), "{message}");
+        drop(buffer);
+        assert_eq!(gpu.memory().live, before);
+
+        let (_buffer, check) = gpu.buffer_checked_later("too big", too_big, usage);
+        let waited = check.wait(&gpu).await.unwrap_err().to_string();
+        assert_eq!(waited, message);
+        let direct = gpu.buffer("too big", too_big, usage).await.unwrap_err();
+        assert_eq!(direct.to_string(), message);
+
+        let (_fine, check) = gpu.buffer_checked_later("fine", 1024, usage);
+        check.wait(&gpu).await.unwrap();
+        gpu.check().unwrap();
+    });
+}

@@ -58,32 +58,44 @@ pub fn gpu_words(ty: GgmlType, n_elements: usize) -> usize {
 
 /// Repacks raw ggml bytes (a whole number of blocks) into the GPU layout described above.
 pub fn repack_for_gpu(ty: GgmlType, raw: &[u8]) -> Vec<u32> {
+    let mut words = Vec::new();
+    repack_for_gpu_into(ty, raw, &mut words);
+    words
+}
+
+/// [`repack_for_gpu`] into `words` (cleared first), so a loop of pieces reuses one allocation.
+pub fn repack_for_gpu_into(ty: GgmlType, raw: &[u8], words: &mut Vec<u32>) {
     let size = ty.type_size();
     debug_assert_eq!(raw.len() % size, 0);
     let n_blocks = raw.len() / size;
+    words.clear();
     match split_scale(ty) {
         None => {
-            let mut words = vec![0u32; raw.len().div_ceil(4)];
-            bytemuck_copy(raw, &mut words);
-            words
+            words.resize(raw.len().div_ceil(4), 0);
+            bytemuck_copy(raw, words);
         }
         Some((d_at, body)) => {
             let body_words = body.len() / 4;
-            let mut words = vec![0u32; n_blocks * body_words + n_blocks.div_ceil(2)];
+            words.resize(n_blocks * body_words + n_blocks.div_ceil(2), 0);
             let (bodies, scales) = words.split_at_mut(n_blocks * body_words);
-            for (b, block) in raw.chunks_exact(size).enumerate() {
-                for (w, chunk) in bodies[b * body_words..(b + 1) * body_words]
-                    .iter_mut()
-                    .zip(block[body.clone()].chunks_exact(4))
-                {
+            for ((block, out), b) in raw
+                .chunks_exact(size)
+                .zip(bodies.chunks_exact_mut(body_words))
+                .zip(0..)
+            {
+                for (w, chunk) in out.iter_mut().zip(block[body.clone()].chunks_exact(4)) {
                     *w = u32::from_le_bytes(chunk.try_into().unwrap());
                 }
                 let d = u16::from_le_bytes([block[d_at], block[d_at + 1]]) as u32;
                 scales[b / 2] |= d << (16 * (b % 2));
             }
-            words
         }
     }
+}
+
+/// Whether `ty`'s GPU layout is its file layout (no scale plane to split off).
+pub fn gpu_layout_is_verbatim(ty: GgmlType) -> bool {
+    split_scale(ty).is_none()
 }
 
 fn bytemuck_copy(raw: &[u8], words: &mut [u32]) {

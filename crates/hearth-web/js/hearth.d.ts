@@ -16,6 +16,8 @@ export declare class HearthError extends Error {
   constructor(message: string, code: string);
 }
 
+/** 'download': the upload to the GPU follows it chunk by chunk; 'upload': what is left of the
+ *  upload, or all of it from the cache; 'verify': chunks the upload did not read, checked. */
 export type LoadPhase = 'download' | 'verify' | 'upload';
 
 export interface LoadProgress {
@@ -258,10 +260,22 @@ export declare class Engine {
   readonly adapter: AdapterInfo;
   /** Bytes this load fetched from the network (0 when everything came from the cache). */
   readonly networkBytes: number;
-  /** Where the load's time went, in seconds: starting wasm and the GPU device, downloading
-   *  and checking what was not cached, reading the model's bytes back, and the rest of the
-   *  upload (parsing, repacking, writing to the GPU, compiling pipelines). */
-  readonly loadProfile: { engineS: number; downloadS: number; readS: number; uploadS: number };
+  /** Where the load's time went, in seconds: starting wasm and the GPU device; the download
+   *  until its last byte was stored (the upload runs beside it); waiting for the model's bytes
+   *  (storage, checks, chunks still downloading); and the rest of the upload (parsing,
+   *  repacking, writing to the GPU, compiling pipelines), of which, once every weight was
+   *  queued, the wait for pipelines still compiling and for the GPU's last writes. Then the
+   *  cache's chunks and how many times they were read back (each once). */
+  readonly loadProfile: {
+    engineS: number;
+    downloadS: number;
+    readS: number;
+    uploadS: number;
+    compileWaitS: number;
+    gpuWaitS: number;
+    storedChunks: number;
+    storedChunkReads: number;
+  };
   onDeviceLost: ((error: HearthError) => void) | null;
   readonly chat: { completions: ChatCompletions };
   generate(options: GenerateOptions): Promise<GenerateResult>;

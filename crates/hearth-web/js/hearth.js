@@ -207,9 +207,12 @@ export class Engine {
     /** Bytes this load fetched from the network (0 when everything came from the cache). */
     this.networkBytes = loaded.networkBytes;
     /** Where the load's time went, in seconds: `engineS` (starting wasm and the GPU device),
-     *  `downloadS` (opening the cache, downloading and checking what was missing), `readS`
-     *  (reading the model's bytes back), `uploadS` (the rest: parsing, repacking, writing to
-     *  the GPU, compiling pipelines). */
+     *  `downloadS` (until the last missing byte was stored; the upload runs beside it),
+     *  `readS` (waiting for the model's bytes: storage, checks, chunks still downloading),
+     *  `uploadS` (the rest: parsing, repacking, writing to the GPU, compiling pipelines), and
+     *  of that, `compileWaitS` and `gpuWaitS` (waiting, once every weight was queued, for
+     *  pipelines still compiling and for the GPU's last writes). `storedChunks` and
+     *  `storedChunkReads`: the cache's chunks and how many times they were read back. */
     this.loadProfile = loaded.loadProfile;
     this.onDeviceLost = options.onDeviceLost ?? null;
     rpc.onDeviceLost = (message) => this.onDeviceLost?.(new HearthError(`the GPU device was lost (${message}); load the model into a new engine`, 'device-lost'));
@@ -221,7 +224,9 @@ export class Engine {
    * Loads a GGUF model: a URL, `hf://owner/repo/file.gguf`, a split model's first part, or a
    * File/Blob. URLs are cached in IndexedDB (chunked, verified, resumable); a second load
    * makes no network request. `onProgress({ phase, loaded, total, bytesPerSecond })` reports
-   * the phases 'download', 'verify' and 'upload' (to the GPU).
+   * the phases 'download' (the upload to the GPU runs beside it, each chunk as it arrives),
+   * 'upload' (what is left of it, or all of it from the cache) and, rarely, 'verify' (chunks
+   * the upload did not read, checked before the download counts as complete).
    */
   static async load(source, options = {}) {
     const described = describeSource(source);

@@ -14,7 +14,9 @@ const DB_NAME = 'hearth-models';
 const DB_VERSION = 1;
 export const DEFAULT_CHUNK_BYTES = 32 * 1024 * 1024;
 /** Chunks kept in memory while loading; bounds the JS heap at a few chunks. */
-const READ_CACHE_CHUNKS = 2;
+// Chunks a reader keeps: the one being read, the one before (a read may straddle) and the next,
+// fetched and checked ahead while the engine works on this one.
+const READ_CACHE_CHUNKS = 3;
 
 export class HearthError extends Error {
   constructor(message, code) {
@@ -220,8 +222,12 @@ export class CachedFile {
     this.manifest = null;
     this.rangeSupported = true;
     this.verified = new Set();
-    this.readCache = new Map();
+    this.readCache = new Map(); // index → Promise<ArrayBuffer>, checked
     this.downloadedNow = [];
+    this.storedReads = 0; // records `chunk` read back from IndexedDB
+    this.arrivals = new Map(); // index → { promise, resolve, reject } while a download runs
+    this.downloading = false;
+    this.downloadError = null;
   }
 
   get size() { return this.manifest.size; }
@@ -231,8 +237,6 @@ export class CachedFile {
   chunkLength(i) { return chunkLength(this.manifest, i); }
   /** Bytes already in the cache. */
   storedBytes() { return bytesOf(this.manifest); }
-  /** Bytes downloaded in this session and not yet read back by `verify`. */
-  unverifiedBytes() { return bytesOf(this.manifest, this.downloadedNow); }
   missingChunks() { return this.manifest.digests.flatMap((d, i) => (d ? [] : [i])); }
 
   /** Opens the cache entry; unless it is complete, asks the server for size and chunk 0. */
@@ -284,6 +288,21 @@ export class CachedFile {
   async storeChunk(index, data) {
     await putChunk(this.manifest, index, data, await sha256(data));
     this.downloadedNow.push(index);
+    this.arrivals.get(index)?.resolve();
+    this.arrivals.delete(index);
+  }
+
+  /** Resolves once chunk `index` is stored by the download under way (at once if it is). */
+  arrival(index) {
+    if (this.manifest.digests[index]) return Promise.resolve();
+    if (this.downloadError) return Promise.reject(this.downloadError);
+    let waiter = this.arrivals.get(index);
+    if (!waiter) {
+      waiter = {};
+      waiter.promise = new Promise((resolve, reject) => Object.assign(waiter, { resolve, reject }));
+      this.arrivals.set(index, waiter);
+    }
+    return waiter.promise;
   }
 
   async fetchChunk(index) {
@@ -306,9 +325,25 @@ export class CachedFile {
     await this.storeChunk(index, await readBody(resp, this.chunkLength(index), this.signal, this.onDownload));
   }
 
-  /** Downloads every missing chunk (resuming a partial download). */
+  /** Downloads every missing chunk (resuming a partial download). While it runs, `chunk`
+   *  waits for a missing chunk to arrive instead of fetching it itself, so the engine can read
+   *  the model as it comes in. */
   async download() {
     if (this.complete) return;
+    this.downloading = true;
+    try {
+      await this.downloadMissing();
+    } catch (e) {
+      this.downloadError = e;
+      for (const waiter of this.arrivals.values()) waiter.reject(e);
+      this.arrivals.clear();
+      throw e;
+    } finally {
+      this.downloading = false;
+    }
+  }
+
+  async downloadMissing() {
     if (this.fullResponse) {
       await this.downloadWithoutRanges(this.fullResponse);
       this.fullResponse = null;
@@ -353,9 +388,11 @@ export class CachedFile {
     if (total !== this.manifest.size) throw new HearthError(`the download ended after ${total} bytes but the server announced ${this.manifest.size}; load again to retry`, 'bad-length');
   }
 
-  /** Reads back each chunk downloaded in this session and checks it; then marks complete. */
+  /** Reads back each chunk downloaded in this session that no read has checked yet, and
+   *  checks it; then marks the file complete. */
   async verify(onChunk) {
     for (const index of this.downloadedNow) {
+      if (this.verified.has(index)) continue;
       const record = await getChunk(this.url, index);
       if (!record || record.data.byteLength !== this.chunkLength(index) || (await sha256(record.data)) !== this.manifest.digests[index]) {
         this.manifest.digests[index] = null;
@@ -372,11 +409,37 @@ export class CachedFile {
     }
   }
 
+  /** Bytes downloaded in this session that no read has checked yet. */
+  uncheckedBytes() {
+    return this.downloadedNow.filter((i) => !this.verified.has(i)).reduce((n, i) => n + this.chunkLength(i), 0);
+  }
+
   /** One chunk's bytes from the cache, checked against its digest the first time; a bad or
-   *  missing record is fetched again from the server. */
-  async chunk(index) {
-    const hit = this.readCache.get(index);
-    if (hit) return hit;
+   *  missing record is fetched again from the server. The next chunk is read and checked
+   *  meanwhile, so storage and hashing overlap the engine's work on this one. */
+  chunk(index) {
+    const data = this.cachedRead(index);
+    const next = index + 1;
+    // Read ahead what is stored or on its way; never fetch a chunk nobody asked for.
+    if (next < this.chunkCount() && (this.manifest.digests[next] || this.downloading)) {
+      this.cachedRead(next).catch(() => {});
+    }
+    return data;
+  }
+
+  cachedRead(index) {
+    let data = this.readCache.get(index);
+    if (!data) {
+      data = this.readChunk(index);
+      this.readCache.set(index, data);
+      while (this.readCache.size > READ_CACHE_CHUNKS) this.readCache.delete(this.readCache.keys().next().value);
+    }
+    return data;
+  }
+
+  async readChunk(index) {
+    if (this.downloading) await this.arrival(index);
+    this.storedReads += 1;
     let record = await getChunk(this.url, index);
     const intact = record && record.data.byteLength === this.chunkLength(index) && (this.verified.has(index) || (await sha256(record.data)) === this.manifest.digests[index]);
     if (!intact) {
@@ -385,12 +448,18 @@ export class CachedFile {
       await putManifest(this.manifest);
       if (!this.rangeProbed) await this.probeRanges();
       await this.fetchChunk(index);
-      await this.verify();
       record = await getChunk(this.url, index);
+      if (!record || (await sha256(record.data)) !== this.manifest.digests[index]) {
+        this.manifest.digests[index] = null;
+        await putManifest(this.manifest);
+        throw new HearthError(`chunk ${index + 1} did not read back intact from the browser's storage; load again to fetch it anew`, 'corrupt');
+      }
+      if (!this.downloading && this.missingChunks().length === 0) {
+        this.manifest.complete = true;
+        await putManifest(this.manifest);
+      }
     }
     this.verified.add(index);
-    this.readCache.set(index, record.data);
-    while (this.readCache.size > READ_CACHE_CHUNKS) this.readCache.delete(this.readCache.keys().next().value);
     return record.data;
   }
 

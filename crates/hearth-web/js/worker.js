@@ -109,13 +109,21 @@ async function load(msg, signal) {
   const engineReady = performance.now();
   const progress = new Progress(msg.id);
   const options = { contextLength: msg.options?.contextLength, gpuMemoryBytes: msg.options?.gpuMemoryBytes };
+  // Stops a download running beside the upload when the load fails or is aborted.
+  const downloadStop = new AbortController();
+  const stopDownload = () => downloadStop.abort();
+  signal.addEventListener('abort', stopDownload);
+  let files = [];
   let whole;
   let networkBytes = 0;
+  let downloading = null; // the download under way, which the upload follows chunk by chunk
+  let downloadS = 0;
+  const upload = { done: 0, total: 0 };
   if (msg.source.kind === 'url') {
     const chunkSize = msg.options?.chunkSize ?? DEFAULT_CHUNK_BYTES;
-    const files = msg.source.urls.map((url) => new CachedFile(url, {
+    files = msg.source.urls.map((url) => new CachedFile(url, {
       chunkSize,
-      signal,
+      signal: downloadStop.signal,
       onDownload: (n) => {
         networkBytes += n;
         if (progress.phase === 'download') progress.add(n);
@@ -133,31 +141,63 @@ async function load(msg, signal) {
         // this device is refused here, before its weights are downloaded.
         await withReader(whole, signal, (read) => wasm.inspect(whole.size, read, options));
       }
-      for (const f of files) await f.download();
-      progress.start('verify', files.reduce((n, f) => n + f.unverifiedBytes(), 0));
-      for (const f of files) await f.verify((n) => progress.add(n));
+      downloading = (async () => {
+        for (const f of files) await f.download();
+        downloadS = (performance.now() - engineReady) / 1000;
+        // What is left of the upload once the last byte is in.
+        progress.start('upload', upload.total, upload.done);
+      })();
+      downloading.catch(() => {}); // surfaces through the reads waiting on it, or below
     }
   } else {
     whole = new Concatenation(msg.source.files.map((file) => new BlobFile(file)));
     options.partLens = whole.partLens;
   }
   if (signal.aborted) throw abortError();
-  progress.start('upload', 0);
+  if (!downloading) progress.start('upload', 0);
   const timing = { readMs: 0 };
   const uploadStarted = performance.now();
-  const info = await withReader(whole, signal, (read) => wasm.load(whole.size, read, options, (done, total) => {
-    progress.total = total;
-    progress.set(done);
-  }), timing);
+  let info;
+  try {
+    info = await withReader(whole, signal, (read) => wasm.load(whole.size, read, options, (done, total) => {
+      Object.assign(upload, { done, total });
+      if (progress.phase === 'upload') {
+        progress.total = total;
+        progress.set(done);
+      }
+    }), timing);
+    if (downloading) {
+      await downloading;
+      // Chunks the upload did not read (padding, tensors the model does not use) are read
+      // back and checked now; then the cache entry is complete.
+      const unchecked = files.reduce((n, f) => n + f.uncheckedBytes(), 0);
+      if (unchecked > 0) progress.start('verify', unchecked);
+      for (const f of files) await f.verify((n) => progress.add(n));
+    }
+  } catch (e) {
+    stopDownload();
+    await downloading?.catch(() => {});
+    throw e;
+  } finally {
+    signal.removeEventListener('abort', stopDownload);
+  }
   const finished = performance.now();
-  // Where a load's time went: starting the engine (wasm, GPU device), the download if any,
-  // reading the model's bytes (IndexedDB or file, with their checks), and the rest of the
-  // upload (parsing, repacking, writing to the GPU, compiling pipelines).
+  // Where a load's time went: starting the engine (wasm, GPU device); the download until its
+  // last byte was stored, if any (the upload runs beside it); waiting for the model's bytes
+  // (IndexedDB or file, their checks, and chunks still downloading); the rest of the upload
+  // (parsing, repacking, writing to the GPU, compiling pipelines), with what the engine
+  // waited for once every weight was queued: pipelines still compiling, the GPU's last
+  // writes. And how often the stored chunks were read back: each once.
+  const [, compileWaitS, gpuWaitS] = wasm.modelLoadProfile();
   const loadProfile = {
     engineS: (engineReady - started) / 1000,
-    downloadS: (uploadStarted - engineReady) / 1000,
+    downloadS,
     readS: timing.readMs / 1000,
     uploadS: (finished - uploadStarted - timing.readMs) / 1000,
+    compileWaitS,
+    gpuWaitS,
+    storedChunks: files.reduce((n, f) => n + f.chunkCount(), 0),
+    storedChunkReads: files.reduce((n, f) => n + f.storedReads, 0),
   };
   return { info, adapter: wasm.adapter(), networkBytes, wasmMemoryBytes: wasmMemoryBytes(), loadProfile };
 }

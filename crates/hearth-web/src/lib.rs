@@ -572,6 +572,16 @@ impl WasmEngine {
         to_js(&info)
     }
 
+    /// Where the last load's time went after the header (see `LoadProfile`), in seconds:
+    /// `[weightsQueuedS, compileWaitS, gpuWaitS]`.
+    #[wasm_bindgen(js_name = modelLoadProfile)]
+    pub fn model_load_profile(&self) -> Result<Vec<f64>, JsValue> {
+        self.loaded(|l| {
+            let p = l.model.load_profile;
+            Ok(vec![p.weights_queued_s, p.compile_wait_s, p.gpu_wait_s])
+        })
+    }
+
     /// Token ids of `text` (control tokens recognised when `special`).
     pub fn tokenize(&self, text: &str, special: bool) -> Result<Vec<u32>, JsValue> {
         self.loaded(|l| l.tokenizer.encode(text, special).map_err(js_error))
