@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Writes tiny random-weight Phi-3-architecture GGUFs and records llama.cpp's answers for them.
+"""Writes tiny random-weight GGUFs (Phi-3, Qwen 2 and Qwen 3 architectures) and records
+llama.cpp's answers for them.
 
 Ground truth comes from llama.cpp (PyPI `llama-cpp-python`, which compiles it from source),
 never from Hearth. Run once and commit `tests/fixtures/`; CI never rebuilds llama.cpp.
 
     pip install gguf numpy llama-cpp-python
-    python3 scripts/make-fixtures.py
+    python3 scripts/make-fixtures.py          # everything
+    python3 scripts/make-fixtures.py qwen     # only the Qwen 2 and Qwen 3 fixtures
 
 For every model it writes `<name>.gguf` and `<name>.json`:
   - `logits`: llama.cpp's teacher-forced logits for `tokens` at every position
@@ -198,6 +200,96 @@ def write_model(path, *, dtype, n_head_kv, n_rot, tied, seed, longrope=False, co
     return n_vocab
 
 
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def write_qwen_model(path, *, arch, dtype, n_head_kv, head_dim, tied, seed):
+    """A tiny random Qwen 2 (biases on q, k, v) or Qwen 3 (RMSNorm of each query and key head
+    before RoPE) model, with separate q/k/v and gate/up tensors as llama.cpp's converter
+    writes them. `head_dim` may differ from N_EMBD / N_HEAD (Qwen 3 does), so the query
+    width differs from the embedding width."""
+    rng = np.random.default_rng(seed)
+    tokens, types, merges = build_vocab()
+    n_vocab = len(tokens)
+    q_dim, kv_dim = N_HEAD * head_dim, n_head_kv * head_dim
+
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_name(path.stem)
+    w.add_context_length(4096)
+    w.add_embedding_length(N_EMBD)
+    w.add_block_count(N_LAYER)
+    w.add_feed_forward_length(N_FF)
+    w.add_head_count(N_HEAD)
+    w.add_head_count_kv(n_head_kv)
+    w.add_key_length(head_dim)
+    w.add_value_length(head_dim)
+    w.add_layer_norm_rms_eps(1e-6)
+    w.add_rope_freq_base(1000000.0)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("qwen2")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_bos_token_id(tokens.index("<|endoftext|>"))
+    w.add_eos_token_id(tokens.index("<|im_end|>"))
+    w.add_add_bos_token(False)
+    w.add_chat_template(CHATML_TEMPLATE)
+
+    def mat(rows, cols, scale=1.0):
+        return (rng.standard_normal((rows, cols)) * scale / math.sqrt(cols)).astype(np.float32)
+
+    def gain(n):
+        return (1.0 + 0.1 * rng.standard_normal(n)).astype(np.float32)
+
+    def add(name, arr):
+        if arr.ndim == 1 or dtype == Q.F32:
+            w.add_tensor(name, arr.astype(np.float32))
+        else:
+            w.add_tensor(name, arr.astype(np.float16))
+
+    add("token_embd.weight", rng.standard_normal((n_vocab, N_EMBD)).astype(np.float32))
+    for i in range(N_LAYER):
+        add(f"blk.{i}.attn_norm.weight", gain(N_EMBD))
+        for part, rows in (("q", q_dim), ("k", kv_dim), ("v", kv_dim)):
+            add(f"blk.{i}.attn_{part}.weight", mat(rows, N_EMBD, 1.5))
+            if arch == "qwen2":
+                add(f"blk.{i}.attn_{part}.bias", (0.5 * rng.standard_normal(rows)).astype(np.float32))
+        if arch == "qwen3":
+            add(f"blk.{i}.attn_q_norm.weight", gain(head_dim))
+            add(f"blk.{i}.attn_k_norm.weight", gain(head_dim))
+        add(f"blk.{i}.attn_output.weight", mat(N_EMBD, q_dim, RESIDUAL_SCALE))
+        add(f"blk.{i}.ffn_norm.weight", gain(N_EMBD))
+        add(f"blk.{i}.ffn_gate.weight", mat(N_FF, N_EMBD))
+        add(f"blk.{i}.ffn_up.weight", mat(N_FF, N_EMBD))
+        add(f"blk.{i}.ffn_down.weight", mat(N_EMBD, N_FF, RESIDUAL_SCALE))
+    add("output_norm.weight", gain(N_EMBD))
+    if not tied:
+        add("output.weight", mat(n_vocab, N_EMBD, 4.0))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def make_qwen_fixtures():
+    """Qwen 2 and Qwen 3 fixtures: F16 as written, Q4_K_M through llama.cpp's quantizer."""
+    short_cases = {"prompt": (512, N_PROMPT, 1)}
+    for arch, kw in {
+        "qwen2": dict(n_head_kv=2, head_dim=HEAD_DIM, seed=40),
+        "qwen3": dict(n_head_kv=2, head_dim=96, seed=41),
+    }.items():
+        write_qwen_model(OUT / f"tiny-{arch}-f16.gguf", arch=arch, dtype=Q.F16, tied=False, **kw)
+        record(f"tiny-{arch}-f16", short_cases, 512)
+        base = OUT / f"{arch}-source.f16.gguf"
+        write_qwen_model(base, arch=arch, dtype=Q.F16, tied=True, **kw)
+        llama_quantize(base, OUT / f"tiny-{arch}-q4_k_m.gguf", 15)
+        record(f"tiny-{arch}-q4_k_m", short_cases, 512)
+        base.unlink()
+
+
 # ---------------------------------------------------------------- llama.cpp references
 def record(name, cases, greedy_ctx):
     from llama_cpp import Llama
@@ -326,4 +418,9 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    # `qwen`: only the Qwen fixtures (added later; the others stay as committed).
+    if sys.argv[1:] == ["qwen"]:
+        make_qwen_fixtures()
+    else:
+        main()
+        make_qwen_fixtures()

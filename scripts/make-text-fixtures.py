@@ -6,7 +6,8 @@ GGUF with a byte-level BPE vocabulary trained here on multilingual text, and rec
 llama.cpp's token ids (PyPI `llama-cpp-python`, `Llama.tokenize`) for hard strings, with and
 without special-token parsing. Chat templates are rendered with jinja2, as transformers does.
 
-    python3 scripts/make-text-fixtures.py      # writes tests/fixtures/text/
+    python3 scripts/make-text-fixtures.py              # writes tests/fixtures/text/
+    python3 scripts/make-text-fixtures.py templates    # only templates.json
 """
 
 import json
@@ -86,9 +87,13 @@ TEMPLATES = {
     ),
 }
 
+# Qwen 3's template (namespaces, reversed slices, Python string methods), as its GGUFs carry it.
+TEMPLATES["qwen3"] = (OUT / "qwen3.jinja").read_text()
+
 CONVERSATIONS = [
     [{"role": "user", "content": "What is 2+2?"}],
     [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "  Name a color.  "}],
+    [{"role": "user", "content": "Think first."}, {"role": "assistant", "content": "<think>\nSome reasoning.\n</think>\n\nThe answer."}],
 ]
 
 
@@ -184,6 +189,17 @@ def record_tokenizations(llm, path, name):
     print(f"{name}: {len(cases)} tokenizations", file=sys.stderr)
 
 
+def render_templates():
+    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)  # as transformers renders
+    renders = []
+    for name, template in TEMPLATES.items():
+        for conv in CONVERSATIONS:
+            for gen in (True, False):
+                text = env.from_string(template).render(messages=conv, add_generation_prompt=gen, bos_token="<s>", eos_token="<|endoftext|>")
+                renders.append({"template": name, "messages": conv, "add_generation_prompt": gen, "rendered": text})
+    (OUT / "templates.json").write_text(json.dumps({"templates": TEMPLATES, "renders": renders}, ensure_ascii=False, indent=1) + "\n")
+
+
 def main():
     from llama_cpp import Llama
 
@@ -195,16 +211,12 @@ def main():
     path = OUT / "vocab-spm.gguf"
     write_spm_gguf(path)
     record_tokenizations(Llama(model_path=str(path), vocab_only=True, verbose=False), path, "vocab-spm")
-
-    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)  # as transformers renders
-    renders = []
-    for name, template in TEMPLATES.items():
-        for conv in CONVERSATIONS:
-            for gen in (True, False):
-                text = env.from_string(template).render(messages=conv, add_generation_prompt=gen, bos_token="<s>", eos_token="<|endoftext|>")
-                renders.append({"template": name, "messages": conv, "add_generation_prompt": gen, "rendered": text})
-    (OUT / "templates.json").write_text(json.dumps({"templates": TEMPLATES, "renders": renders}, ensure_ascii=False, indent=1) + "\n")
+    render_templates()
 
 
 if __name__ == "__main__":
-    main()
+    # `templates`: only re-render templates.json (jinja2 alone; no llama.cpp needed).
+    if sys.argv[1:] == ["templates"]:
+        render_templates()
+    else:
+        main()

@@ -218,12 +218,27 @@ pub(crate) fn record_layers<'a>(
     // Token embeddings become the residual stream x: (n, n_embd).
     rec.embed(&model.token_embd, step.token_ids, n, &act.x);
     for (layer, cache) in model.layers.iter().zip(kv) {
-        // Attention block: x += Wo · attention(rope(Wqkv · norm(x))).
+        // Attention block: x += Wo · attention(rope(Wqkv · norm(x) [+ b] [, q/k heads normed])).
         let weights = layer.qkv.iter().map(|p| &p.weight);
         let normed = rec.prepare_input(norm_of_x(act, c, &layer.attn_norm, 0), n, weights);
         for p in &layer.qkv {
             let qkv = MatrixOutput::rows(&act.qkv, rope.qkv_stride).at(p.out_offset);
             rec.matmul(&p.weight, normed, n, qkv);
+        }
+        if let Some(bias) = &layer.qkv_bias {
+            rec.add_bias(&act.qkv, rope.qkv_stride, n, bias);
+        }
+        if let Some((q_gain, k_gain)) = &layer.qk_norm {
+            let heads = model.heads();
+            rec.head_norm(
+                &act.qkv,
+                heads,
+                rope.qkv_stride,
+                n,
+                q_gain,
+                k_gain,
+                c.rms_eps,
+            );
         }
         let buffers = AttentionBuffers {
             qkv: &act.qkv,

@@ -12,6 +12,10 @@ use web_time::Instant;
 pub struct Layer {
     pub attn_norm: GpuVector,
     pub qkv: Vec<Projection>,
+    /// (qkv_dim): the query, key and value biases, in the qkv columns' order.
+    pub qkv_bias: Option<GpuVector>,
+    /// (head_dim) each: the query heads' and key heads' RMSNorm gains.
+    pub qk_norm: Option<(GpuVector, GpuVector)>,
     pub attn_output: GpuMatrix,
     pub ffn_norm: GpuVector,
     /// Gate rows land in columns `[0, n_ff)`, up rows in `[n_ff, 2 n_ff)`.
@@ -101,7 +105,7 @@ impl Model {
         let token_embd = up.matrix(&[tensor(&w.token_embd)?], &mut report).await?;
         let mut layers = Vec::with_capacity(config.n_layer);
         for lw in &w.layers {
-            let attn_norm = up.vector(tensor(&lw.attn_norm)?).await?;
+            let attn_norm = up.vector(&[tensor(&lw.attn_norm)?]).await?;
             let qkv = match &lw.qkv {
                 QkvWeights::Fused(n) => vec![Projection {
                     weight: up.matrix(&[tensor(n)?], &mut report).await?,
@@ -111,8 +115,22 @@ impl Model {
                     projections(&mut up, &[tensor(q)?, tensor(k)?, tensor(v)?], &mut report).await?
                 }
             };
+            let qkv_bias = match &lw.qkv_bias {
+                Some(b) => Some(
+                    up.vector(&[tensor(&b.q)?, tensor(&b.k)?, tensor(&b.v)?])
+                        .await?,
+                ),
+                None => None,
+            };
+            let qk_norm = match &lw.qk_norm {
+                Some(n) => Some((
+                    up.vector(&[tensor(&n.q)?]).await?,
+                    up.vector(&[tensor(&n.k)?]).await?,
+                )),
+                None => None,
+            };
             let attn_output = up.matrix(&[tensor(&lw.attn_output)?], &mut report).await?;
-            let ffn_norm = up.vector(tensor(&lw.ffn_norm)?).await?;
+            let ffn_norm = up.vector(&[tensor(&lw.ffn_norm)?]).await?;
             let ffn_gate_up = match &lw.ffn_in {
                 FfnWeights::FusedGateUp(n) => vec![Projection {
                     weight: up.matrix(&[tensor(n)?], &mut report).await?,
@@ -126,28 +144,30 @@ impl Model {
             layers.push(Layer {
                 attn_norm,
                 qkv,
+                qkv_bias,
+                qk_norm,
                 attn_output,
                 ffn_norm,
                 ffn_gate_up,
                 ffn_down,
             });
         }
-        let output_norm = up.vector(tensor(&w.output_norm)?).await?;
+        let output_norm = up.vector(&[tensor(&w.output_norm)?]).await?;
         let output = if config.tied_output() {
             None
         } else {
             Some(up.matrix(&[tensor(&w.output)?], &mut report).await?)
         };
         let rope_factors_long = match &w.rope_factors_long {
-            Some(n) => Some(up.vector(tensor(n)?).await?),
+            Some(n) => Some(up.vector(&[tensor(n)?]).await?),
             None => None,
         };
         let rope_factors_short = match &w.rope_factors_short {
-            Some(n) => Some(up.vector(tensor(n)?).await?),
+            Some(n) => Some(up.vector(&[tensor(n)?]).await?),
             None => None,
         };
         let rope_factors_default = match &w.rope_freqs {
-            Some(n) => up.vector(tensor(n)?).await?,
+            Some(n) => up.vector(&[tensor(n)?]).await?,
             None => up.vector_from_values("rope factors (none)", &vec![1.0; config.n_rot / 2])?,
         };
         let weights_queued = Instant::now();

@@ -233,10 +233,18 @@ impl<'a, S: ByteSource> Uploader<'a, S> {
         })
     }
 
-    /// A small vector tensor, dequantized to f32.
-    pub async fn vector(&mut self, info: &TensorInfo) -> Result<GpuVector, EngineError> {
-        let values = GpuVector::read(self.source, info).await?;
-        self.vector_from_values(&info.name, &values)
+    /// Small vector tensors, dequantized to f32, end to end in one vector.
+    pub async fn vector(&mut self, parts: &[&TensorInfo]) -> Result<GpuVector, EngineError> {
+        let mut values = Vec::new();
+        for part in parts {
+            values.extend(GpuVector::read(self.source, part).await?);
+        }
+        let name = parts
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join("+");
+        self.vector_from_values(&name, &values)
     }
 
     pub fn vector_from_values(

@@ -225,6 +225,10 @@ fixture_tests! {
     q5_k_m => "tiny-q5_k_m",
     q6_k => "tiny-q6_k",
     longrope_short_and_long_factors => "tiny-longrope",
+    qwen2_qkv_biases => "tiny-qwen2-f16",
+    qwen2_q4_k_m_tied => "tiny-qwen2-q4_k_m",
+    qwen3_head_norms_wider_queries => "tiny-qwen3-f16",
+    qwen3_q4_k_m_tied => "tiny-qwen3-q4_k_m",
 }
 
 /// The f32 KV cache and f16 packed in pairs (the default where the adapter has no shader-f16:

@@ -34,6 +34,8 @@ fn variant(kernel: Kernel) -> &'static str {
         Kernel::Embed(_) => "Embed",
         Kernel::RmsNorm { .. } => "RmsNorm",
         Kernel::RopeKv => "RopeKv",
+        Kernel::QkvBias => "QkvBias",
+        Kernel::HeadNorm { .. } => "HeadNorm",
         Kernel::AttentionCpu { .. } => "AttentionCpu",
         Kernel::AttentionGpu(_) => "AttentionGpu",
         Kernel::AttentionCombine => "AttentionCombine",
@@ -45,7 +47,7 @@ fn variant(kernel: Kernel) -> &'static str {
     }
 }
 
-const VARIANTS: [&str; 15] = [
+const VARIANTS: [&str; 17] = [
     "Matvec",
     "MatvecCpu",
     "MatvecGpu",
@@ -53,6 +55,8 @@ const VARIANTS: [&str; 15] = [
     "Embed",
     "RmsNorm",
     "RopeKv",
+    "QkvBias",
+    "HeadNorm",
     "AttentionCpu",
     "AttentionGpu",
     "AttentionCombine",

@@ -5,7 +5,7 @@ use hearth_gguf::{GgmlType, Gguf, MetadataValue, TensorInfo};
 pub enum ModelError {
     #[error("the file has no 'general.architecture' key; it is not a model GGUF")]
     NoArchitecture,
-    #[error("architecture '{0}' is not supported (supported: phi3, llama)")]
+    #[error("architecture '{0}' is not supported (supported: phi3, llama, qwen2, qwen3)")]
     UnsupportedArchitecture(String),
     #[error("metadata key '{0}' is missing")]
     MissingKey(String),
@@ -58,6 +58,10 @@ pub enum RopeStyle {
 pub enum Architecture {
     Phi3,
     Llama,
+    /// Qwen 2 and 2.5 (and the DeepSeek-R1 distills of them): biases on q, k and v.
+    Qwen2,
+    /// Dense Qwen 3: each query and key head RMS-normalised before RoPE.
+    Qwen3,
 }
 
 impl Architecture {
@@ -65,6 +69,8 @@ impl Architecture {
         match name {
             "phi3" => Ok(Architecture::Phi3),
             "llama" => Ok(Architecture::Llama),
+            "qwen2" => Ok(Architecture::Qwen2),
+            "qwen3" => Ok(Architecture::Qwen3),
             other => Err(ModelError::UnsupportedArchitecture(other.to_string())),
         }
     }
@@ -73,14 +79,16 @@ impl Architecture {
         match self {
             Architecture::Phi3 => "phi3",
             Architecture::Llama => "llama",
+            Architecture::Qwen2 => "qwen2",
+            Architecture::Qwen3 => "qwen3",
         }
     }
 
     /// llama.cpp's converter permutes llama's Q/K rows so that adjacent dimensions pair up;
-    /// phi3 keeps Hugging Face's halves.
+    /// the others keep Hugging Face's halves.
     pub fn rope_style(self) -> RopeStyle {
         match self {
-            Architecture::Phi3 => RopeStyle::Neox,
+            Architecture::Phi3 | Architecture::Qwen2 | Architecture::Qwen3 => RopeStyle::Neox,
             Architecture::Llama => RopeStyle::Normal,
         }
     }
@@ -105,10 +113,28 @@ pub enum FfnWeights {
     Separate { gate: String, up: String },
 }
 
+/// Biases added to the query, key and value projections (Qwen 2).
+#[derive(Clone, Debug, PartialEq)]
+pub struct QkvBias {
+    pub q: String,
+    pub k: String,
+    pub v: String,
+}
+
+/// RMSNorm gains (`head_dim` values each) applied to every query and key head before RoPE
+/// (Qwen 3).
+#[derive(Clone, Debug, PartialEq)]
+pub struct QkNorm {
+    pub q: String,
+    pub k: String,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerWeights {
     pub attn_norm: String,
     pub qkv: QkvWeights,
+    pub qkv_bias: Option<QkvBias>,
+    pub qk_norm: Option<QkNorm>,
     pub attn_output: String,
     pub ffn_norm: String,
     pub ffn_in: FfnWeights,
@@ -163,8 +189,13 @@ impl Config {
         self.n_head_kv * self.head_dim
     }
 
+    /// Width of all query heads: the embedding width in most models, not all (Qwen 3).
+    pub fn q_dim(&self) -> usize {
+        self.n_head * self.head_dim
+    }
+
     pub fn qkv_dim(&self) -> usize {
-        self.n_head * self.head_dim + 2 * self.kv_dim()
+        self.q_dim() + 2 * self.kv_dim()
     }
 
     pub fn tied_output(&self) -> bool {
@@ -212,17 +243,20 @@ impl Config {
                 "{n_head} query heads cannot share {n_head_kv} key/value heads evenly"
             )));
         }
-        if n_embd % n_head != 0 {
+        let head_dim = match meta.opt_usize("attention.key_length")? {
+            Some(n) => n,
+            None if n_embd % n_head == 0 => n_embd / n_head,
+            None => {
+                return Err(ModelError::Unsupported(format!(
+                    "embedding width {n_embd} is not divisible by {n_head} heads"
+                )));
+            }
+        };
+        if let Some(v) = meta.opt_usize("attention.value_length")?
+            && v != head_dim
+        {
             return Err(ModelError::Unsupported(format!(
-                "embedding width {n_embd} is not divisible by {n_head} heads"
-            )));
-        }
-        let head_dim = meta
-            .opt_usize("attention.key_length")?
-            .unwrap_or(n_embd / n_head);
-        if head_dim.checked_mul(n_head) != Some(n_embd) {
-            return Err(ModelError::Unsupported(format!(
-                "head width {head_dim} × {n_head} heads differs from the embedding width {n_embd}"
+                "value heads {v} wide beside key heads {head_dim} wide"
             )));
         }
         if head_dim > 256 || head_dim % 4 != 0 {
@@ -318,14 +352,28 @@ impl Config {
                 };
                 let ffn_in = match arch {
                     Architecture::Phi3 => FfnWeights::FusedGateUp(t("ffn_up")),
-                    Architecture::Llama => FfnWeights::Separate {
+                    _ => FfnWeights::Separate {
                         gate: t("ffn_gate"),
                         up: t("ffn_up"),
                     },
                 };
+                let b = |s: &str| format!("blk.{i}.{s}.bias");
+                // Qwen 2 has biases (llama.cpp requires them); llama files may.
+                let qkv_bias =
+                    (arch == Architecture::Qwen2 || has(&b("attn_q"))).then(|| QkvBias {
+                        q: b("attn_q"),
+                        k: b("attn_k"),
+                        v: b("attn_v"),
+                    });
+                let qk_norm = (arch == Architecture::Qwen3).then(|| QkNorm {
+                    q: t("attn_q_norm"),
+                    k: t("attn_k_norm"),
+                });
                 LayerWeights {
                     attn_norm: t("attn_norm"),
                     qkv,
+                    qkv_bias,
+                    qk_norm,
                     attn_output: t("attn_output"),
                     ffn_norm: t("ffn_norm"),
                     ffn_in,
@@ -347,8 +395,9 @@ impl Config {
 
     /// Every tensor the forward pass reads: (name, expected ggml dims, is a matrix).
     pub fn expected_tensors(&self) -> Vec<(String, Vec<u64>, bool)> {
-        let (d, kv, ff, v) = (
+        let (d, q, kv, ff, v) = (
             self.n_embd as u64,
+            self.q_dim() as u64,
             self.kv_dim() as u64,
             self.n_ff as u64,
             self.n_vocab as u64,
@@ -371,14 +420,27 @@ impl Config {
             out.push((l.attn_norm.clone(), vec![d], false));
             out.push((l.ffn_norm.clone(), vec![d], false));
             match &l.qkv {
-                QkvWeights::Fused(n) => out.push((n.clone(), vec![d, d + 2 * kv], true)),
-                QkvWeights::Separate { q, k, v } => {
-                    out.push((q.clone(), vec![d, d], true));
-                    out.push((k.clone(), vec![d, kv], true));
-                    out.push((v.clone(), vec![d, kv], true));
+                QkvWeights::Fused(n) => out.push((n.clone(), vec![d, q + 2 * kv], true)),
+                QkvWeights::Separate {
+                    q: wq,
+                    k: wk,
+                    v: wv,
+                } => {
+                    out.push((wq.clone(), vec![d, q], true));
+                    out.push((wk.clone(), vec![d, kv], true));
+                    out.push((wv.clone(), vec![d, kv], true));
                 }
             }
-            out.push((l.attn_output.clone(), vec![d, d], true));
+            if let Some(bias) = &l.qkv_bias {
+                out.push((bias.q.clone(), vec![q], false));
+                out.push((bias.k.clone(), vec![kv], false));
+                out.push((bias.v.clone(), vec![kv], false));
+            }
+            if let Some(norm) = &l.qk_norm {
+                out.push((norm.q.clone(), vec![self.head_dim as u64], false));
+                out.push((norm.k.clone(), vec![self.head_dim as u64], false));
+            }
+            out.push((l.attn_output.clone(), vec![q, d], true));
             match &l.ffn_in {
                 FfnWeights::FusedGateUp(n) => out.push((n.clone(), vec![d, 2 * ff], true)),
                 FfnWeights::Separate { gate, up } => {

@@ -7,5 +7,6 @@
 mod config;
 
 pub use config::{
-    Architecture, Config, FfnWeights, LayerWeights, ModelError, QkvWeights, RopeStyle, WeightNames,
+    Architecture, Config, FfnWeights, LayerWeights, ModelError, QkNorm, QkvBias, QkvWeights,
+    RopeStyle, WeightNames,
 };

@@ -88,3 +88,38 @@ fn inconsistent_head_counts_are_unsupported_not_a_crash() {
         "{err}"
     );
 }
+
+#[test]
+fn an_architecture_not_supported_yet_names_those_that_are() {
+    // DBRX, a mixture of experts: the file's own architecture name, renamed in place.
+    let mut bytes = fixture();
+    let key = b"general.architecture";
+    let at = bytes.windows(key.len()).position(|w| w == key).unwrap() + key.len();
+    let value = at + 4 + 8; // the value's type, then its length
+    assert_eq!(&bytes[value..value + 4], b"phi3");
+    bytes[value..value + 4].copy_from_slice(b"dbrx");
+    let err = config_error(&bytes);
+    assert_eq!(err.code(), "unsupported-model");
+    assert_eq!(
+        err.to_string(),
+        "architecture 'dbrx' is not supported (supported: phi3, llama, qwen2, qwen3)"
+    );
+}
+
+#[test]
+fn qwen3_queries_may_be_wider_than_the_embedding() {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/tiny-qwen3-f16.gguf"
+    ))
+    .unwrap();
+    let gguf = parse_header(&bytes, bytes.len() as u64).unwrap();
+    let c = Config::from_gguf(&gguf).unwrap();
+    assert_eq!((c.n_embd, c.head_dim, c.q_dim()), (256, 96, 384));
+    let layer = &c.weights.layers[1];
+    assert_eq!(
+        layer.qk_norm.as_ref().unwrap().k,
+        "blk.1.attn_k_norm.weight"
+    );
+    assert!(layer.qkv_bias.is_none());
+}

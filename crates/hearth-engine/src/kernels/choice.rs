@@ -116,6 +116,8 @@ impl KernelChoice {
             Kernel::AttentionCombine,
         ];
         if let Some(heads) = heads {
+            // Small enough to compile for every model, needed by some (Qwen 2 and 3).
+            wanted.extend([Kernel::QkvBias, self.head_norm()]);
             match self.tuning.adapter {
                 AdapterKind::CpuEmulated => wanted.push(Kernel::AttentionCpu {
                     threads: cpu_attention_threads(heads),
@@ -251,6 +253,13 @@ impl KernelChoice {
     /// 4 lanes.
     pub fn rms_norm(&self) -> Kernel {
         Kernel::RmsNorm {
+            threads: self.reduction_threads(64),
+        }
+    }
+
+    /// head_norm.wgsl, likewise.
+    pub fn head_norm(&self) -> Kernel {
+        Kernel::HeadNorm {
             threads: self.reduction_threads(64),
         }
     }

@@ -205,6 +205,20 @@ uniforms! {
         n_splits: u32,
     }
 
+    /// qkv_bias.wgsl: `n` biases onto rows `stride` apart.
+    struct BiasParams {
+        n: u32,
+        stride: u32,
+    }
+
+    /// head_norm.wgsl: heads of `head_dim` in rows `stride` apart, the first `n_head` queries.
+    struct HeadNormParams {
+        head_dim: u32,
+        stride: u32,
+        n_head: u32,
+        eps: f32,
+    }
+
     /// silu_gate.wgsl.
     struct GateParams {
         n_ff: u32,

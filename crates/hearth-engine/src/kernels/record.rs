@@ -610,6 +610,54 @@ impl<'a> Recorder<'a> {
         }
     }
 
+    /// `y[t, i] += bias[i]` for the first `bias.len` columns of `n_tokens` rows `stride` apart.
+    pub fn add_bias(
+        &mut self,
+        y: &'a wgpu::Buffer,
+        stride: u32,
+        n_tokens: u32,
+        bias: &'a GpuVector,
+    ) {
+        let params = params::BiasParams {
+            n: bias.len,
+            stride,
+        };
+        self.push(
+            Kernel::QkvBias,
+            params,
+            &[y, &bias.buffer],
+            [bias.len.div_ceil(64), n_tokens, 1],
+        );
+    }
+
+    /// RMSNorm of each of the `n_head` query and `n_head_kv` key heads of `n_tokens` qkv rows
+    /// `stride` apart, in place, with the gains `q_gain` and `k_gain` (`head_dim` each).
+    #[allow(clippy::too_many_arguments)]
+    pub fn head_norm(
+        &mut self,
+        qkv: &'a wgpu::Buffer,
+        heads: HeadShape,
+        stride: u32,
+        n_tokens: u32,
+        q_gain: &'a GpuVector,
+        k_gain: &'a GpuVector,
+        eps: f32,
+    ) {
+        let params = params::HeadNormParams {
+            head_dim: heads.head_dim,
+            stride,
+            n_head: heads.n_head,
+            eps,
+        };
+        let kernel = self.kernels.choice().head_norm();
+        self.push(
+            kernel,
+            params,
+            &[qkv, &q_gain.buffer, &k_gain.buffer],
+            [heads.n_head + heads.n_head_kv, n_tokens, 1],
+        );
+    }
+
     /// `out[t, i] = silu(gate_up[t, i]) * gate_up[t, n_ff + i]`.
     pub fn silu_gate(
         &mut self,

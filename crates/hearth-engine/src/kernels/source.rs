@@ -73,6 +73,12 @@ pub enum Kernel {
         threads: u32,
     },
     RopeKv,
+    /// qkv_bias.wgsl: q, k and v biases added after their products.
+    QkvBias,
+    /// head_norm.wgsl with `threads` a head: query and key heads normalised before RoPE.
+    HeadNorm {
+        threads: u32,
+    },
     /// attention_cpu.wgsl with `threads` per query head: CPU adapters.
     AttentionCpu {
         threads: u32,
@@ -119,6 +125,8 @@ impl Kernel {
             Kernel::Embed(ty) => weight_format_source(ty)? + shader!("embed.wgsl"),
             Kernel::RmsNorm { .. } => shader!("rmsnorm.wgsl").into(),
             Kernel::RopeKv => kv_rope() + shader!("rope_common.wgsl") + shader!("rope_kv.wgsl"),
+            Kernel::QkvBias => shader!("qkv_bias.wgsl").into(),
+            Kernel::HeadNorm { .. } => shader!("head_norm.wgsl").into(),
             Kernel::AttentionCpu { .. } => {
                 kv_rope() + shader!("attention_common.wgsl") + shader!("attention_cpu.wgsl")
             }
@@ -160,7 +168,9 @@ impl Kernel {
                 vec![("THREADS_PER_ROW", lanes as f64), ("NORMED", flag(normed))]
             }
             Kernel::Matmul { normed, .. } => vec![("NORMED", flag(normed))],
-            Kernel::RmsNorm { threads } | Kernel::Argmax { threads } => {
+            Kernel::RmsNorm { threads }
+            | Kernel::HeadNorm { threads }
+            | Kernel::Argmax { threads } => {
                 vec![("WG", threads as f64)]
             }
             Kernel::AttentionCpu { threads } => vec![("WG", threads as f64)],
@@ -171,6 +181,7 @@ impl Kernel {
             ],
             Kernel::Embed(_)
             | Kernel::RopeKv
+            | Kernel::QkvBias
             | Kernel::AttentionCombine
             | Kernel::SiluGate
             | Kernel::Penalize
@@ -189,6 +200,8 @@ impl Kernel {
             Kernel::Embed(_) => "EmbedParams",
             Kernel::RmsNorm { .. } => "NormParams",
             Kernel::RopeKv => "RopeParams",
+            Kernel::QkvBias => "BiasParams",
+            Kernel::HeadNorm { .. } => "HeadNormParams",
             Kernel::AttentionCpu { .. } | Kernel::AttentionGpu(_) => "AttnParams",
             Kernel::AttentionCombine => "CombineParams",
             Kernel::SiluGate => "GateParams",
@@ -218,6 +231,8 @@ impl std::fmt::Display for Kernel {
             Kernel::Embed(ty) => write!(f, "Embed({ty})"),
             Kernel::RmsNorm { .. } => write!(f, "RmsNorm"),
             Kernel::RopeKv => write!(f, "RopeKv"),
+            Kernel::QkvBias => write!(f, "QkvBias"),
+            Kernel::HeadNorm { .. } => write!(f, "HeadNorm"),
             Kernel::AttentionCpu { threads } => write!(f, "AttentionCpu({threads})"),
             Kernel::AttentionGpu(t) => write!(f, "AttentionGpu({} rows)", t.rows),
             Kernel::AttentionCombine => write!(f, "AttentionCombine"),
