@@ -16,6 +16,10 @@ const PRESETS = [
   { id: 'phi-4-reasoning', name: 'Phi-4-reasoning 14B', note: 'Q4_K_M · thinks step by step', url: 'hf://bartowski/microsoft_Phi-4-reasoning-GGUF/microsoft_Phi-4-reasoning-Q4_K_M.gguf', size: 9.05 * GB, gpu: 10.06 * GB },
   { id: 'phi-4-reasoning-plus', name: 'Phi-4-reasoning-plus 14B', note: 'Q4_K_M · longer, more accurate reasoning', url: 'hf://bartowski/microsoft_Phi-4-reasoning-plus-GGUF/microsoft_Phi-4-reasoning-plus-Q4_K_M.gguf', size: 9.05 * GB, gpu: 10.06 * GB },
   { id: 'phi-3.5-mini', name: 'Phi-3.5-mini-instruct 3.8B', note: 'Q4_K_M', url: 'hf://bartowski/Phi-3.5-mini-instruct-GGUF/Phi-3.5-mini-instruct-Q4_K_M.gguf', size: 2.39 * GB, gpu: 4.12 * GB },
+  // Qwen 3 (no synthetic model of their shape here): weights + an f16 KV cache of 4,096 tokens
+  // (28 or 36 layers × 8 key/value heads × 128) + activations, by the same plan.
+  { id: 'qwen3-1.7b', name: 'Qwen3 1.7B', note: 'Q4_K_M · small and quick, thinks before answering', url: 'hf://bartowski/Qwen_Qwen3-1.7B-GGUF/Qwen_Qwen3-1.7B-Q4_K_M.gguf', size: 1.28 * GB, gpu: 1.80 * GB },
+  { id: 'qwen3-4b', name: 'Qwen3 4B', note: 'Q4_K_M · thinks before answering', url: 'hf://bartowski/Qwen_Qwen3-4B-GGUF/Qwen_Qwen3-4B-Q4_K_M.gguf', size: 2.50 * GB, gpu: 3.17 * GB },
 ];
 
 // ---------------------------------------------------------------------------- network policy
