@@ -29,6 +29,6 @@ node_modules/.bin/wasm-opt -O3 --enable-bulk-memory --enable-nontrapping-float-t
   "$OUT/hearth_wasm_bg.wasm" -o "$OUT/hearth_wasm_bg.wasm"
 cp crates/hearth-web/js/*.js crates/hearth-web/js/*.d.ts "$OUT/"
 # The demo's service worker caches by build: name this one by its files' contents.
-build=$(cat www/index.html www/app.js www/app.css www/markdown.js www/sw.js "$OUT"/* | sha256sum | cut -c1-16)
+build=$(cat www/index.html www/app.js www/app.css www/markdown.js www/conversations.js www/sw.js "$OUT"/* | sha256sum | cut -c1-16)
 echo "self.HEARTH_BUILD = '$build';" > www/version.js
 echo "build-web: $(du -h "$OUT/hearth_wasm_bg.wasm" | cut -f1) wasm in $OUT/ (entry: $OUT/hearth.js)" >&2

@@ -1,8 +1,10 @@
-// The Hearth demo: a chat page on the JS API (pkg/hearth.js). Model picker, download
-// progress, streaming chat, cache manager; installable and offline through sw.js.
+// The Hearth demo: a chat page on the JS API (pkg/hearth.js). Model picker (one click starts a
+// model), download progress, streaming chat, conversations kept in this browser
+// (conversations.js), cache manager; installable and offline through sw.js.
 
 import { Engine, cache, hasWebGPU } from './pkg/hearth.js';
 import { renderMarkdown } from './markdown.js';
+import * as chats from './conversations.js';
 
 const GB = 1e9;
 /**
@@ -50,6 +52,7 @@ const reachable = (source) => hostsFor(source).every((host) => allowedHosts.incl
 const $ = (id) => document.getElementById(id);
 const ui = {
   panel: $('panel'), togglePanel: $('toggle-panel'), webgpu: $('webgpu-status'), presets: $('presets'), presetForm: $('preset-form'),
+  chatList: $('chat-list'), startBuiltin: $('start-builtin'), emptyHelp: $('empty-help'), deleteAll: $('delete-all'),
   customUrl: $('custom-url'), loadButton: $('load-button'), drop: $('drop-zone'), fileInput: $('file-input'),
   progress: $('progress'), phase: $('progress-phase'), figures: $('progress-figures'), bar: $('progress-bar'), cancel: $('cancel-load'),
   modelStatus: $('model-status'), system: $('system-prompt'), temperature: $('temperature'), topP: $('top-p'), maxTokens: $('max-tokens'),
@@ -58,7 +61,10 @@ const ui = {
   send: $('send'), stop: $('stop'), newChat: $('new-chat'),
 };
 
-const state = { engine: null, loading: null, history: [], generating: null, modelLabel: '' };
+// `conversation`: the open one ({ id, title, messages, … } as conversations.js keeps it), null
+// for a new chat not yet saved (it is saved with its first message).
+const state = { engine: null, loading: null, conversation: null, generating: null, modelLabel: '', modelSource: null };
+let gpuReady = false;
 
 function formatBytes(n) {
   if (!Number.isFinite(n)) return '?';
@@ -83,29 +89,44 @@ function showError(message) {
 // ---------------------------------------------------------------------------- model picker
 
 function renderPresets() {
-  ui.presets.replaceChildren(...PRESETS.map((p, i) => {
-    const label = document.createElement('label');
-    label.className = 'preset';
-    const radio = Object.assign(document.createElement('input'), { type: 'radio', name: 'preset', value: p.id, checked: i === 0 });
+  ui.presets.replaceChildren(...PRESETS.map((p) => {
+    const li = document.createElement('li');
+    const button = Object.assign(document.createElement('button'), { type: 'button', className: 'preset' });
+    button.dataset.preset = p.id;
     const name = Object.assign(document.createElement('span'), { className: 'name', textContent: p.name });
     if (p.badge) name.append(Object.assign(document.createElement('span'), { className: 'badge', textContent: p.badge }));
     const meta = Object.assign(document.createElement('span'), { className: 'meta', textContent: `${p.note} · ${formatBytes(p.size)} download · ~${formatBytes(p.gpu)} GPU memory` });
-    radio.addEventListener('change', () => { ui.customUrl.value = ''; });
-    label.append(radio, name, meta);
-    return label;
+    button.append(name, meta);
+    button.addEventListener('click', () => loadModel(p.url, p.name));
+    li.append(button);
+    return li;
   }));
+  markLoadedPreset();
 }
 
-function selectedSource() {
-  const custom = ui.customUrl.value.trim();
-  if (custom) return { source: custom, label: custom.split('/').pop() };
-  const id = new FormData(ui.presetForm).get('preset');
-  const preset = PRESETS.find((p) => p.id === id) ?? PRESETS[0];
-  return { source: preset.url, label: preset.name };
+/** Shows which preset is loaded (and says so to screen readers). */
+function markLoadedPreset() {
+  for (const button of ui.presets.querySelectorAll('button')) {
+    const preset = PRESETS.find((p) => p.id === button.dataset.preset);
+    if (preset.url === state.modelSource && state.engine) button.setAttribute('aria-current', 'true');
+    else button.removeAttribute('aria-current');
+  }
+}
+
+/** The empty chat: the page's own model in one click while none is loaded. */
+function renderEmptyState() {
+  const builtin = PRESETS[0];
+  const offer = !state.engine && !state.loading && gpuReady;
+  ui.startBuiltin.hidden = !offer;
+  ui.startBuiltin.textContent = `Start with ${builtin.name} (${formatBytes(builtin.size)}, served by this page)`;
+  ui.emptyHelp.textContent = state.engine
+    ? `${state.modelLabel} is ready. Ask anything; the conversation stays in this browser.`
+    : 'Models download once into this browser and work offline afterwards; your conversations never leave this device. Pick a larger model in the panel for real answers.';
 }
 
 function setBusy(busy) {
   ui.loadButton.disabled = busy;
+  for (const button of ui.presets.querySelectorAll('button')) button.disabled = busy;
   ui.drop.setAttribute('aria-disabled', String(busy));
   ui.progress.hidden = !busy;
 }
@@ -139,6 +160,7 @@ async function loadModel(source, label) {
   const controller = new AbortController();
   state.loading = controller;
   setBusy(true);
+  renderEmptyState();
   ui.modelStatus.textContent = `Preparing ${label}…`;
   delete ui.modelStatus.dataset.ready;
   showProgress({ phase: 'download', loaded: 0, total: 0, bytesPerSecond: 0 });
@@ -155,6 +177,7 @@ async function loadModel(source, label) {
     });
     state.engine = engine;
     state.modelLabel = label;
+    state.modelSource = source;
     if (typeof source === 'string') localStorage.setItem('hearth:last-model', JSON.stringify({ source, label }));
     if (chosenModel) history.replaceState(null, '', location.pathname);
     const from = typeof source !== 'string' ? 'from your disk' : engine.networkBytes === 0 ? 'from this browser\'s cache' : `after downloading ${formatBytes(engine.networkBytes)}`;
@@ -173,15 +196,23 @@ async function loadModel(source, label) {
   } finally {
     state.loading = null;
     setBusy(false);
+    markLoadedPreset();
+    renderEmptyState();
     refreshCache();
   }
 }
 
 ui.presetForm.addEventListener('submit', (e) => {
   e.preventDefault();
-  const { source, label } = selectedSource();
-  loadModel(source, label);
+  const source = ui.customUrl.value.trim();
+  if (!source) {
+    showError('Type a model\'s address first, or pick one of the models above.');
+    ui.customUrl.focus();
+    return;
+  }
+  loadModel(source, source.split('/').pop());
 });
+ui.startBuiltin.addEventListener('click', () => loadModel(PRESETS[0].url, PRESETS[0].name));
 ui.cancel.addEventListener('click', () => state.loading?.abort());
 
 function loadFiles(files) {
@@ -246,11 +277,117 @@ function addFooter(box, text, stats, finish) {
   box.append(footer);
 }
 
+/** Shows `conversation`'s messages (none for a new chat). */
+function renderConversation() {
+  ui.messages.replaceChildren(ui.empty);
+  const messages = state.conversation?.messages ?? [];
+  ui.empty.hidden = messages.length > 0;
+  for (const m of messages) {
+    const { box } = addMessage(m.role, m.content);
+    if (m.role === 'assistant') addFooter(box, m.content, m.stats, m.finish);
+  }
+  renderChatList();
+}
+
+/** The conversations, newest first: open, rename, delete. */
+async function renderChatList() {
+  let all;
+  try {
+    all = await chats.listConversations();
+  } catch (e) {
+    ui.chatList.replaceChildren(Object.assign(document.createElement('li'), { className: 'note', textContent: `Conversations cannot be kept here: ${e.message}` }));
+    return;
+  }
+  if (!all.length) {
+    ui.chatList.replaceChildren(Object.assign(document.createElement('li'), { className: 'note', textContent: 'None yet: your first message starts one.' }));
+    return;
+  }
+  ui.chatList.replaceChildren(...all.map((c) => {
+    const li = document.createElement('li');
+    const open = Object.assign(document.createElement('button'), { type: 'button', className: 'chat-title', textContent: c.title });
+    if (c.id === state.conversation?.id) open.setAttribute('aria-current', 'true');
+    open.addEventListener('click', () => openConversation(c.id));
+    const rename = Object.assign(document.createElement('button'), { type: 'button', className: 'ghost small', textContent: 'Rename' });
+    rename.setAttribute('aria-label', `Rename “${c.title}”`);
+    rename.addEventListener('click', () => startRename(li, c));
+    const del = Object.assign(document.createElement('button'), { type: 'button', className: 'ghost small', textContent: 'Delete' });
+    del.setAttribute('aria-label', `Delete “${c.title}”`);
+    del.addEventListener('click', async () => {
+      await chats.deleteConversation(c.id);
+      if (state.conversation?.id === c.id) startNewChat();
+      else renderChatList();
+    });
+    li.append(open, rename, del);
+    return li;
+  }));
+}
+
+/** Renames in place: Enter keeps the new title, Escape the old one. */
+function startRename(li, conversation) {
+  const input = Object.assign(document.createElement('input'), { type: 'text', value: conversation.title, className: 'rename' });
+  input.setAttribute('aria-label', 'New title');
+  const finish = async (keep) => {
+    input.removeEventListener('blur', onBlur);
+    if (keep) {
+      const renamed = await chats.renameConversation(conversation.id, input.value);
+      if (renamed && state.conversation?.id === renamed.id) state.conversation.title = renamed.title;
+    }
+    await renderChatList();
+    ui.chatList.querySelector('[aria-current="true"]')?.focus();
+  };
+  const onBlur = () => finish(true);
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') { e.preventDefault(); finish(true); }
+    if (e.key === 'Escape') { e.preventDefault(); finish(false); }
+  });
+  input.addEventListener('blur', onBlur);
+  li.replaceChildren(input);
+  input.focus();
+  input.select();
+}
+
+async function openConversation(id) {
+  if (state.generating) state.generating.abort();
+  const conversation = await chats.getConversation(id);
+  if (!conversation) { renderChatList(); return; }
+  state.conversation = conversation;
+  localStorage.setItem('hearth:open-chat', id);
+  renderConversation();
+  // On a narrow screen the chat is what the user came for.
+  if (matchMedia('(max-width: 760px)').matches) {
+    ui.panel.hidden = true;
+    ui.togglePanel.setAttribute('aria-expanded', 'false');
+  }
+  if (!ui.prompt.disabled) ui.prompt.focus();
+}
+
+function startNewChat() {
+  state.generating?.abort();
+  state.conversation = null;
+  localStorage.removeItem('hearth:open-chat');
+  renderConversation();
+  if (!ui.prompt.disabled) ui.prompt.focus();
+}
+
+/** Saves the open conversation; a failure to save is said, never silent. */
+async function persist() {
+  try {
+    await chats.saveConversation(state.conversation);
+    localStorage.setItem('hearth:open-chat', state.conversation.id);
+  } catch (e) {
+    showError(`This conversation could not be saved in the browser (${e.message}); it stays on screen until you leave the page.`);
+  }
+  renderChatList();
+}
+
 async function send(text) {
   const engine = state.engine;
   if (!engine || state.generating || !text.trim()) return;
   showError('');
-  state.history.push({ role: 'user', content: text });
+  state.conversation ??= chats.newConversation(text);
+  const conversation = state.conversation;
+  conversation.messages.push({ role: 'user', content: text });
+  await persist();
   addMessage('user', text);
   const { box, content } = addMessage('assistant', '');
   box.classList.add('streaming');
@@ -260,7 +397,8 @@ async function send(text) {
   ui.stop.hidden = false;
   ui.stop.focus();
   const system = ui.system.value.trim();
-  const messages = system ? [{ role: 'system', content: system }, ...state.history] : [...state.history];
+  const history = conversation.messages.map(({ role, content: c }) => ({ role, content: c }));
+  const messages = system ? [{ role: 'system', content: system }, ...history] : history;
   let reply = '';
   let last = null;
   try {
@@ -277,12 +415,21 @@ async function send(text) {
       }
       last = chunk;
     }
-    state.history.push({ role: 'assistant', content: reply });
-    addFooter(box, reply, last?.hearth, last?.choices[0].finish_reason);
+    const stats = last?.hearth ?? null;
+    const finish = last?.choices[0].finish_reason ?? null;
+    conversation.messages.push({ role: 'assistant', content: reply, stats, finish });
+    if (state.conversation === conversation) addFooter(box, reply, stats, finish);
+    await persist();
   } catch (e) {
-    state.history.pop();
     showError(e.message);
-    if (!reply) box.remove();
+    if (!reply && state.conversation === conversation) {
+      // Nothing came back: the message goes back to the composer, not into the conversation.
+      conversation.messages.pop();
+      if (conversation.messages.length) await persist();
+      else { await chats.deleteConversation(conversation.id).catch(() => {}); state.conversation = null; }
+      renderConversation();
+      ui.prompt.value = text;
+    }
   } finally {
     box.classList.remove('streaming');
     state.generating = null;
@@ -302,14 +449,7 @@ ui.prompt.addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); ui.composer.requestSubmit(); }
 });
 ui.stop.addEventListener('click', () => state.generating?.abort());
-ui.newChat.addEventListener('click', async () => {
-  state.generating?.abort();
-  state.history = [];
-  ui.messages.replaceChildren(ui.empty);
-  ui.empty.hidden = false;
-  await state.engine?.resetChat();
-  ui.prompt.focus();
-});
+ui.newChat.addEventListener('click', startNewChat);
 
 for (const [input, output] of [[ui.temperature, $('temperature-value')], [ui.topP, $('top-p-value')]]) {
   const show = () => { output.textContent = Number(input.value).toFixed(2); };
@@ -350,6 +490,30 @@ async function refreshCache() {
   }
 }
 
+ui.deleteAll.addEventListener('click', async () => {
+  if (!confirm('Delete every conversation and every downloaded model from this browser? This cannot be undone.')) return;
+  state.loading?.abort();
+  state.generating?.abort();
+  await state.engine?.unload();
+  state.engine = null;
+  setChatEnabled(false);
+  try {
+    await chats.deleteAllConversations();
+    for (const m of await cache.list()) await cache.delete(m.url);
+    for (const key of Object.keys(localStorage)) if (key.startsWith('hearth:')) localStorage.removeItem(key);
+    ui.modelStatus.textContent = 'Everything Hearth kept in this browser is deleted.';
+    delete ui.modelStatus.dataset.ready;
+  } catch (e) {
+    showError(`Not everything could be deleted: ${e.message}`);
+  }
+  state.conversation = null;
+  state.modelSource = null;
+  renderConversation();
+  markLoadedPreset();
+  renderEmptyState();
+  refreshCache();
+});
+
 ui.persist.addEventListener('click', async () => {
   const granted = await cache.persist();
   ui.storage.textContent = granted ? 'The browser will keep downloaded models.' : 'The browser declined (it may grant this after you install the app or use it more).';
@@ -380,8 +544,14 @@ refreshCache();
 if ('serviceWorker' in navigator) {
   navigator.serviceWorker.register('sw.js').catch(() => {});
 }
+// The conversation open when the page was left, as it was.
+const openChat = localStorage.getItem('hearth:open-chat');
+state.conversation = openChat ? ((await chats.getConversation(openChat).catch(() => null)) ?? null) : null;
+renderConversation();
 const gpuOk = await checkWebGPU();
+gpuReady = gpuOk;
 ui.loadButton.disabled = !gpuOk;
+renderEmptyState();
 document.body.dataset.ready = 'true';
 if (gpuOk && chosenModel) {
   loadModel(chosenModel.source, chosenModel.label);

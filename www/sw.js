@@ -9,7 +9,7 @@
 importScripts('version.js');
 const CACHE = `hearth-shell-${self.HEARTH_BUILD}`;
 const SHELL = [
-  './', 'index.html', 'app.css', 'app.js', 'markdown.js', 'manifest.webmanifest',
+  './', 'index.html', 'app.css', 'app.js', 'markdown.js', 'conversations.js', 'manifest.webmanifest',
   'icons/icon-192.png', 'icons/icon-512.png', 'icons/icon-maskable-512.png', 'icons/favicon-32.png',
   'pkg/hearth.js', 'pkg/worker.js', 'pkg/store.js', 'pkg/hearth_wasm.js', 'pkg/hearth_wasm_bg.wasm',
 ];

@@ -14,7 +14,7 @@ try {
   await page.dispatchEvent('#max-tokens', 'change');
   await page.fill('#temperature', '0');
   await page.dispatchEvent('#temperature', 'input');
-  await page.click('#load-button'); // the first preset: SmolLM2
+  await page.click('#start-builtin'); // the page's own model: SmolLM2
   await page.waitForSelector('#model-status[data-ready="true"]', { timeout: 300_000 });
   await page.fill('#prompt', 'What color is the sky on a clear day?');
   await page.keyboard.press('Enter');
