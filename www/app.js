@@ -27,8 +27,10 @@ const PRESETS = [
 // ---------------------------------------------------------------------------- network policy
 // index.html's Content-Security-Policy keeps scripts, styles and workers to this origin. Here,
 // before anything else runs, the page narrows `connect-src` to this origin plus the host of the
-// model the user chose (a second policy can only narrow the first; the engine's worker inherits
-// both), so nothing on the page can send a byte anywhere else. Choosing a model on another host
+// model the user chose (a second policy can only narrow the first), so nothing on the page can
+// send a byte anywhere else. The engine is one worker shared by every tab of the page, which no
+// page's policy governs: it is given the same list (`connectSrc`) and refuses any other host,
+// and tabs under different lists get different engines. Choosing a model on another host
 // reloads the page under a policy for that host.
 const HF_HOSTS = ['https://huggingface.co', 'https://*.huggingface.co', 'https://*.hf.co']; // hf:// downloads are redirected to its CDNs
 
@@ -166,7 +168,10 @@ async function loadModel(source, label) {
   showProgress({ phase: 'download', loaded: 0, total: 0, bytesPerSecond: 0 });
   try {
     const engine = await Engine.load(source, {
-      inheritCsp: true, // the worker's downloads under this page's policy
+      // One engine for every tab of the page: a second tab gets the model without a second
+      // copy on the GPU. Its downloads obey this page's list of hosts.
+      shared: true,
+      connectSrc: ["'self'", ...allowedHosts],
       signal: controller.signal,
       onProgress: showProgress,
       onDeviceLost: (e) => {
@@ -180,7 +185,7 @@ async function loadModel(source, label) {
     state.modelSource = source;
     if (typeof source === 'string') localStorage.setItem('hearth:last-model', JSON.stringify({ source, label }));
     if (chosenModel) history.replaceState(null, '', location.pathname);
-    const from = typeof source !== 'string' ? 'from your disk' : engine.networkBytes === 0 ? 'from this browser\'s cache' : `after downloading ${formatBytes(engine.networkBytes)}`;
+    const from = engine.reused ? 'shared with another tab of this page' : typeof source !== 'string' ? 'from your disk' : engine.networkBytes === 0 ? 'from this browser\'s cache' : `after downloading ${formatBytes(engine.networkBytes)}`;
     ui.modelStatus.textContent = `${label} is ready (${from}). Context: ${engine.info.contextLength} tokens.`;
     ui.modelStatus.dataset.ready = 'true';
     setChatEnabled(true);
@@ -351,7 +356,7 @@ async function openConversation(id) {
   const conversation = await chats.getConversation(id);
   if (!conversation) { renderChatList(); return; }
   state.conversation = conversation;
-  localStorage.setItem('hearth:open-chat', id);
+  sessionStorage.setItem('hearth:open-chat', id);
   renderConversation();
   // On a narrow screen the chat is what the user came for.
   if (matchMedia('(max-width: 760px)').matches) {
@@ -364,7 +369,7 @@ async function openConversation(id) {
 function startNewChat() {
   state.generating?.abort();
   state.conversation = null;
-  localStorage.removeItem('hearth:open-chat');
+  sessionStorage.removeItem('hearth:open-chat');
   renderConversation();
   if (!ui.prompt.disabled) ui.prompt.focus();
 }
@@ -373,7 +378,7 @@ function startNewChat() {
 async function persist() {
   try {
     await chats.saveConversation(state.conversation);
-    localStorage.setItem('hearth:open-chat', state.conversation.id);
+    sessionStorage.setItem('hearth:open-chat', state.conversation.id);
   } catch (e) {
     showError(`This conversation could not be saved in the browser (${e.message}); it stays on screen until you leave the page.`);
   }
@@ -384,6 +389,14 @@ async function send(text) {
   const engine = state.engine;
   if (!engine || state.generating || !text.trim()) return;
   showError('');
+  if (state.conversation) {
+    // Another tab may have added to this conversation since it was opened here.
+    const stored = await chats.getConversation(state.conversation.id).catch(() => null);
+    if (stored && stored.messages.length !== state.conversation.messages.length) {
+      state.conversation = stored;
+      renderConversation();
+    }
+  }
   state.conversation ??= chats.newConversation(text);
   const conversation = state.conversation;
   conversation.messages.push({ role: 'user', content: text });
@@ -421,7 +434,18 @@ async function send(text) {
     if (state.conversation === conversation) addFooter(box, reply, stats, finish);
     await persist();
   } catch (e) {
-    showError(e.message);
+    if (e.code === 'model-replaced') {
+      state.engine = null;
+      state.modelSource = null;
+      setChatEnabled(false);
+      markLoadedPreset();
+      renderEmptyState();
+      ui.modelStatus.textContent = '';
+      delete ui.modelStatus.dataset.ready;
+      showError('Another tab of this page loaded a different model. Pick a model to go on.');
+    } else {
+      showError(e.message);
+    }
     if (!reply && state.conversation === conversation) {
       // Nothing came back: the message goes back to the composer, not into the conversation.
       conversation.messages.pop();
@@ -500,7 +524,9 @@ ui.deleteAll.addEventListener('click', async () => {
   try {
     await chats.deleteAllConversations();
     for (const m of await cache.list()) await cache.delete(m.url);
-    for (const key of Object.keys(localStorage)) if (key.startsWith('hearth:')) localStorage.removeItem(key);
+    for (const storage of [localStorage, sessionStorage]) {
+      for (const key of Object.keys(storage)) if (key.startsWith('hearth:')) storage.removeItem(key);
+    }
     ui.modelStatus.textContent = 'Everything Hearth kept in this browser is deleted.';
     delete ui.modelStatus.dataset.ready;
   } catch (e) {
@@ -544,8 +570,8 @@ refreshCache();
 if ('serviceWorker' in navigator) {
   navigator.serviceWorker.register('sw.js').catch(() => {});
 }
-// The conversation open when the page was left, as it was.
-const openChat = localStorage.getItem('hearth:open-chat');
+// The conversation this tab had open before a reload (each tab keeps its own), as it was.
+const openChat = sessionStorage.getItem('hearth:open-chat');
 state.conversation = openChat ? ((await chats.getConversation(openChat).catch(() => null)) ?? null) : null;
 renderConversation();
 const gpuOk = await checkWebGPU();

@@ -179,6 +179,29 @@ test('"delete all my data" leaves no IndexedDB records', async () => {
   await context.close();
 });
 
+test('two tabs of the page share one engine, and the second goes on when the first closes', async () => {
+  const context = await browser.newContext();
+  const first = await openDemo(context);
+  await first.fill('#max-tokens', '4');
+  await first.dispatchEvent('#max-tokens', 'change');
+  await loadByUrl(first, `${server.url}${MODEL}`);
+  await sendAndWait(first, 'From the first tab');
+  // The second tab comes back to the last model: the first tab's, already on the GPU.
+  server.clearLog();
+  const second = await openDemo(context);
+  await second.waitForSelector('#model-status[data-ready="true"]', { state: 'attached', timeout: 120_000 });
+  assert.match(await second.textContent('#model-status'), /shared with another tab of this page/);
+  assert.deepEqual(server.requests(MODEL), [], 'nothing downloaded again');
+  assert.equal(await second.locator('.message').count(), 0, 'a new tab opens a new chat');
+  // Both chat, each in its own conversation, at the same time.
+  await Promise.all([sendAndWait(first, 'First tab again'), sendAndWait(second, 'From the second tab')]);
+  await first.close();
+  await sendAndWait(second, 'After the first tab closed');
+  assert.equal(await second.locator('.message.assistant .footer').count(), 2);
+  assert.deepEqual(second.errors, []);
+  await context.close();
+});
+
 test('axe-core finds no serious or critical accessibility violation', async () => {
   // axe is injected into the page; the page's CSP would refuse an injected script.
   const context = await browser.newContext({ bypassCSP: true });

@@ -50,6 +50,24 @@ export interface LoadOptions {
    * the model download too. With a bundler, pass `workerUrl` as well.
    */
   inheritCsp?: boolean;
+  /**
+   * One engine for every page of this origin (a SharedWorker): a page loading the model
+   * another page already has on the GPU gets it without reading or uploading anything, and
+   * requests from all pages are answered in the order they came. Loading a different model
+   * replaces it for every page (their calls then fail with code 'model-replaced'); `unload`
+   * frees it once no page uses it; closing a page leaves the others working. Where the
+   * browser has no SharedWorker, the page gets its own engine. Off by default; not with
+   * `inheritCsp`.
+   */
+  shared?: boolean;
+  /**
+   * Origins the engine's worker may download from, as CSP source expressions (`'self'`,
+   * `https://host`, `https://*.host`, `http://host:*`); a request anywhere else is refused
+   * with code 'blocked-by-policy' before it leaves, and a redirect elsewhere as soon as it is
+   * seen (its body unread). For a shared worker, which no page's Content-Security-Policy
+   * governs. Pages with different lists never share.
+   */
+  connectSrc?: string[];
   /** Called when the GPU device is lost; load into a new engine to go on. */
   onDeviceLost?: (error: HearthError) => void;
   /**
@@ -260,6 +278,10 @@ export declare class Engine {
   readonly adapter: AdapterInfo;
   /** Bytes this load fetched from the network (0 when everything came from the cache). */
   readonly networkBytes: number;
+  /** Whether this engine is the one shared by this origin's pages (`shared: true`). */
+  readonly shared: boolean;
+  /** Whether the model was on the GPU already, loaded by another page (nothing was uploaded). */
+  readonly reused: boolean;
   /** Where the load's time went, in seconds: starting wasm and the GPU device; the download
    *  until its last byte was stored (the upload runs beside it); waiting for the model's bytes
    *  (storage, checks, chunks still downloading); and the rest of the upload (parsing,

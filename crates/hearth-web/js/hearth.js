@@ -68,13 +68,17 @@ class Channel {
 }
 
 class Rpc {
+  /** `worker`: a Worker, or a SharedWorker (spoken to through its port). */
   constructor(worker) {
     this.worker = worker;
+    this.port = worker.port ?? worker;
     this.nextId = 1;
     this.pending = new Map();
     this.onDeviceLost = null;
     this.lost = null;
-    worker.onmessage = (e) => this.receive(e.data);
+    this.replaced = null;
+    this.port.onmessage = (e) => this.receive(e.data);
+    worker.port?.start();
     worker.onerror = (e) => {
       e.preventDefault?.();
       this.failAll(new HearthError(`the Hearth worker failed: ${e.message ?? 'it could not start (is hearth_wasm.js served next to hearth.js?)'}`, 'worker'));
@@ -84,13 +88,14 @@ class Rpc {
   call(op, args = {}, { signal, onEvent } = {}) {
     if (this.lost) return Promise.reject(new HearthError(`the GPU device was lost (${this.lost}); load the model into a new engine`, 'device-lost'));
     if (!this.worker) return Promise.reject(new HearthError('this engine was unloaded; load a model into a new engine', 'unloaded'));
+    if (this.replaced && op !== 'unload') return Promise.reject(new HearthError(`${this.replaced}; load the model again`, 'model-replaced'));
     if (signal?.aborted) return Promise.reject(abortError());
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      const onAbort = () => this.worker?.postMessage({ op: 'abort', target: id });
+      const onAbort = () => this.port?.postMessage({ op: 'abort', target: id });
       signal?.addEventListener('abort', onAbort, { once: true });
       this.pending.set(id, { resolve, reject, onEvent, cleanup: () => signal?.removeEventListener('abort', onAbort) });
-      this.worker.postMessage({ id, op, ...args });
+      this.port.postMessage({ id, op, ...args });
     });
   }
 
@@ -98,6 +103,10 @@ class Rpc {
     if (msg.type === 'device-lost') {
       this.lost = msg.message;
       this.onDeviceLost?.(msg.message);
+      return;
+    }
+    if (msg.type === 'model-replaced') {
+      this.replaced = msg.message;
       return;
     }
     const p = this.pending.get(msg.id);
@@ -114,10 +123,13 @@ class Rpc {
     this.pending.clear();
   }
 
+  /** Stops a dedicated worker; leaves a shared one to the other pages. */
   terminate() {
     this.failAll(new HearthError('the engine was unloaded', 'unloaded'));
-    this.worker?.terminate();
+    if (this.worker?.port) this.worker.port.close();
+    else this.worker?.terminate();
     this.worker = null;
+    this.port = null;
   }
 }
 
@@ -214,6 +226,11 @@ export class Engine {
      *  pipelines still compiling and for the GPU's last writes). `storedChunks` and
      *  `storedChunkReads`: the cache's chunks and how many times they were read back. */
     this.loadProfile = loaded.loadProfile;
+    /** Whether this engine is the worker shared by this origin's pages (`shared: true` where
+     *  the browser has SharedWorker), and whether the model was on the GPU already, loaded by
+     *  another page (then nothing was read or uploaded). */
+    this.shared = !!rpc.worker.port;
+    this.reused = !!loaded.reused;
     this.onDeviceLost = options.onDeviceLost ?? null;
     rpc.onDeviceLost = (message) => this.onDeviceLost?.(new HearthError(`the GPU device was lost (${message}); load the model into a new engine`, 'device-lost'));
     const engine = this;
@@ -233,11 +250,20 @@ export class Engine {
     if (options.kernels !== undefined && !['auto', 'gpu', 'cpu'].includes(options.kernels)) {
       throw new HearthError(`kernels: '${options.kernels}' is not one of 'auto', 'gpu', 'cpu'`, 'bad-request');
     }
+    if (options.shared && options.inheritCsp) {
+      throw new HearthError('shared and inheritCsp cannot go together: a worker shared by several pages cannot live under one page\'s policy', 'bad-request');
+    }
     let worker;
     try {
       // Written out literally so that bundlers (Vite, webpack, Parcel) recognise the worker
-      // and bundle it with its wasm.
-      if (options.inheritCsp) worker = policyBoundWorker(options.workerUrl ?? import.meta.url.replace(/[^/]*$/, 'worker.js'));
+      // and bundle it with its wasm. Shared: one worker for every page of this origin that
+      // asks for it (where the browser has no SharedWorker, a page gets its own).
+      // Pages with different `connectSrc` lists never share a worker.
+      const shared = options.shared && typeof SharedWorker !== 'undefined';
+      const name = `hearth-shared ${JSON.stringify(options.connectSrc ?? null)}`;
+      if (shared && options.workerUrl) worker = new SharedWorker(options.workerUrl, { type: 'module', name });
+      else if (shared) worker = new SharedWorker(new URL('./worker.js', import.meta.url), { type: 'module', name });
+      else if (options.inheritCsp) worker = policyBoundWorker(options.workerUrl ?? import.meta.url.replace(/[^/]*$/, 'worker.js'));
       else if (options.workerUrl) worker = new Worker(options.workerUrl, { type: 'module', name: 'hearth' });
       else worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'hearth' });
     } catch (e) {
@@ -247,7 +273,7 @@ export class Engine {
     try {
       const loaded = await rpc.call('load', {
         source: described,
-        options: { chunkSize: options.chunkSize, contextLength: options.contextLength, gpuMemoryBytes: options.gpuMemoryBytes, kernels: options.kernels },
+        options: { chunkSize: options.chunkSize, contextLength: options.contextLength, gpuMemoryBytes: options.gpuMemoryBytes, kernels: options.kernels, connectSrc: options.connectSrc },
       }, {
         signal: options.signal,
         onEvent: (event) => options.onProgress?.({ phase: event.phase, loaded: event.loaded, total: event.total, bytesPerSecond: event.bytesPerSecond }),
@@ -348,7 +374,8 @@ export class Engine {
    * holds now and its peak since the model began to load. */
   stats() { return this.rpc.call('stats'); }
 
-  /** Frees the GPU memory and stops the worker. The engine cannot be used afterwards. */
+  /** Frees the GPU memory and stops the worker (shared: once no other page uses the model).
+   *  The engine cannot be used afterwards. */
   async unload() {
     if (!this.rpc.worker) return;
     await this.rpc.call('unload').catch(() => {});

@@ -198,10 +198,45 @@ globalThis.addEventListener?.('securitypolicyviolation', (e) => {
   if (e.effectiveDirective === 'connect-src') refusedByPolicy.push(e.blockedURI);
 });
 
+// Origins downloads may reach, as CSP source expressions ('self', https://host,
+// https://*.host, http://host:*), for a worker no page's policy governs (a SharedWorker);
+// null: no list (the policy, if any, is the page's).
+let connectPolicy = null;
+
+export function setConnectPolicy(sources) {
+  connectPolicy = sources ?? null;
+}
+
+function allowedByPolicy(url) {
+  if (!connectPolicy) return true;
+  const u = new URL(url);
+  return connectPolicy.some((source) => {
+    if (source === "'self'") return u.origin === self.location.origin;
+    const m = /^(https?):\/\/(\*\.)?([^/:]+)(?::(\d+|\*))?$/.exec(source);
+    if (!m || u.protocol !== `${m[1]}:`) return false;
+    const hostOk = m[2] ? u.hostname.endsWith(`.${m[3]}`) : u.hostname === m[3];
+    const port = u.port || (u.protocol === 'https:' ? '443' : '80');
+    const portOk = m[4] === '*' || (m[4] ?? (m[1] === 'https' ? '443' : '80')) === port;
+    return hostOk && portOk;
+  });
+}
+
+function refusedError(url) {
+  return new HearthError(`this page's policy does not allow connections to ${new URL(url).origin}; the page must allow that host before a model can be downloaded from it`, 'blocked-by-policy');
+}
+
 async function fetchOrExplain(url, init) {
+  if (!allowedByPolicy(url)) throw refusedError(url);
   try {
-    return await fetch(url, init);
+    const response = await fetch(url, init);
+    // A redirect elsewhere (a CDN) must be on the list too.
+    if (response.url && !allowedByPolicy(response.url)) {
+      await response.body?.cancel();
+      throw refusedError(response.url);
+    }
+    return response;
   } catch (e) {
+    if (e instanceof HearthError) throw e;
     if (e?.name === 'AbortError') throw e;
     await new Promise((resolve) => setTimeout(resolve, 0)); // let a violation event arrive
     const origin = new URL(url).origin;

@@ -1,11 +1,14 @@
 // Hearth's worker: owns the wasm engine and the GPU device, downloads into the cache, and
-// answers the main thread's requests one at a time (so the page never blocks and two
-// generations never interleave). Protocol, main → worker: { id, op, ...args } and
-// { op: 'abort', target: id }; worker → main: { id, type: 'event' | 'result' | 'error', ... }
-// and { type: 'device-lost', message }.
+// answers requests one at a time (so the page never blocks and two generations never
+// interleave). It runs as a dedicated worker (one page's engine) or as a SharedWorker (one
+// engine for every page of an origin that asks for it: `Engine.load(src, { shared: true })`),
+// where each connected page is a client with its own port and requests from all of them
+// are answered in the order they came. Protocol, page → worker: { id, op, ...args } and
+// { op: 'abort', target: id }; worker → page: { id, type: 'event' | 'result' | 'error', ... },
+// { type: 'device-lost', message } and, shared, { type: 'model-replaced', message }.
 
 import init, { WasmEngine, wasmMemoryBytes } from './hearth_wasm.js';
-import { BlobFile, CachedFile, Concatenation, HearthError, DEFAULT_CHUNK_BYTES } from './store.js';
+import { BlobFile, CachedFile, Concatenation, HearthError, DEFAULT_CHUNK_BYTES, setConnectPolicy } from './store.js';
 
 let wasmReady = null;
 let engine = null;
@@ -14,8 +17,22 @@ const controllers = new Map();
 
 const abortError = () => new DOMException('The operation was aborted.', 'AbortError');
 
-function post(message) {
-  self.postMessage(message);
+/** A page connected to this worker: where its answers go. */
+const dedicatedClient = { id: 0, port: self };
+/** Shared: the pages using the loaded model (those that loaded it and did not unload). */
+const clients = new Set();
+let nextClientId = 1;
+/** Shared: what the loaded model was loaded from (URLs and options), and that load's answer,
+ *  so that a page asking for the same model gets it without a second upload. */
+let loadedKey = null;
+let loadedResult = null;
+
+function post(client, message) {
+  client.port.postMessage(message);
+}
+
+function broadcast(message, except = null) {
+  for (const client of clients) if (client !== except) post(client, message);
 }
 
 /**
@@ -46,7 +63,8 @@ async function getEngine(kernels = 'auto') {
 
 /** Progress in phases, with speed over the last couple of seconds; throttled. */
 class Progress {
-  constructor(id) {
+  constructor(client, id) {
+    this.client = client;
     this.id = id;
     this.phase = null;
     this.lastPost = 0;
@@ -79,7 +97,7 @@ class Progress {
     const [t0, b0] = this.samples[0];
     const seconds = (now - t0) / 1000;
     const bytesPerSecond = seconds > 0.05 ? (this.loaded - b0) / seconds : 0;
-    post({ id: this.id, type: 'event', event: { kind: 'progress', phase: this.phase, loaded: this.loaded, total: this.total, bytesPerSecond, wasmMemoryBytes: wasmMemoryBytes() } });
+    post(this.client, { id: this.id, type: 'event', event: { kind: 'progress', phase: this.phase, loaded: this.loaded, total: this.total, bytesPerSecond, wasmMemoryBytes: wasmMemoryBytes() } });
   }
 }
 
@@ -103,11 +121,44 @@ async function withReader(whole, signal, call, timing = { readMs: 0 }) {
   }
 }
 
-async function load(msg, signal) {
+/** What identifies a load for sharing: the URLs and the options; files are never shared. */
+function loadKey(msg) {
+  if (msg.source.kind !== 'url') return null;
+  const o = msg.options ?? {};
+  return JSON.stringify([msg.source.urls, o.contextLength ?? null, o.gpuMemoryBytes ?? null, o.kernels ?? 'auto']);
+}
+
+async function load(msg, signal, client) {
+  setConnectPolicy(msg.options?.connectSrc);
+  const key = loadKey(msg);
+  if (client !== dedicatedClient) {
+    if (key !== null && key === loadedKey && engine) {
+      // The model is on the GPU already, for another page: share it.
+      clients.add(client);
+      const nothing = Object.fromEntries(Object.keys(loadedResult.loadProfile).map((k) => [k, 0]));
+      const loadProfile = { ...nothing, storedChunks: loadedResult.loadProfile.storedChunks };
+      return { ...loadedResult, networkBytes: 0, loadProfile, reused: true };
+    }
+    // Another model replaces the one the other pages use: they are told.
+    broadcast({ type: 'model-replaced', message: 'another page loaded a different model into the shared engine' }, client);
+    clients.clear();
+    loadedKey = null;
+    loadedResult = null;
+  }
+  const result = await loadModel(msg, signal, client);
+  if (client !== dedicatedClient) {
+    clients.add(client);
+    loadedKey = key;
+    loadedResult = result;
+  }
+  return { ...result, reused: false };
+}
+
+async function loadModel(msg, signal, client) {
   const started = performance.now();
   const wasm = await getEngine(msg.options?.kernels);
   const engineReady = performance.now();
-  const progress = new Progress(msg.id);
+  const progress = new Progress(client, msg.id);
   const options = { contextLength: msg.options?.contextLength, gpuMemoryBytes: msg.options?.gpuMemoryBytes };
   // Stops a download running beside the upload when the load fails or is aborted.
   const downloadStop = new AbortController();
@@ -202,14 +253,14 @@ async function load(msg, signal) {
   return { info, adapter: wasm.adapter(), networkBytes, wasmMemoryBytes: wasmMemoryBytes(), loadProfile };
 }
 
-async function generate(msg, signal) {
+async function generate(msg, signal, client) {
   const wasm = await getEngine();
   if (signal.aborted) {
     return { text: '', tokens: [], finishReason: 'abort', stats: null };
   }
   return wasm.generate(msg.request, (text, token) => {
     if (signal.aborted) return false;
-    post({ id: msg.id, type: 'event', event: { kind: 'token', text, token } });
+    post(client, { id: msg.id, type: 'event', event: { kind: 'token', text, token } });
     return true;
   });
 }
@@ -221,7 +272,16 @@ const ops = {
   async detokenize(msg) { return (await getEngine()).detokenize(Uint32Array.from(msg.tokens)); },
   async applyChatTemplate(msg) { return (await getEngine()).applyChatTemplate(msg.messages, msg.addGenerationPrompt ?? true); },
   async reset() { (await getEngine()).reset(); },
-  async unload() { engine?.unload(); },
+  /** Frees the model; shared, only once no other page uses it. */
+  async unload(msg, signal, client) {
+    if (client !== dedicatedClient) {
+      clients.delete(client);
+      if (clients.size > 0) return;
+      loadedKey = null;
+      loadedResult = null;
+    }
+    engine?.unload();
+  },
   /** Testing aid: lose the GPU device as a driver reset would. */
   async loseDevice() { (await getEngine()).loseDeviceForTesting(); },
   async stats() {
@@ -238,12 +298,13 @@ function describeError(e) {
 /** Set when the GPU device is lost: this worker is done; the page makes a new engine. */
 let deviceLost = null;
 
-async function run(msg) {
-  const controller = controllers.get(msg.id);
+async function run(msg, client) {
+  const key = `${client.id}:${msg.id}`;
+  const controller = controllers.get(key);
   try {
     if (deviceLost) throw new HearthError(`the GPU device was lost (${deviceLost}); load the model into a new engine`, 'device-lost');
-    const value = await ops[msg.op](msg, controller.signal);
-    post({ id: msg.id, type: 'result', value });
+    const value = await ops[msg.op](msg, controller.signal, client);
+    post(client, { id: msg.id, type: 'result', value });
   } catch (e) {
     // Report a lost device before the failed call's error, so the page knows why it failed.
     try {
@@ -252,27 +313,38 @@ async function run(msg) {
       if (/lost/i.test(lost?.message ?? '')) {
         deviceLost = lost.message;
         engine = null;
-        post({ type: 'device-lost', message: lost.message });
+        post(client, { type: 'device-lost', message: lost.message });
+        broadcast({ type: 'device-lost', message: lost.message }, client);
       }
     }
     // Errors from inside wasm lose their JS type; an aborted load surfaces as its message.
     const error = controller.signal.aborted && msg.op === 'load' ? abortError() : e;
-    post({ id: msg.id, type: 'error', error: describeError(error) });
+    post(client, { id: msg.id, type: 'error', error: describeError(error) });
   } finally {
-    controllers.delete(msg.id);
+    controllers.delete(key);
   }
 }
 
-self.onmessage = (event) => {
-  const msg = event.data;
+function receive(msg, client) {
   if (msg.op === 'abort') {
-    controllers.get(msg.target)?.abort();
+    controllers.get(`${client.id}:${msg.target}`)?.abort();
     return;
   }
   if (!ops[msg.op]) {
-    post({ id: msg.id, type: 'error', error: { name: 'HearthError', message: `unknown operation '${msg.op}'`, code: 'protocol' } });
+    post(client, { id: msg.id, type: 'error', error: { name: 'HearthError', message: `unknown operation '${msg.op}'`, code: 'protocol' } });
     return;
   }
-  controllers.set(msg.id, new AbortController());
-  queue = queue.then(() => run(msg));
-};
+  controllers.set(`${client.id}:${msg.id}`, new AbortController());
+  // One queue for every page: requests are answered in the order they came.
+  queue = queue.then(() => run(msg, client));
+}
+
+if (typeof SharedWorkerGlobalScope !== 'undefined' && self instanceof SharedWorkerGlobalScope) {
+  self.onconnect = (event) => {
+    const client = { id: nextClientId++, port: event.ports[0] };
+    client.port.onmessage = (e) => receive(e.data, client);
+    client.port.start();
+  };
+} else {
+  self.onmessage = (event) => receive(event.data, dedicatedClient);
+}
