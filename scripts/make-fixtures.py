@@ -128,6 +128,19 @@ PHI4_TEMPLATE = (
 
 
 # ---------------------------------------------------------------- models
+def add_tokenizer(w, tokens, types, merges, pre, template):
+    """The byte-level BPE vocabulary, its pre-tokenizer, control tokens and chat template."""
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre(pre)
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_bos_token_id(tokens.index("<|endoftext|>"))
+    w.add_eos_token_id(tokens.index("<|im_end|>"))
+    w.add_add_bos_token(False)
+    w.add_chat_template(template)
+
+
 def write_model(path, *, dtype, n_head_kv, n_rot, tied, seed, longrope=False, context_length=4096):
     rng = np.random.default_rng(seed)
     tokens, types, merges = build_vocab()
@@ -148,15 +161,7 @@ def write_model(path, *, dtype, n_head_kv, n_rot, tied, seed, longrope=False, co
     if longrope:
         w.add_rope_scaling_orig_ctx_len(256)
         w.add_rope_scaling_attn_factors(math.sqrt(1 + math.log(context_length / 256) / math.log(256)))
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("default")
-    w.add_token_list(tokens)
-    w.add_token_types(types)
-    w.add_token_merges(merges)
-    w.add_bos_token_id(tokens.index("<|endoftext|>"))
-    w.add_eos_token_id(tokens.index("<|im_end|>"))
-    w.add_add_bos_token(False)
-    w.add_chat_template(PHI4_TEMPLATE)
+    add_tokenizer(w, tokens, types, merges, "default", PHI4_TEMPLATE)
 
     def mat(rows, cols, scale=1.0):
         return (rng.standard_normal((rows, cols)) * scale / math.sqrt(cols)).astype(np.float32)
@@ -228,15 +233,7 @@ def write_qwen_model(path, *, arch, dtype, n_head_kv, head_dim, tied, seed):
     w.add_value_length(head_dim)
     w.add_layer_norm_rms_eps(1e-6)
     w.add_rope_freq_base(1000000.0)
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("qwen2")
-    w.add_token_list(tokens)
-    w.add_token_types(types)
-    w.add_token_merges(merges)
-    w.add_bos_token_id(tokens.index("<|endoftext|>"))
-    w.add_eos_token_id(tokens.index("<|im_end|>"))
-    w.add_add_bos_token(False)
-    w.add_chat_template(CHATML_TEMPLATE)
+    add_tokenizer(w, tokens, types, merges, "qwen2", CHATML_TEMPLATE)
 
     def mat(rows, cols, scale=1.0):
         return (rng.standard_normal((rows, cols)) * scale / math.sqrt(cols)).astype(np.float32)

@@ -7,8 +7,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { startServer, ROOT } from './server.mjs';
+import { openDemo as open, loadByUrl, sendAndWait } from './demo-page.mjs';
 import { launch } from './browser.mjs';
 
+const openDemo = (context, viewport) => open(server, context, viewport);
 const MODEL = '/fixtures/tiny-q8_0.gguf';
 let server;
 let browser;
@@ -23,30 +25,8 @@ after(async () => {
   await server?.close();
 });
 
-async function openDemo(context, viewport = { width: 1200, height: 800 }) {
-  const page = await context.newPage();
-  await page.setViewportSize(viewport);
-  page.errors = [];
-  page.on('pageerror', (e) => page.errors.push(e.message));
-  await page.goto(`${server.url}/`);
-  await page.waitForSelector('body[data-ready="true"]');
-  return page;
-}
 
-async function loadByUrl(page, url) {
-  await page.fill('#custom-url', url);
-  await page.click('#load-button');
-  await page.waitForSelector('#model-status[data-ready="true"]', { state: 'attached', timeout: 120_000 });
-}
 
-async function sendAndWait(page, text) {
-  const before = await page.locator('.message.assistant').count();
-  await page.fill('#prompt', text);
-  await page.keyboard.press('Enter');
-  const reply = page.locator('.message.assistant').nth(before);
-  await reply.locator('.footer').waitFor({ timeout: 180_000 });
-  return reply;
-}
 
 const chatTitles = (page) => page.locator('#chat-list .chat-title').allTextContents();
 

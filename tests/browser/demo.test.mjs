@@ -9,8 +9,10 @@ import fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { startServer, ROOT } from './server.mjs';
+import { openDemo as open, loadByUrl, sendAndWait } from './demo-page.mjs';
 import { launch, ARTIFACTS } from './browser.mjs';
 
+const openDemo = (context, viewport) => open(server, context, viewport);
 const MODEL = '/fixtures/tiny-q8_0.gguf';
 let server;
 let browser;
@@ -25,36 +27,10 @@ after(async () => {
   await server?.close();
 });
 
-async function openDemo(context, viewport = { width: 1200, height: 800 }) {
-  const page = await context.newPage();
-  await page.setViewportSize(viewport);
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  page.errors = errors;
-  await page.goto(`${server.url}/`);
-  await page.waitForSelector('body[data-ready="true"]');
-  return page;
-}
 
 const shot = (page, name) => page.screenshot({ path: path.join(ARTIFACTS, name), fullPage: false });
 
-async function loadByUrl(page, url) {
-  await page.fill('#custom-url', url);
-  await page.click('#load-button');
-  // Ready with this model: a switch to another host reloads the page, and until it does the
-  // status still says the last model is ready.
-  const name = new URL(url, 'http://x').pathname.split('/').pop();
-  await page.locator('#model-status[data-ready="true"]', { hasText: `${name} is ready` }).waitFor({ state: 'attached', timeout: 120_000 });
-}
 
-async function sendAndWait(page, text) {
-  const before = await page.locator('.message.assistant').count();
-  await page.fill('#prompt', text);
-  await page.keyboard.press('Enter');
-  const reply = page.locator('.message.assistant').nth(before);
-  await reply.locator('.footer').waitFor({ timeout: 180_000 });
-  return reply;
-}
 
 test('pick a model by URL, watch it download, chat, stop, manage the cache, reload offline', async () => {
   const context = await browser.newContext();
