@@ -177,6 +177,8 @@ pub type ScopeVerdict = std::pin::Pin<Box<dyn Future<Output = Option<wgpu::Error
 pub struct BufferCheck {
     label: String,
     bytes: u64,
+    /// The buffer's size as created (rounded up), as the memory count holds it.
+    size: u64,
     validation: ScopeVerdict,
     out_of_memory: ScopeVerdict,
 }
@@ -220,8 +222,7 @@ impl BufferCheck {
         }
         if let Some(e) = out_of_memory {
             // What was held besides this buffer, which is still counted.
-            let size = self.bytes.max(16).next_multiple_of(16);
-            let held = gpu.memory().live.saturating_sub(size) >> 20;
+            let held = gpu.memory().live.saturating_sub(self.size) >> 20;
             return Err(EngineError::OutOfMemory(format!(
                 "allocating {label} ({} MiB, with {held} MiB held already): {e}",
                 self.bytes >> 20
@@ -515,6 +516,7 @@ impl Gpu {
         let check = BufferCheck {
             label: label.to_string(),
             bytes,
+            size: buffer.size(),
             validation,
             out_of_memory,
         };

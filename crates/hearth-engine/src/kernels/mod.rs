@@ -143,21 +143,18 @@ impl Kernels {
             let mut receivers = Vec::new();
             for t in 0..threads {
                 let share: Vec<Kernel> = kernels.iter().copied().skip(t).step_by(threads).collect();
+                let on_thread = share.clone();
                 let device = gpu.device.clone();
                 let (tx, rx) = futures_channel::oneshot::channel();
                 let spawned = std::thread::Builder::new()
                     .name("hearth-compile".into())
                     .spawn(move || {
-                        let _ = tx.send(start_pipelines(&device, &share, kv_format));
+                        let _ = tx.send(start_pipelines(&device, &on_thread, kv_format));
                     });
                 receivers.push(match spawned {
                     Ok(_) => Compiling::Thread(rx),
                     // No thread to be had: compile here and now.
-                    Err(_) => {
-                        let share: Vec<Kernel> =
-                            kernels.iter().copied().skip(t).step_by(threads).collect();
-                        Compiling::Done(start_pipelines(&gpu.device, &share, kv_format))
-                    }
+                    Err(_) => Compiling::Done(start_pipelines(&gpu.device, &share, kv_format)),
                 });
             }
             receivers
