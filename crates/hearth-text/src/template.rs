@@ -2,6 +2,7 @@
 //! built-in Phi format when the file has none.
 
 use crate::TextError;
+use minijinja::machinery::{Token, tokenize};
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::Serde;
 use minijinja::{Environment, ErrorKind, Value};
@@ -58,14 +59,19 @@ fn raise_exception(message: String) -> Result<Value, minijinja::Error> {
 impl ChatTemplate {
     /// Compiles `source` as transformers does: blocks trimmed, Python string methods available.
     pub fn new(source: &str, bos: &str, eos: &str) -> Result<Self, TextError> {
+        let syntax = SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+            .expect("the default delimiters are valid");
+        if repeats_a_list(source, &syntax) {
+            return Err(TextError::Template(
+                "the chat template repeats a list with `*`, which chat templates never need"
+                    .to_string(),
+            ));
+        }
         let mut env = Environment::new();
-        env.set_syntax(
-            SyntaxConfig::builder()
-                .trim_blocks(true)
-                .lstrip_blocks(true)
-                .build()
-                .expect("the default delimiters are valid"),
-        );
+        env.set_syntax(syntax);
         // The template comes from the file: a hostile one must not hang the page.
         env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
@@ -119,6 +125,74 @@ impl ChatTemplate {
     }
 }
 
+/// Whether the template multiplies a list literal (or a name `set` to one), as in
+/// `[x] * 33333338`. minijinja repeats lists lazily, up to 10^8 items, and its fuel does not
+/// count the work of printing, comparing or converting the result: seconds per instruction.
+fn repeats_a_list(source: &str, syntax: &SyntaxConfig) -> bool {
+    let Ok(tokens) = tokenize(source, false, syntax.clone())
+        .map(|t| t.map(|(token, _)| token))
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        return false; // compiling reports the error
+    };
+    let ends_an_operand = |t: &Token| {
+        matches!(
+            t,
+            Token::Ident(_)
+                | Token::Str(_)
+                | Token::String(_)
+                | Token::Int(_)
+                | Token::Int128(_)
+                | Token::Float(_)
+                | Token::BracketClose
+                | Token::ParenClose
+                | Token::BraceClose
+        )
+    };
+    // For each token, whether it closes a group whose value is a list literal: `[..]`, or
+    // parentheses around one; and where a closing token's group opened.
+    let mut closes_a_list = vec![false; tokens.len()];
+    let mut opened_at = vec![0; tokens.len()];
+    let mut open: Vec<usize> = Vec::new();
+    let mut list_names: Vec<&str> = Vec::new();
+    for (i, token) in tokens.iter().enumerate() {
+        match token {
+            Token::BracketOpen | Token::ParenOpen => open.push(i),
+            Token::BracketClose | Token::ParenClose => {
+                let Some(start) = open.pop() else { continue };
+                opened_at[i] = start;
+                closes_a_list[i] = if matches!(tokens[start], Token::BracketOpen) {
+                    start == 0 || !ends_an_operand(&tokens[start - 1])
+                } else {
+                    closes_a_list[i - 1] && opened_at[i - 1] == start + 1
+                };
+            }
+            _ => {}
+        }
+        if let [
+            Token::Ident("set"),
+            Token::Ident(name),
+            Token::Assign,
+            Token::BracketOpen,
+        ] = &tokens[i.saturating_sub(3)..=i]
+        {
+            list_names.push(name);
+        }
+    }
+    let is_list = |i: usize| {
+        closes_a_list[i] || matches!(tokens[i], Token::Ident(name) if list_names.contains(&name))
+    };
+    let opens_a_list = |i: usize| {
+        let first = (i..tokens.len()).find(|&k| !matches!(tokens[k], Token::ParenOpen));
+        first.is_some_and(|k| {
+            matches!(tokens[k], Token::BracketOpen)
+                || matches!(tokens[k], Token::Ident(name) if list_names.contains(&name))
+        })
+    };
+    (1..tokens.len().saturating_sub(1))
+        .any(|i| matches!(tokens[i], Token::Mul) && (is_list(i - 1) || opens_a_list(i + 1)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,15 +234,35 @@ mod tests {
     }
 
     #[test]
-    fn runaway_sequence_repetition_is_refused() {
-        // Found by fuzzing: minijinja 2 looped once per repetition even of an empty list,
-        // outside the fuel's reach; 3 returns at once and refuses huge repeated sequences.
-        let started = std::time::Instant::now();
-        let empty = ChatTemplate::new("{{ 333333333 * 8 * [] }}", "", "").unwrap();
-        assert_eq!(empty.render(&conversation(), true).unwrap(), "[]");
-        let huge = ChatTemplate::new("{{ [0] * 2 ** 30 }}", "", "").unwrap();
-        assert!(huge.render(&conversation(), true).is_err());
-        assert!(started.elapsed().as_secs() < 5);
+    fn a_repeated_list_is_refused_before_rendering() {
+        // Found by fuzzing: printing 33 million repeated items took seconds, unfuelled.
+        for source in [
+            "M->{{33333338*[na]-}}",
+            "{{ [1] * 33333338 }}",
+            "{{ ([1]) * 33333338 }}",
+            "{{ (33333338 * ([1]))|join }}",
+            "{% set x = [0] %}{{ (x * 99999999) == (x * 99999999) }}",
+            "{{ 333333333 * 8 * [] }}",
+            "{{ [0] * 2 ** 30 }}",
+        ] {
+            let err = ChatTemplate::new(source, "", "").err();
+            assert!(
+                err.as_ref()
+                    .is_some_and(|e| e.to_string().contains("repeats a list")),
+                "{source}: {err:?}"
+            );
+        }
+        // Subscripts, strings and numbers multiply as before.
+        let fine = ChatTemplate::new(
+            "{{ messages[0]['content'] * 2 }}{{ '-' * 3 }}{{ (2) * 3 }}{{ [1, 2][1] * 4 }}",
+            "",
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            fine.render(&[Message::new("user", "ab")], false).unwrap(),
+            "abab---68"
+        );
     }
 
     #[test]
