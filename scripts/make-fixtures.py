@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes tiny random-weight GGUFs (Phi-3, Qwen 2 and Qwen 3 architectures) and records
+"""Writes tiny random-weight GGUFs (Phi-3, Qwen 2, Qwen 3 and Gemma 3 architectures) and records
 llama.cpp's answers for them.
 
 Ground truth comes from llama.cpp (PyPI `llama-cpp-python`, which compiles it from source),
@@ -8,6 +8,7 @@ never from Hearth. Run once and commit `tests/fixtures/`; CI never rebuilds llam
     pip install gguf numpy llama-cpp-python
     python3 scripts/make-fixtures.py          # everything
     python3 scripts/make-fixtures.py qwen     # only the Qwen 2 and Qwen 3 fixtures
+    python3 scripts/make-fixtures.py gemma    # only the Gemma 3 fixtures
 
 For every model it writes `<name>.gguf` and `<name>.json`:
   - `logits`: llama.cpp's teacher-forced logits for `tokens` at every position
@@ -287,6 +288,91 @@ def make_qwen_fixtures():
         base.unlink()
 
 
+GEMMA_LAYERS = 6  # local layers 0-4, global layer 5 (five local layers in six)
+GEMMA_WINDOW = 16
+GEMMA_FF = 256
+
+
+def write_gemma_model(path, *, dtype, rope_scaling, seed):
+    """A tiny random Gemma 3: embeddings scaled by sqrt(n_embd), RMSNorm of each query and key
+    head, norms after attention and the feed-forward as well as before, a GELU gate, a
+    sliding window of GEMMA_WINDOW positions on the local layers (RoPE base 10000 there, the
+    file's base and linear scaling on the global one), one KV head (as in Gemma 3 270M), tied
+    output. The norm gains are stored as the converter
+    writes them, with Gemma's +1 already added."""
+    rng = np.random.default_rng(seed)
+    tokens, types, merges = build_vocab()
+    n_vocab = len(tokens)
+    head_dim, n_head_kv = HEAD_DIM, 1
+    q_dim, kv_dim = N_HEAD * head_dim, n_head_kv * head_dim
+
+    w = gguf.GGUFWriter(str(path), "gemma3")
+    w.add_name(path.stem)
+    w.add_context_length(4096)
+    w.add_embedding_length(N_EMBD)
+    w.add_block_count(GEMMA_LAYERS)
+    w.add_feed_forward_length(GEMMA_FF)
+    w.add_head_count(N_HEAD)
+    w.add_head_count_kv(n_head_kv)
+    w.add_key_length(head_dim)
+    w.add_value_length(head_dim)
+    w.add_layer_norm_rms_eps(1e-6)
+    w.add_rope_freq_base(1000000.0)
+    w.add_sliding_window(GEMMA_WINDOW)
+    if rope_scaling:
+        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        w.add_rope_scaling_factor(8.0)
+    add_tokenizer(w, tokens, types, merges, "default", CHATML_TEMPLATE)
+
+    def mat(rows, cols, scale=1.0):
+        return (rng.standard_normal((rows, cols)) * scale / math.sqrt(cols)).astype(np.float32)
+
+    def gain(n):
+        return (1.0 + 0.1 * rng.standard_normal(n)).astype(np.float32)
+
+    def add(name, arr):
+        if arr.ndim == 1 or dtype == Q.F32:
+            w.add_tensor(name, arr.astype(np.float32))
+        else:
+            w.add_tensor(name, arr.astype(np.float16))
+
+    # Small embeddings, as Gemma's are (sqrt(n_embd) = 16 brings them to about 1.6), and
+    # strong post-norms, so that every layer (local or global) moves the logits.
+    add("token_embd.weight", (0.1 * rng.standard_normal((n_vocab, N_EMBD))).astype(np.float32))
+    for i in range(GEMMA_LAYERS):
+        add(f"blk.{i}.attn_norm.weight", gain(N_EMBD))
+        for part, rows in (("q", q_dim), ("k", kv_dim), ("v", kv_dim)):
+            add(f"blk.{i}.attn_{part}.weight", mat(rows, N_EMBD, 1.5))
+        add(f"blk.{i}.attn_q_norm.weight", gain(head_dim))
+        add(f"blk.{i}.attn_k_norm.weight", gain(head_dim))
+        add(f"blk.{i}.attn_output.weight", mat(N_EMBD, q_dim))
+        add(f"blk.{i}.post_attention_norm.weight", (1.5 * gain(N_EMBD)).astype(np.float32))
+        add(f"blk.{i}.ffn_norm.weight", gain(N_EMBD))
+        add(f"blk.{i}.ffn_gate.weight", mat(GEMMA_FF, N_EMBD, 2.0))
+        add(f"blk.{i}.ffn_up.weight", mat(GEMMA_FF, N_EMBD))
+        add(f"blk.{i}.ffn_down.weight", mat(N_EMBD, GEMMA_FF))
+        add(f"blk.{i}.post_ffw_norm.weight", (1.5 * gain(N_EMBD)).astype(np.float32))
+    add("output_norm.weight", gain(N_EMBD))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def make_gemma_fixtures():
+    """Gemma 3 fixtures: F16 with the larger models' linear RoPE scaling, as written; Q4_K_M
+    without it (as Gemma 3 270M and 1B), through llama.cpp's quantizer. The prompts run past
+    the sliding window."""
+    short_cases = {"prompt": (512, N_PROMPT, 1)}
+    write_gemma_model(OUT / "tiny-gemma3-f16.gguf", dtype=Q.F16, rope_scaling=True, seed=50)
+    record("tiny-gemma3-f16", short_cases, 512)
+    base = OUT / "gemma3-source.f16.gguf"
+    write_gemma_model(base, dtype=Q.F16, rope_scaling=False, seed=51)
+    llama_quantize(base, OUT / "tiny-gemma3-q4_k_m.gguf", 15)
+    record("tiny-gemma3-q4_k_m", short_cases, 512)
+    base.unlink()
+
+
 # ---------------------------------------------------------------- llama.cpp references
 def record(name, cases, greedy_ctx):
     from llama_cpp import Llama
@@ -415,9 +501,12 @@ def main():
 
 
 if __name__ == "__main__":
-    # `qwen`: only the Qwen fixtures (added later; the others stay as committed).
+    # `qwen`, `gemma`: only those fixtures (added later; the others stay as committed).
     if sys.argv[1:] == ["qwen"]:
         make_qwen_fixtures()
+    elif sys.argv[1:] == ["gemma"]:
+        make_gemma_fixtures()
     else:
         main()
         make_qwen_fixtures()
+        make_gemma_fixtures()

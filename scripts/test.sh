@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/fetch-default-model.sh   # the real model the llama-architecture test runs
+scripts/fetch-gemma3.sh          # the real model the gemma3 test runs
 # wgpu's Vulkan loader complains when this is unset; point it somewhere harmless.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 # Style first, as it fails fastest: rustfmt at 100 columns (rustfmt.toml), clippy without a

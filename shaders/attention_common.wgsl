@@ -18,6 +18,8 @@ struct AttnParams {
     // Whether attention_gpu.wgsl rotates a decoded token's query and key and stores the key
     // and value itself (1).
     rotate: u32,
+    // Positions a query sees, itself included (sliding-window layers); 0: every earlier one.
+    window: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: AttnParams;

@@ -11,8 +11,8 @@
 //   3 v_cache  storage  same layout
 //   4 out      storage  f32 [n_tokens, n_head * head_dim]
 //   5 partials storage  f32 [n_head, n_splits, head_dim + 2] (split decoding only)
-// One workgroup per (query head, token, key split); query t at position pos0 + t sees keys
-// 0..=pos0 + t. With one split the workgroup writes the normalized output. Decoding at long
+// One workgroup per (query head, token, key split); query t at position p = pos0 + t sees keys
+// 0..=p, or with a `window` only the last `window` of them. With one split the workgroup writes the normalized output. Decoding at long
 // context splits the keys into ranges of `split_len` so that many workgroups share one query
 // ("flash decoding"): each writes its unnormalized output, running maximum and sum to
 // `partials`, and attention_combine.wgsl merges them.
@@ -54,11 +54,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let kv_dim4 = params.n_head_kv * hd4;
     let kv_off4 = (h / (params.n_head / params.n_head_kv)) * hd4;
     let n_visible = params.pos0 + t + 1u;
+    var window_start = 0u;
+    if (params.window > 0u && n_visible > params.window) {
+        window_start = n_visible - params.window;
+    }
     let split = wid.z;
-    var first_key = 0u;
+    var first_key = window_start;
     var n_keys = n_visible;
     if (params.split_len > 0u) {
-        first_key = min(split * params.split_len, n_visible);
+        first_key = min(window_start + split * params.split_len, n_visible);
         n_keys = min(first_key + params.split_len, n_visible);
     }
 

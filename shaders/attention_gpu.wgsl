@@ -29,8 +29,10 @@
 //      factor exp(previous - new) of each row;
 //   3. output: thread (row group, d4) rescales, then adds p * V for its rows' dimensions d4
 //      (one read of each V value serves SLOTS rows).
-// Query row r of token t sees keys 0..=pos0 + t (causal mask); a row's first tile always
-// holds a visible key, so its running maximum is a real score from then on. Decoding at long
+// Query row r of token t sees keys 0..=pos0 + t (causal mask), or with a `window` the last
+// `window` of them; a row's first tile always holds a visible key (the tiles start at the
+// first row's first key, and a workgroup's rows span fewer than WG positions), so its running
+// maximum is a real score from then on. Decoding at long
 // context splits the keys into ranges of split_len (a multiple of WG) so that many
 // workgroups share one query ("flash decoding"): each writes its unnormalized output, maximum
 // and sum to `partials`, and attention_combine.wgsl merges them.
@@ -69,6 +71,11 @@ fn unordered(b: u32) -> f32 {
     return bitcast<f32>(select(~b, b & 0x7fffffffu, (b & 0x80000000u) != 0u));
 }
 
+// The first key a query at `pos` sees.
+fn window_start(pos: u32) -> u32 {
+    return select(0u, pos + 1u - params.window, params.window > 0u && pos + 1u > params.window);
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let kvh = wid.x;
@@ -80,11 +87,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let row0 = wid.y * ROWS;
     let n_rows = min(ROWS, params.n_tokens * group - row0);
     let split = wid.z;
-    // Keys [first_key, key_end): up to the last row's position, or this split's range of it.
-    var first_key = 0u;
+    // Keys [first_key, key_end): from the first row's first visible key up to the last row's
+    // position, or this split's range of it.
+    var first_key = window_start(params.pos0 + row0 / group);
     var key_end = params.pos0 + (row0 + n_rows - 1u) / group + 1u;
     if (params.split_len > 0u) {
-        first_key = split * params.split_len;
+        first_key += split * params.split_len;
         key_end = min(first_key + params.split_len, key_end);
     }
 
@@ -127,14 +135,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let rg = lid / hd4;
     let writes = rg < row_groups;
 
-    // Per row: the maximum score before this tile (row_max before step 1), and the end of the
-    // keys the row sees (0 past the last row).
+    // Per row: the maximum score before this tile (row_max before step 1), and the keys the
+    // row sees, [row_start, row_end) (none past the last row).
     var running: array<f32, MAX_ROWS>;
+    var row_start: array<u32, MAX_ROWS>;
     var row_end: array<u32, MAX_ROWS>;
     for (var r = 0u; r < ROWS; r++) {
         running[r] = NEG_BIG;
         if (r < n_rows) {
-            row_end[r] = min(key_end, params.pos0 + (row0 + r) / group + 1u);
+            let pos = params.pos0 + (row0 + r) / group;
+            row_start[r] = window_start(pos);
+            row_end[r] = min(key_end, pos + 1u);
         }
     }
     var acc: array<vec4<f32>, MAX_ROWS>;
@@ -153,7 +164,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             }
         }
         for (var r = 0u; r < ROWS; r++) {
-            if (key < row_end[r]) {
+            if (key >= row_start[r] && key < row_end[r]) {
                 atomicMax(&row_max[r], ordered(s[r]));
             } else {
                 s[r] = NEG_BIG;

@@ -1,4 +1,4 @@
-// Embedding gather: out[t, :] = W[tokens[t] - row_start, :] for the tokens whose row lies in
+// Embedding gather: out[t, :] = scale * W[tokens[t] - row_start, :] for the tokens whose row lies in
 // this chunk of the embedding matrix (a large vocabulary is split over several buffers).
 //
 // Bindings:
@@ -14,6 +14,7 @@ struct EmbedParams {
     n_rows: u32,
     n_tokens: u32,
     row_start: u32,
+    scale: f32,
 }
 
 @group(0) @binding(0) var<uniform> params: EmbedParams;
@@ -34,6 +35,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let w = load_w8(token - params.row_start, g);
     let o = (t * params.k + g) / 4u;
-    out[o] = w.lo;
-    out[o + 1u] = w.hi;
+    out[o] = w.lo * params.scale;
+    out[o + 1u] = w.hi * params.scale;
 }

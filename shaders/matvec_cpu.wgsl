@@ -2,7 +2,8 @@
 // y[t * out_stride + out_offset + r] (+)= dot(W[r, k_begin .. k_begin + k_len], x_t) for each
 // token t < n_tokens of the window; or, with `glu` > 0 (n_rows = 2 glu, one k slice), the
 // gated activation of a stacked [gate | up] matrix: y[t * out_stride + out_offset + r] =
-// silu(W[r, :] · x_t) * (W[glu + r, :] · x_t) for r < glu.
+// act(W[r, :] · x_t) * (W[glu + r, :] · x_t) for r < glu, act SiLU or with `gelu` GELU
+// (gate_activation.wgsl, prepended).
 //
 // Bindings:
 //   0 params   uniform  CpuMatrixParams (below)
@@ -38,6 +39,7 @@ struct CpuMatrixParams {
     k_begin: u32,
     k_len: u32,
     glu: u32,
+    gelu: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: CpuMatrixParams;
@@ -87,7 +89,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
             for (var r = 0u; r < ROWS_PER_THREAD / 2u; r++) {
                 let g = acc[r / 4u][r % 4u];
                 let u = acc[(r + ROWS_PER_THREAD / 2u) / 4u][r % 4u];
-                y[t * params.out_stride + params.out_offset + row + r * stride] = g / (1.0 + exp(-g)) * u;
+                y[t * params.out_stride + params.out_offset + row + r * stride] = gate_activation(g, params.gelu) * u;
             }
             continue;
         }

@@ -1,6 +1,7 @@
 // Matrix × vector on GPUs (decode): y[out_offset + r] (+)= dot(W[r, :], x[x_row, :]); or,
 // with `glu` > 0, the gated activation of a stacked [gate | up] matrix whose up rows start at
-// row `glu`: y[out_offset + r] = silu(W[r, :] · x) * (W[glu + r, :] · x) for r < n_rows.
+// row `glu`: y[out_offset + r] = act(W[r, :] · x) * (W[glu + r, :] · x) for r < n_rows, act
+// SiLU or with `gelu` GELU (gate_activation.wgsl, prepended).
 // With NORMED, x is first RMS-normalised: x / sqrt(mean(x²) + eps) * gain (RMSNorm fused in,
 // one dispatch fewer; the norm's 1/rms is a factor of every product, applied at the end).
 //
@@ -31,6 +32,7 @@ struct GpuMatrixParams {
     x_row: u32,
     glu: u32,
     eps: f32,
+    gelu: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: GpuMatrixParams;
@@ -112,7 +114,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
             for (var i = 0u; i < THREADS_PER_ROW; i++) {
                 sum_up += partial[WG + lanes + i][lane];
             }
-            y[o] = sum / (1.0 + exp(-sum)) * sum_up * scale;
+            y[o] = gate_activation(sum, params.gelu) * sum_up * scale;
         } else {
             y[o] = select(0.0, y[o], params.accumulate == 1u) + sum;
         }

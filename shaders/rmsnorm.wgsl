@@ -1,4 +1,6 @@
-// RMSNorm: out[r, :] = x[x_row + r, :] / sqrt(mean(x[x_row + r, :]^2) + eps) * weight.
+// RMSNorm: out[r, :] (+)= x[x_row + r, :] / sqrt(mean(x[x_row + r, :]^2) + eps) * weight, added
+// to out with `accumulate` (Gemma's norms after attention and the feed-forward, before the
+// residual add).
 //
 // Bindings:
 //   0 params   uniform  NormParams (below)
@@ -12,6 +14,7 @@ struct NormParams {
     n: u32,
     x_row: u32,
     eps: f32,
+    accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: NormParams;
@@ -41,6 +44,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     let scale = inverseSqrt(partial[0] / f32(params.n) + params.eps);
     for (var i = lid; i < params.n; i += WG) {
-        out[dst + i] = x[src + i] * scale * weight[i];
+        let v = x[src + i] * scale * weight[i];
+        out[dst + i] = select(v, out[dst + i] + v, params.accumulate == 1u);
     }
 }

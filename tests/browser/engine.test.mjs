@@ -64,7 +64,7 @@ function nativeGreedy(model, prompt, n) {
 
 test('greedy tokens in the browser equal llama.cpp\'s and the native CLI\'s', async () => {
   const page = await freshPage();
-  for (const name of ['tiny-q8_0', 'tiny-q4_k_m', 'tiny-f16-gqa-tied', 'tiny-qwen2-q4_k_m', 'tiny-qwen3-f16']) {
+  for (const name of ['tiny-q8_0', 'tiny-q4_k_m', 'tiny-f16-gqa-tied', 'tiny-qwen2-q4_k_m', 'tiny-qwen3-f16', 'tiny-gemma3-q4_k_m']) {
     const ref = fixture(`${name}.json`).greedy;
     const got = await loadAndGreedy(page, `/tests/fixtures/${name}.gguf`, ref.prompt, ref.tokens.length, { chunkSize: CHUNK });
     assert.equal(got.error, undefined, `${name}: ${got.error}`);
@@ -79,7 +79,7 @@ test('the GPU kernel set, which real GPUs run, gives llama.cpp\'s greedy tokens 
   // SwiftShader normally takes the CPU-emulation kernels; forcing the GPU set runs its WGSL
   // through the browser's own shader compiler, which no native test reaches.
   const page = await freshPage();
-  for (const name of ['tiny-q4_k_m', 'tiny-q6_k', 'tiny-q8_0', 'tiny-f16-gqa-tied', 'tiny-qwen2-f16', 'tiny-qwen3-q4_k_m']) {
+  for (const name of ['tiny-q4_k_m', 'tiny-q6_k', 'tiny-q8_0', 'tiny-f16-gqa-tied', 'tiny-qwen2-f16', 'tiny-qwen3-q4_k_m', 'tiny-gemma3-f16']) {
     const ref = fixture(`${name}.json`).greedy;
     const got = await loadAndGreedy(page, `/tests/fixtures/${name}.gguf`, ref.prompt, ref.tokens.length, { kernels: 'gpu' });
     assert.equal(got.error, undefined, `${name}: ${got.error}`);

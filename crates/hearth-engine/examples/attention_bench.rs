@@ -57,6 +57,8 @@ fn main() {
         base: 1.0,
         freq_scale: 1.0,
         attn_factor: 1.0,
+        scale: 1.0 / (head_dim as f32).sqrt(),
+        window: 0,
     };
     for case in cases.split(',') {
         let (tokens, pos0) = case

@@ -11,7 +11,7 @@ use crate::kernels::{
 use crate::model::Model;
 use crate::plan::ActivationSizes;
 use crate::weights::GpuVector;
-use hearth_model::{Config, RopeStyle};
+use hearth_model::{Activation, Config, RopeStyle};
 
 /// The buffers one micro-batch of up to `sizes.rows` tokens flows through (shapes: see
 /// `ActivationSizes`, which decides their sizes); f32 unless noted.
@@ -170,8 +170,9 @@ pub(crate) struct Step<'a> {
     pub rope_factors: &'a GpuVector,
 }
 
-/// The attention geometry of `c`, with qkv rows of `qkv_dim` values.
-fn rope_shape(c: &Config) -> RopeShape {
+/// The attention geometry of layer `il` of `c`, with qkv rows of `qkv_dim` values.
+fn rope_shape(c: &Config, il: usize) -> RopeShape {
+    let layer = c.layer_attention(il);
     RopeShape {
         n_head: c.n_head as u32,
         n_head_kv: c.n_head_kv as u32,
@@ -179,9 +180,11 @@ fn rope_shape(c: &Config) -> RopeShape {
         n_rot: c.n_rot as u32,
         qkv_stride: c.qkv_dim() as u32,
         neox: c.rope_style == RopeStyle::Neox,
-        base: c.rope_base,
-        freq_scale: c.rope_freq_scale,
+        base: layer.rope_base,
+        freq_scale: layer.rope_freq_scale,
         attn_factor: c.rope_attn_factor,
+        scale: c.attn_scale,
+        window: layer.window.map_or(0, |w| w as u32),
     }
 }
 
@@ -212,13 +215,27 @@ pub(crate) fn record_layers<'a>(
 ) {
     let c = &model.config;
     let n = step.at.n_tokens;
-    let rope = rope_shape(c);
     let residual = MatrixOutput::rows(&act.x, c.n_embd as u32).adding();
+    let gelu = c.activation == Activation::GeluTanh;
+    // A block's output (n, n_embd) to x: added, or where the model norms it first (Gemma 3),
+    // written to `normed` (free by then) and its norm added.
+    let block_output = |post_norm: &Option<GpuVector>| match post_norm {
+        None => residual,
+        Some(_) => MatrixOutput::rows(&act.normed, c.n_embd as u32),
+    };
+    let add_post_norm = |rec: &mut Recorder<'a>, post_norm: &'a Option<GpuVector>| {
+        if let Some(gain) = post_norm {
+            rec.rms_norm_add(&act.normed, n, gain, c.rms_eps, &act.x);
+        }
+    };
 
-    // Token embeddings become the residual stream x: (n, n_embd).
-    rec.embed(&model.token_embd, step.token_ids, n, &act.x);
-    for (layer, cache) in model.layers.iter().zip(kv) {
-        // Attention block: x += Wo · attention(rope(Wqkv · norm(x) [+ b] [, q/k heads normed])).
+    // Token embeddings (scaled, in Gemma) become the residual stream x: (n, n_embd).
+    rec.embed(&model.token_embd, c.embd_scale, step.token_ids, n, &act.x);
+    for (il, (layer, cache)) in model.layers.iter().zip(kv).enumerate() {
+        // Per layer: the RoPE base and, on sliding-window layers, the keys attention sees.
+        let rope = rope_shape(c, il);
+        // Attention block: x += [norm](Wo · attention(rope(Wqkv · norm(x) [+ b] [, q/k heads
+        // normed]))).
         let weights = layer.qkv.iter().map(|p| &p.weight);
         let normed = rec.prepare_input(norm_of_x(act, c, &layer.attn_norm, 0), n, weights);
         for p in &layer.qkv {
@@ -252,18 +269,22 @@ pub(crate) fn record_layers<'a>(
             &layer.attn_output,
             MatrixInput::rows(&act.attn, 0),
             n,
-            residual,
+            block_output(&layer.post_attn_norm),
         );
+        add_post_norm(rec, &layer.post_attn_norm);
 
-        // Feed-forward block: x += Wdown · (silu(gate) · up), [gate | up] = Wgate_up · norm(x).
+        // Feed-forward block: x += [norm](Wdown · (act(gate) · up)), [gate | up] = Wgate_up ·
+        // norm(x), act SiLU or GELU.
         let ffn_in = norm_of_x(act, c, &layer.ffn_norm, 0);
-        rec.gated_ffn_input(&layer.ffn_gate_up, ffn_in, n, &act.gate_up, &act.ffn_act);
+        let (gate_up, ffn_act) = (&act.gate_up, &act.ffn_act);
+        rec.gated_ffn_input(&layer.ffn_gate_up, gelu, ffn_in, n, gate_up, ffn_act);
         rec.matmul(
             &layer.ffn_down,
             MatrixInput::rows(&act.ffn_act, 0),
             n,
-            residual,
+            block_output(&layer.post_ffn_norm),
         );
+        add_post_norm(rec, &layer.post_ffn_norm);
     }
 }
 

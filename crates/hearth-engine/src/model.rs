@@ -17,10 +17,14 @@ pub struct Layer {
     /// (head_dim) each: the query heads' and key heads' RMSNorm gains.
     pub qk_norm: Option<(GpuVector, GpuVector)>,
     pub attn_output: GpuMatrix,
+    /// (n_embd): the attention output's RMSNorm gain before the residual add (Gemma 3).
+    pub post_attn_norm: Option<GpuVector>,
     pub ffn_norm: GpuVector,
     /// Gate rows land in columns `[0, n_ff)`, up rows in `[n_ff, 2 n_ff)`.
     pub ffn_gate_up: Vec<Projection>,
     pub ffn_down: GpuMatrix,
+    /// (n_embd): the feed-forward output's RMSNorm gain before the residual add (Gemma 3).
+    pub post_ffn_norm: Option<GpuVector>,
 }
 
 pub struct Model {
@@ -130,6 +134,10 @@ impl Model {
                 None => None,
             };
             let attn_output = up.matrix(&[tensor(&lw.attn_output)?], &mut report).await?;
+            let post_attn_norm = match &lw.post_attn_norm {
+                Some(n) => Some(up.vector(&[tensor(n)?]).await?),
+                None => None,
+            };
             let ffn_norm = up.vector(&[tensor(&lw.ffn_norm)?]).await?;
             let ffn_gate_up = match &lw.ffn_in {
                 FfnWeights::FusedGateUp(n) => vec![Projection {
@@ -141,15 +149,21 @@ impl Model {
                 }
             };
             let ffn_down = up.matrix(&[tensor(&lw.ffn_down)?], &mut report).await?;
+            let post_ffn_norm = match &lw.post_ffn_norm {
+                Some(n) => Some(up.vector(&[tensor(n)?]).await?),
+                None => None,
+            };
             layers.push(Layer {
                 attn_norm,
                 qkv,
                 qkv_bias,
                 qk_norm,
                 attn_output,
+                post_attn_norm,
                 ffn_norm,
                 ffn_gate_up,
                 ffn_down,
+                post_ffn_norm,
             });
         }
         let output_norm = up.vector(&[tensor(&w.output_norm)?]).await?;

@@ -687,6 +687,8 @@ struct Gated {
     adapter: AdapterKind,
     separate: bool,
     normed: bool,
+    /// GELU (tanh approximation) in place of SiLU.
+    gelu: bool,
     /// Expected: the matrix kernel applied the gate itself, leaving `gate_up` untouched.
     fused_gate: bool,
 }
@@ -701,6 +703,7 @@ impl Default for Gated {
             adapter: gpu(16),
             separate: false,
             normed: false,
+            gelu: false,
             fused_gate: true,
         }
     }
@@ -716,11 +719,12 @@ impl Gated {
             adapter,
             separate,
             normed,
+            gelu,
             fused_gate,
         } = self;
         let what = format!(
             "{ty} gated, n_ff {n_ff}, k {cols}, {tokens} tokens, {adapter:?}, separate \
-             {separate}, normed {normed}"
+             {separate}, normed {normed}, gelu {gelu}"
         );
         let mut rng = StdRng::seed_from_u64(ty as u64 * 7 + n_ff as u64);
         let gpu = Device::on(adapter).open();
@@ -773,7 +777,7 @@ impl Gated {
         let gate_up = buffer(&gpu, &vec![UNTOUCHED; tokens * 2 * n_ff]);
         let act = buffer(&gpu, &vec![0.0; tokens * n_ff]);
         run(&gpu, &kernels, |rec| {
-            rec.gated_ffn_input(&parts, input, tokens as u32, &gate_up, &act)
+            rec.gated_ffn_input(&parts, gelu, input, tokens as u32, &gate_up, &act)
         });
         let got = read(&gpu, &act, tokens * n_ff);
         let scratch_untouched = read(&gpu, &gate_up, tokens * 2 * n_ff)
@@ -799,13 +803,21 @@ impl Gated {
                     (terms.clone().sum::<f64>(), terms.map(f64::abs).sum::<f64>())
                 };
                 let ((g, g_terms), (u, u_terms)) = (product(i), product(n_ff + i));
-                let silu = g / (1.0 + (-g).exp());
-                let tol = 1e-5 * (1.1 * g_terms * u.abs() + u_terms * silu.abs()) + 1e-6;
+                let act = match gelu {
+                    false => g / (1.0 + (-g).exp()),
+                    true => {
+                        let inner =
+                            (2.0 / std::f64::consts::PI).sqrt() * (g + 0.044715 * g.powi(3));
+                        0.5 * g * (1.0 + inner.tanh())
+                    }
+                };
+                // Both activations' slopes stay below 1.2.
+                let tol = 1e-5 * (1.2 * g_terms * u.abs() + u_terms * act.abs()) + 1e-6;
                 let v = got[t * n_ff + i] as f64;
                 assert!(
-                    (v - silu * u).abs() <= tol,
+                    (v - act * u).abs() <= tol,
                     "{what}: act[{t}, {i}] = {v}, want {}",
-                    silu * u
+                    act * u
                 );
             }
         }
@@ -815,7 +827,7 @@ impl Gated {
 #[test]
 fn gated_activation_fused_into_the_matrix_kernel() {
     // GPUs: decoding fuses the gate for every format; prefill and separate gate/up tensors run
-    // the products and silu_gate.wgsl.
+    // the products and gate.wgsl.
     for ty in ALL_TYPES {
         Gated {
             ty,
@@ -876,6 +888,47 @@ fn gated_activation_fused_into_the_matrix_kernel() {
             cols: 16384 + 512,
             fused_gate: false,
             ..cpu
+        },
+    ];
+    for case in cases {
+        case.check();
+    }
+}
+
+#[test]
+fn gelu_gate_in_every_gated_kernel() {
+    // Gemma's GELU: fused on GPUs and CPU adapters, and in gate.wgsl after the products;
+    // inputs scaled so that gates reach the tails, where tanh saturates.
+    let gelu = Gated {
+        gelu: true,
+        cols: 2048,
+        ..Default::default()
+    };
+    let cases = [
+        Gated {
+            ty: GgmlType::Q4K,
+            ..gelu
+        },
+        Gated {
+            ty: GgmlType::Q8_0,
+            tokens: 3,
+            fused_gate: false,
+            ..gelu
+        },
+        Gated {
+            ty: GgmlType::F16,
+            n_ff: 40,
+            tokens: 2,
+            adapter: CPU,
+            ..gelu
+        },
+        Gated {
+            ty: GgmlType::Q6K,
+            n_ff: 40,
+            separate: true,
+            adapter: CPU,
+            fused_gate: false,
+            ..gelu
         },
     ];
     for case in cases {
@@ -951,7 +1004,7 @@ fn embedding_gather_across_chunks() {
             .write_buffer(&tb, 0, bytemuck::cast_slice(&tokens));
         let out = buffer(&gpu, &vec![0.0; tokens.len() * cols]);
         run(&gpu, &kernels, |rec| {
-            rec.embed(&m, &tb, tokens.len() as u32, &out)
+            rec.embed(&m, 1.0, &tb, tokens.len() as u32, &out)
         });
         let got = read(&gpu, &out, tokens.len() * cols);
         let want: Vec<f64> = tokens
@@ -1041,6 +1094,8 @@ impl Rotation<'_> {
             base: self.base as f32,
             freq_scale: self.freq_scale as f32,
             attn_factor: self.attn_factor as f32,
+            scale: 1.0 / (hd as f32).sqrt(),
+            window: 0,
         }
     }
 }
@@ -1381,6 +1436,10 @@ struct Attention {
     kv: Option<KvFormat>,
     /// Scales the random queries (and so the scores).
     q_scale: f32,
+    /// Positions a query sees (sliding-window layers); 0: all.
+    window: usize,
+    /// The kernels' query scale; None: 1/√head_dim.
+    scale: Option<f32>,
     /// Relative error allowed.
     tol: f64,
 }
@@ -1396,6 +1455,8 @@ impl Default for Attention {
             adapter: CPU,
             kv: None,
             q_scale: 3.0,
+            window: 0,
+            scale: None,
             tol: 1e-4,
         }
     }
@@ -1418,6 +1479,8 @@ impl Attention {
             head_dim: hd,
             adapter,
             q_scale,
+            window,
+            scale,
             tol,
             ..
         } = self;
@@ -1444,7 +1507,11 @@ impl Attention {
             freq_scale: 1.0,
             attn_factor: 1.0,
         };
-        let shape = rotation.shape(n_head, n_kv, hd);
+        let shape = RopeShape {
+            window: window as u32,
+            scale: scale.unwrap_or(1.0 / (hd as f32).sqrt()),
+            ..rotation.shape(n_head, n_kv, hd)
+        };
         let qkv: Vec<f32> = random_vec(&mut rng, tokens * stride)
             .iter()
             .map(|v| v * q_scale)
@@ -1486,9 +1553,16 @@ impl Attention {
                 let kvh = h / (n_head / n_kv);
                 let q = &qkv[t * stride + h * hd..][..hd];
                 let key = |j: usize, d: usize| k[j * kv_dim + kvh * hd + d] as f64;
-                let scores: Vec<f64> = (0..=pos0 + t)
+                // The keys this query sees: all before it, or the last `window` of them.
+                let pos = pos0 + t;
+                let first = if window > 0 {
+                    (pos + 1).saturating_sub(window)
+                } else {
+                    0
+                };
+                let scores: Vec<f64> = (first..=pos)
                     .map(|j| {
-                        (0..hd).map(|d| q[d] as f64 * key(j, d)).sum::<f64>() / (hd as f64).sqrt()
+                        (0..hd).map(|d| q[d] as f64 * key(j, d)).sum::<f64>() * shape.scale as f64
                     })
                     .collect();
                 let max = scores.iter().cloned().fold(f64::MIN, f64::max);
@@ -1499,7 +1573,7 @@ impl Attention {
                     want.push(
                         p.iter()
                             .enumerate()
-                            .map(|(j, &pj)| pj * value(j))
+                            .map(|(i, &pi)| pi * value(first + i))
                             .sum::<f64>()
                             / sum,
                     );
@@ -1508,7 +1582,7 @@ impl Attention {
         }
         let what = format!(
             "attention, {tokens} queries after {pos0}, {n_head}/{n_kv} heads {hd} wide, \
-             {adapter:?}, {kv:?} cache"
+             window {window}, scale {scale:?}, {adapter:?}, {kv:?} cache"
         );
         assert_close(&got, &want, tol, &what);
     }
@@ -1538,6 +1612,39 @@ fn causal_attention_prefill_over_several_key_tiles() {
         }
         .check();
     }
+}
+
+#[test]
+fn sliding_window_attention_sees_only_the_last_positions() {
+    // Prefill whose window starts mid-tile and moves with each row (rows of one workgroup see
+    // different first keys); a window narrower than a workgroup's tokens; decode split over a
+    // window (GPUs: splits of 64 from the window's start); a window wider than the context.
+    for adapter in [CPU, gpu(64)] {
+        for (tokens, pos0, window) in [
+            (40, 100, 50),
+            (30, 10, 5),
+            (1, 900, 300),
+            (1, 700, 1),
+            (8, 20, 4096),
+        ] {
+            Attention {
+                tokens,
+                pos0,
+                window,
+                adapter,
+                ..Default::default()
+            }
+            .check();
+        }
+    }
+    // A query scale other than 1/√head_dim (Gemma 3 27B's).
+    Attention {
+        tokens: 3,
+        pos0: 10,
+        scale: Some(0.3),
+        ..Default::default()
+    }
+    .check();
 }
 
 #[test]
@@ -1669,7 +1776,7 @@ fn attention_at_every_head_width() {
 }
 
 #[test]
-fn silu_gate_on_odd_widths() {
+fn gate_on_odd_widths() {
     let mut rng = StdRng::seed_from_u64(7);
     let gpu = pollster::block_on(Gpu::new()).unwrap();
     let kernels = pollster::block_on(Kernels::new(&gpu, [], None)).unwrap();
@@ -1680,7 +1787,7 @@ fn silu_gate_on_odd_widths() {
         .collect();
     let (gu_b, out) = (buffer(&gpu, &gu), buffer(&gpu, &vec![0.0; tokens * n_ff]));
     run(&gpu, &kernels, |rec| {
-        rec.silu_gate(n_ff as u32, tokens as u32, &gu_b, &out)
+        rec.gate(n_ff as u32, false, tokens as u32, &gu_b, &out)
     });
     let got = read(&gpu, &out, tokens * n_ff);
     let want: Vec<f64> = (0..tokens)
@@ -1692,7 +1799,7 @@ fn silu_gate_on_odd_widths() {
             })
         })
         .collect();
-    assert_close(&got, &want, 1e-5, "silu_gate");
+    assert_close(&got, &want, 1e-5, "gate");
 }
 
 #[test]

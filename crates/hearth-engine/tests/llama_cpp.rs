@@ -229,6 +229,8 @@ fixture_tests! {
     qwen2_q4_k_m_tied => "tiny-qwen2-q4_k_m",
     qwen3_head_norms_wider_queries => "tiny-qwen3-f16",
     qwen3_q4_k_m_tied => "tiny-qwen3-q4_k_m",
+    gemma3_sliding_window_and_linear_rope_scaling => "tiny-gemma3-f16",
+    gemma3_q4_k_m => "tiny-gemma3-q4_k_m",
 }
 
 /// The f32 KV cache and f16 packed in pairs (the default where the adapter has no shader-f16:

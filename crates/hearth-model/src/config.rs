@@ -5,7 +5,7 @@ use hearth_gguf::{GgmlType, Gguf, MetadataValue, TensorInfo};
 pub enum ModelError {
     #[error("the file has no 'general.architecture' key; it is not a model GGUF")]
     NoArchitecture,
-    #[error("architecture '{0}' is not supported (supported: phi3, llama, qwen2, qwen3)")]
+    #[error("architecture '{0}' is not supported (supported: phi3, llama, qwen2, qwen3, gemma3)")]
     UnsupportedArchitecture(String),
     #[error("metadata key '{0}' is missing")]
     MissingKey(String),
@@ -62,6 +62,9 @@ pub enum Architecture {
     Qwen2,
     /// Dense Qwen 3: each query and key head RMS-normalised before RoPE.
     Qwen3,
+    /// Gemma 3: scaled embeddings, norms after attention and feed-forward too, GELU gate,
+    /// sliding-window attention on five layers of six.
+    Gemma3,
 }
 
 impl Architecture {
@@ -71,6 +74,7 @@ impl Architecture {
             "llama" => Ok(Architecture::Llama),
             "qwen2" => Ok(Architecture::Qwen2),
             "qwen3" => Ok(Architecture::Qwen3),
+            "gemma3" => Ok(Architecture::Gemma3),
             other => Err(ModelError::UnsupportedArchitecture(other.to_string())),
         }
     }
@@ -81,6 +85,7 @@ impl Architecture {
             Architecture::Llama => "llama",
             Architecture::Qwen2 => "qwen2",
             Architecture::Qwen3 => "qwen3",
+            Architecture::Gemma3 => "gemma3",
         }
     }
 
@@ -88,10 +93,48 @@ impl Architecture {
     /// the others keep Hugging Face's halves.
     pub fn rope_style(self) -> RopeStyle {
         match self {
-            Architecture::Phi3 | Architecture::Qwen2 | Architecture::Qwen3 => RopeStyle::Neox,
+            Architecture::Phi3
+            | Architecture::Qwen2
+            | Architecture::Qwen3
+            | Architecture::Gemma3 => RopeStyle::Neox,
             Architecture::Llama => RopeStyle::Normal,
         }
     }
+
+    /// The feed-forward gate's activation.
+    pub fn activation(self) -> Activation {
+        match self {
+            Architecture::Gemma3 => Activation::GeluTanh,
+            _ => Activation::Silu,
+        }
+    }
+}
+
+/// The activation of the feed-forward block's gate: `act(gate) · up`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// `x · sigmoid(x)`.
+    Silu,
+    /// GELU, tanh approximation (Gemma's `gelu_pytorch_tanh`).
+    GeluTanh,
+}
+
+/// Sliding-window attention (Gemma 3): the local layers see the last `window` positions and
+/// rotate with their own RoPE base; every `pattern`-th layer (the last of each group) is global.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SlidingWindow {
+    pub window: usize,
+    pub pattern: usize,
+    pub rope_base: f32,
+}
+
+/// How one layer attends: the keys it sees and the rotation of its queries and keys.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LayerAttention {
+    /// Positions a query sees, itself included; None: all before it.
+    pub window: Option<usize>,
+    pub rope_base: f32,
+    pub rope_freq_scale: f32,
 }
 
 /// Query/key/value projection weights: one fused matrix or three.
@@ -136,9 +179,13 @@ pub struct LayerWeights {
     pub qkv_bias: Option<QkvBias>,
     pub qk_norm: Option<QkNorm>,
     pub attn_output: String,
+    /// RMSNorm of the attention block's output before the residual add (Gemma 3).
+    pub post_attn_norm: Option<String>,
     pub ffn_norm: String,
     pub ffn_in: FfnWeights,
     pub ffn_down: String,
+    /// RMSNorm of the feed-forward block's output before the residual add (Gemma 3).
+    pub post_ffn_norm: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -176,6 +223,12 @@ pub struct Config {
     /// Multiplier on RoPE's cos/sin (LongRoPE's attention factor), 1 when absent.
     pub rope_attn_factor: f32,
     pub rope_style: RopeStyle,
+    pub activation: Activation,
+    /// Multiplier on the token embeddings: √n_embd in Gemma, 1 elsewhere.
+    pub embd_scale: f32,
+    /// Multiplier on the queries before their dot products with the keys.
+    pub attn_scale: f32,
+    pub sliding_window: Option<SlidingWindow>,
     /// The trained context window (`context_length`).
     pub context_length: usize,
     /// The pre-extension context (`rope.scaling.original_context_length`): LongRoPE uses the
@@ -196,6 +249,23 @@ impl Config {
 
     pub fn qkv_dim(&self) -> usize {
         self.q_dim() + 2 * self.kv_dim()
+    }
+
+    /// The attention of layer `il`: local layers of a sliding-window model see `window`
+    /// positions and rotate with the local base, unscaled.
+    pub fn layer_attention(&self, il: usize) -> LayerAttention {
+        match self.sliding_window {
+            Some(w) if il % w.pattern < w.pattern - 1 => LayerAttention {
+                window: Some(w.window),
+                rope_base: w.rope_base,
+                rope_freq_scale: 1.0,
+            },
+            _ => LayerAttention {
+                window: None,
+                rope_base: self.rope_base,
+                rope_freq_scale: self.rope_freq_scale,
+            },
+        }
     }
 
     pub fn tied_output(&self) -> bool {
@@ -301,6 +371,32 @@ impl Config {
             }
         }
 
+        let sliding_window = match (arch, meta.opt_usize("attention.sliding_window")?) {
+            (Architecture::Gemma3, Some(window)) => Some(SlidingWindow {
+                window,
+                pattern: 6,
+                rope_base: 10000.0,
+            }),
+            _ => None,
+        };
+        if let Some(cap) = meta.opt_f32("final_logit_softcapping")?
+            && cap != 0.0
+        {
+            return Err(ModelError::Unsupported(format!(
+                "final logit soft-capping ({cap})"
+            )));
+        }
+        // Gemma 3 27B scales queries by its embedding width per head, not its head width
+        // (llama.cpp tells it by its 62 layers).
+        let attn_scale = match arch {
+            Architecture::Gemma3 if n_layer == 62 => 1.0 / ((n_embd / n_head) as f32).sqrt(),
+            _ => 1.0 / (head_dim as f32).sqrt(),
+        };
+        let embd_scale = match arch {
+            Architecture::Gemma3 => (n_embd as f32).sqrt(),
+            _ => 1.0,
+        };
+
         let weights = Self::weight_names(gguf, arch, n_layer);
         let token_embd = gguf
             .tensor(&weights.token_embd)
@@ -326,6 +422,10 @@ impl Config {
             rope_freq_scale,
             rope_attn_factor,
             rope_style: arch.rope_style(),
+            activation: arch.activation(),
+            embd_scale,
+            attn_scale,
+            sliding_window,
             context_length,
             original_context_length,
             weights,
@@ -365,19 +465,23 @@ impl Config {
                         k: b("attn_k"),
                         v: b("attn_v"),
                     });
-                let qk_norm = (arch == Architecture::Qwen3).then(|| QkNorm {
-                    q: t("attn_q_norm"),
-                    k: t("attn_k_norm"),
-                });
+                let qk_norm =
+                    matches!(arch, Architecture::Qwen3 | Architecture::Gemma3).then(|| QkNorm {
+                        q: t("attn_q_norm"),
+                        k: t("attn_k_norm"),
+                    });
+                let gemma = arch == Architecture::Gemma3;
                 LayerWeights {
                     attn_norm: t("attn_norm"),
                     qkv,
                     qkv_bias,
                     qk_norm,
                     attn_output: t("attn_output"),
+                    post_attn_norm: gemma.then(|| t("post_attention_norm")),
                     ffn_norm: t("ffn_norm"),
                     ffn_in,
                     ffn_down: t("ffn_down"),
+                    post_ffn_norm: gemma.then(|| t("post_ffw_norm")),
                 }
             })
             .collect();
@@ -441,6 +545,9 @@ impl Config {
                 out.push((norm.k.clone(), vec![self.head_dim as u64], false));
             }
             out.push((l.attn_output.clone(), vec![q, d], true));
+            for norm in [&l.post_attn_norm, &l.post_ffn_norm].into_iter().flatten() {
+                out.push((norm.clone(), vec![d], false));
+            }
             match &l.ffn_in {
                 FfnWeights::FusedGateUp(n) => out.push((n.clone(), vec![d, 2 * ff], true)),
                 FfnWeights::Separate { gate, up } => {

@@ -7,6 +7,6 @@
 mod config;
 
 pub use config::{
-    Architecture, Config, FfnWeights, LayerWeights, ModelError, QkNorm, QkvBias, QkvWeights,
-    RopeStyle, WeightNames,
+    Activation, Architecture, Config, FfnWeights, LayerAttention, LayerWeights, ModelError, QkNorm,
+    QkvBias, QkvWeights, RopeStyle, SlidingWindow, WeightNames,
 };

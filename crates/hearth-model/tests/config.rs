@@ -1,7 +1,7 @@
 //! The model configuration read from hostile or broken headers: clear errors, quickly.
 
 use hearth_gguf::parse_header;
-use hearth_model::{Config, ModelError};
+use hearth_model::{Activation, Config, LayerAttention, ModelError};
 use std::time::Instant;
 
 fn fixture() -> Vec<u8> {
@@ -102,7 +102,7 @@ fn an_architecture_not_supported_yet_names_those_that_are() {
     assert_eq!(err.code(), "unsupported-model");
     assert_eq!(
         err.to_string(),
-        "architecture 'dbrx' is not supported (supported: phi3, llama, qwen2, qwen3)"
+        "architecture 'dbrx' is not supported (supported: phi3, llama, qwen2, qwen3, gemma3)"
     );
 }
 
@@ -122,4 +122,36 @@ fn qwen3_queries_may_be_wider_than_the_embedding() {
         "blk.1.attn_k_norm.weight"
     );
     assert!(layer.qkv_bias.is_none());
+}
+
+#[test]
+fn gemma3_layers_alternate_five_local_to_one_global() {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/tiny-gemma3-f16.gguf"
+    ))
+    .unwrap();
+    let gguf = parse_header(&bytes, bytes.len() as u64).unwrap();
+    let c = Config::from_gguf(&gguf).unwrap();
+    assert_eq!(c.activation, Activation::GeluTanh);
+    assert_eq!(c.embd_scale, 16.0);
+    assert_eq!(c.attn_scale, 1.0 / 8.0);
+    assert!(c.tied_output());
+    let local = LayerAttention {
+        window: Some(16),
+        rope_base: 10000.0,
+        rope_freq_scale: 1.0,
+    };
+    let global = LayerAttention {
+        window: None,
+        rope_base: 1e6,
+        rope_freq_scale: 0.125,
+    };
+    let layers: Vec<_> = (0..c.n_layer).map(|il| c.layer_attention(il)).collect();
+    assert_eq!(layers, [local, local, local, local, local, global]);
+    let layer = &c.weights.layers[5];
+    assert_eq!(
+        layer.post_ffn_norm.as_deref(),
+        Some("blk.5.post_ffw_norm.weight")
+    );
 }

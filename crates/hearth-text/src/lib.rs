@@ -9,7 +9,7 @@ pub mod tools;
 
 pub use constraint::{Constraint, Format, Grammars, TokenMask};
 pub use stream::StreamDecoder;
-pub use template::{ChatTemplate, Message};
+pub use template::{BuiltinFormat, ChatTemplate, Message};
 pub use tokenizer::{TokenType, Tokenizer};
 pub use tools::{Tool, ToolCall, ToolChoice, ToolFormat, ToolUse};
 
@@ -42,7 +42,8 @@ impl TextError {
     }
 }
 
-/// The model's chat template, or the built-in Phi format its vocabulary implies.
+/// The model's chat template, or the built-in format its vocabulary's markers imply (Gemma's
+/// turns, Phi-4's `<|im_sep|>`, else Phi-3's).
 pub fn chat_template(gguf: &Gguf, tokenizer: &Tokenizer) -> Result<ChatTemplate, TextError> {
     let text = |id: Option<u32>| id.map(|i| tokenizer.token_text(i)).unwrap_or_default();
     let (bos, eos) = (text(tokenizer.bos), text(tokenizer.eos));
@@ -51,10 +52,15 @@ pub fn chat_template(gguf: &Gguf, tokenizer: &Tokenizer) -> Result<ChatTemplate,
         .and_then(MetadataValue::as_str)
     {
         Some(source) => ChatTemplate::new(source, &bos, &eos),
-        None => Ok(ChatTemplate::fallback_for(
-            tokenizer.special_id("<|im_sep|>").is_some(),
-            &bos,
-            &eos,
-        )),
+        None => {
+            let format = if tokenizer.special_id("<start_of_turn>").is_some() {
+                BuiltinFormat::Gemma
+            } else if tokenizer.special_id("<|im_sep|>").is_some() {
+                BuiltinFormat::Phi4
+            } else {
+                BuiltinFormat::Phi3
+            };
+            Ok(ChatTemplate::builtin(format, &bos, &eos))
+        }
     }
 }

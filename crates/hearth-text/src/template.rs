@@ -41,6 +41,18 @@ pub const PHI4_TEMPLATE: &str = "{% for message in messages %}{{ '<|im_start|>' 
 /// Phi-4-mini and Phi-3/3.5: `<|role|>content<|end|>`.
 pub const PHI3_TEMPLATE: &str = "{% for message in messages %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}";
 
+/// Gemma (as Gemma 3's own template writes it): `<start_of_turn>user\ncontent<end_of_turn>\n`,
+/// the assistant called `model`, a system message put before the first user message.
+pub const GEMMA_TEMPLATE: &str = "{{ bos_token }}{% if messages and messages[0]['role'] == 'system' %}{% set prefix = messages[0]['content'] + '\n\n' %}{% set turns = messages[1:] %}{% else %}{% set prefix = '' %}{% set turns = messages %}{% endif %}{% for message in turns %}{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}{{ '<start_of_turn>' + role + '\n' + (prefix if loop.first else '') + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}";
+
+/// The conversation formats Hearth knows for files without a template of their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BuiltinFormat {
+    Phi4,
+    Phi3,
+    Gemma,
+}
+
 /// Instructions a template may run per rendering. Real chat templates use a few dozen per
 /// message; this allows thousands of messages and stops an endless template in well under a second.
 const TEMPLATE_FUEL: u64 = 5_000_000;
@@ -86,12 +98,12 @@ impl ChatTemplate {
         })
     }
 
-    /// The built-in template matching the vocabulary's markers, for files without one.
-    pub fn fallback_for(has_im_sep: bool, bos: &str, eos: &str) -> Self {
-        let source = if has_im_sep {
-            PHI4_TEMPLATE
-        } else {
-            PHI3_TEMPLATE
+    /// A built-in template, for files without one.
+    pub fn builtin(format: BuiltinFormat, bos: &str, eos: &str) -> Self {
+        let source = match format {
+            BuiltinFormat::Phi4 => PHI4_TEMPLATE,
+            BuiltinFormat::Phi3 => PHI3_TEMPLATE,
+            BuiltinFormat::Gemma => GEMMA_TEMPLATE,
         };
         ChatTemplate::new(source, bos, eos).expect("built-in templates compile")
     }

@@ -428,20 +428,22 @@ impl Tokenizer {
         Ok(ids)
     }
 
-    /// The bytes a token stands for; control tokens render as nothing.
     /// Tokens of a prompt as llama.cpp builds them: BOS when the vocabulary asks for one, then
-    /// the text with control tokens recognised.
+    /// the text with control tokens recognised. A text that begins with the BOS token already
+    /// (chat templates that write `bos_token`, as Gemma's does) gets no second one, as
+    /// llama.cpp's chat formatting ensures.
     pub fn encode_prompt(&self, text: &str) -> Result<Vec<u32>, TextError> {
-        let mut ids: Vec<u32> = self
-            .add_bos
-            .then_some(self.bos)
-            .flatten()
+        let written = self.encode(text, true)?;
+        let bos = self.add_bos.then_some(self.bos).flatten();
+        let mut ids: Vec<u32> = bos
+            .filter(|&b| written.first() != Some(&b))
             .into_iter()
             .collect();
-        ids.extend(self.encode(text, true)?);
+        ids.extend(written);
         Ok(ids)
     }
 
+    /// The bytes a token stands for; control tokens render as nothing.
     pub fn token_bytes(&self, id: u32) -> &[u8] {
         match self.types.get(id as usize) {
             Some(TokenType::Control) | None => &[],
@@ -480,6 +482,7 @@ impl Tokenizer {
             "<|endoftext|>",
             "<|eot_id|>",
             "<|end_of_text|>",
+            "<end_of_turn>",
         ] {
             if let Some(id) = self.special_id(marker)
                 && !ids.contains(&id)

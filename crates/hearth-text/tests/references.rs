@@ -2,7 +2,7 @@
 //! them); references recorded by `scripts/make-text-fixtures.py`.
 
 use hearth_gguf::{SliceSource, read_header};
-use hearth_text::{ChatTemplate, Message, StreamDecoder, Tokenizer, chat_template};
+use hearth_text::{BuiltinFormat, ChatTemplate, Message, StreamDecoder, Tokenizer, chat_template};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -148,7 +148,7 @@ fn rendered_chat_tokenizes_markers_as_single_tokens() {
 
 #[test]
 fn fallback_templates_for_files_without_one() {
-    let phi4 = ChatTemplate::fallback_for(true, "", "");
+    let phi4 = ChatTemplate::builtin(BuiltinFormat::Phi4, "", "");
     assert_eq!(
         phi4.render(
             &[Message::new("system", "S"), Message::new("user", "U")],
@@ -157,7 +157,7 @@ fn fallback_templates_for_files_without_one() {
         .unwrap(),
         "<|im_start|>system<|im_sep|>S<|im_end|><|im_start|>user<|im_sep|>U<|im_end|><|im_start|>assistant<|im_sep|>"
     );
-    let phi3 = ChatTemplate::fallback_for(false, "", "");
+    let phi3 = ChatTemplate::builtin(BuiltinFormat::Phi3, "", "");
     assert_eq!(
         phi3.render(
             &[Message::new("system", "S"), Message::new("user", "U")],
@@ -165,6 +165,24 @@ fn fallback_templates_for_files_without_one() {
         )
         .unwrap(),
         "<|system|>S<|end|><|user|>U<|end|><|assistant|>"
+    );
+    // Gemma's, as its own template renders: the system message inside the first user turn,
+    // contents trimmed, the assistant called `model`.
+    let gemma = ChatTemplate::builtin(BuiltinFormat::Gemma, "<bos>", "<eos>");
+    let conversation = [
+        Message::new("system", "S"),
+        Message::new("user", " U \n"),
+        Message::new("assistant", "A"),
+        Message::new("user", "V"),
+    ];
+    assert_eq!(
+        gemma.render(&conversation, true).unwrap(),
+        "<bos><start_of_turn>user\nS\n\nU<end_of_turn>\n<start_of_turn>model\nA<end_of_turn>\n\
+         <start_of_turn>user\nV<end_of_turn>\n<start_of_turn>model\n"
+    );
+    assert_eq!(
+        gemma.render(&[Message::new("user", "U")], false).unwrap(),
+        "<bos><start_of_turn>user\nU<end_of_turn>\n"
     );
     assert!(ChatTemplate::new("{% for %}", "", "").is_err());
     let raising =

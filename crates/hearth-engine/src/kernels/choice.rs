@@ -108,7 +108,7 @@ impl KernelChoice {
         let mut wanted = vec![
             self.rms_norm(),
             Kernel::RopeKv,
-            Kernel::SiluGate,
+            Kernel::Gate,
             self.argmax(),
             Kernel::Penalize,
             Kernel::Mask,
@@ -176,7 +176,7 @@ impl KernelChoice {
     /// The kernel that computes the gated activation `silu(W[:n_ff] x) * (W[n_ff..] x)` of a
     /// stacked [gate | up] matrix in one pass, if one can: matvec_gpu.wgsl for one token,
     /// matvec_cpu.wgsl where each thread's rows pair gate with up rows and one window holds a
-    /// whole row. `None`: the products and silu_gate.wgsl.
+    /// whole row. `None`: the products and gate.wgsl.
     pub fn gated_matrix(
         &self,
         w: &GpuMatrix,

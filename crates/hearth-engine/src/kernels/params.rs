@@ -129,6 +129,8 @@ uniforms! {
         k_begin: u32,
         k_len: u32,
         glu: u32,
+        /// The gate's activation is GELU (1), not SiLU.
+        gelu: u32,
     }
 
     /// matvec_gpu.wgsl: one token at row `x_row` of x.
@@ -141,6 +143,7 @@ uniforms! {
         x_row: u32,
         glu: u32,
         eps: f32,
+        gelu: u32,
     }
 
     /// embed.wgsl: `n_tokens` rows of `k` values, from the chunk holding rows `row_start..`.
@@ -150,13 +153,17 @@ uniforms! {
         n_rows: u32,
         n_tokens: u32,
         row_start: u32,
+        /// Multiplier on every value (Gemma's √n_embd).
+        scale: f32,
     }
 
-    /// rmsnorm.wgsl: rows of `n` values from row `x_row` on.
+    /// rmsnorm.wgsl: rows of `n` values from row `x_row` on; `accumulate`: added to the
+    /// output (a norm before the residual add).
     struct NormParams {
         n: u32,
         x_row: u32,
         eps: f32,
+        accumulate: u32,
     }
 
     /// The rotary embedding (shaders/rope_params.wgsl): the first `n_rot` dimensions of a
@@ -197,6 +204,8 @@ uniforms! {
         n_splits: u32,
         n_tokens: u32,
         rotate: u32,
+        /// Positions a query sees, itself included (sliding-window layers); 0: all.
+        window: u32,
     }
 
     /// attention_combine.wgsl.
@@ -219,10 +228,11 @@ uniforms! {
         eps: f32,
     }
 
-    /// silu_gate.wgsl.
+    /// gate.wgsl.
     struct GateParams {
         n_ff: u32,
         n_tokens: u32,
+        gelu: u32,
     }
 
     /// argmax.wgsl: over `n` values.

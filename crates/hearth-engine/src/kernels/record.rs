@@ -108,6 +108,10 @@ pub struct RopeShape {
     pub base: f32,
     pub freq_scale: f32,
     pub attn_factor: f32,
+    /// Multiplier on the queries before their dot products.
+    pub scale: f32,
+    /// Positions a query sees, itself included; 0: all before it.
+    pub window: u32,
 }
 
 impl RopeShape {
@@ -150,6 +154,20 @@ pub struct AttentionBuffers<'a> {
 pub struct Positions {
     pub pos0: u32,
     pub n_tokens: u32,
+}
+
+/// A product's gate: the gate rows (0: an ungated product) and whether it is GELU, not SiLU.
+#[derive(Clone, Copy)]
+struct Glu {
+    rows: u32,
+    gelu: bool,
+}
+
+impl Glu {
+    const NONE: Glu = Glu {
+        rows: 0,
+        gelu: false,
+    };
 }
 
 /// Collects the dispatches of one forward pass and submits them as one command buffer.
@@ -212,10 +230,11 @@ impl<'a> Recorder<'a> {
             .push(Dispatch::new(kernel, pipeline, params, buffers, groups));
     }
 
-    /// `out[t, :] = embedding[tokens[t], :]` for `n_tokens` token ids (u32) in `tokens`.
+    /// `out[t, :] = scale · embedding[tokens[t], :]` for `n_tokens` token ids (u32) in `tokens`.
     pub fn embed(
         &mut self,
         w: &'a GpuMatrix,
+        scale: f32,
         tokens: &'a wgpu::Buffer,
         n_tokens: u32,
         out: &'a wgpu::Buffer,
@@ -227,6 +246,7 @@ impl<'a> Recorder<'a> {
                 n_rows: chunk.rows,
                 n_tokens,
                 row_start: chunk.row_start,
+                scale,
             };
             let groups = [(w.cols / 8).div_ceil(64), n_tokens, 1];
             self.push(
@@ -240,18 +260,41 @@ impl<'a> Recorder<'a> {
 
     /// `norm.scratch[r, :] = rmsnorm(x[row + r, :]) * gain` for `n_rows` rows.
     pub fn rms_norm(&mut self, x: &'a wgpu::Buffer, row: u32, n_rows: u32, norm: RmsNorm<'a>) {
+        self.push_norm(x, row, n_rows, norm.gain, norm.eps, norm.scratch, false);
+    }
+
+    /// `out[r, :] += rmsnorm(x[r, :]) * gain` for `n_rows` rows: a norm of a block's output
+    /// before the residual add.
+    pub fn rms_norm_add(
+        &mut self,
+        x: &'a wgpu::Buffer,
+        n_rows: u32,
+        gain: &'a GpuVector,
+        eps: f32,
+        out: &'a wgpu::Buffer,
+    ) {
+        self.push_norm(x, 0, n_rows, gain, eps, out, true);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push_norm(
+        &mut self,
+        x: &'a wgpu::Buffer,
+        row: u32,
+        n_rows: u32,
+        gain: &'a GpuVector,
+        eps: f32,
+        out: &'a wgpu::Buffer,
+        accumulate: bool,
+    ) {
         let params = params::NormParams {
-            n: norm.gain.len,
+            n: gain.len,
             x_row: row,
-            eps: norm.eps,
+            eps,
+            accumulate: flag(accumulate),
         };
         let kernel = self.kernels.choice().rms_norm();
-        self.push(
-            kernel,
-            params,
-            &[x, &norm.gain.buffer, norm.scratch],
-            [n_rows, 1, 1],
-        );
+        self.push(kernel, params, &[x, &gain.buffer, out], [n_rows, 1, 1]);
     }
 
     /// `x` as the products by every matrix of `weights` can read it: as it is where their
@@ -288,17 +331,20 @@ impl<'a> Recorder<'a> {
     ) {
         let x = self.prepare_input(x, n_tokens, [w]);
         let kernel = self.kernels.choice().matrix(w, &x, n_tokens);
-        self.record_matrix(kernel, w, x, n_tokens, y, 0);
+        self.record_matrix(kernel, w, x, n_tokens, y, Glu::NONE);
     }
 
-    /// The feed-forward block's gated activation `act[t, :] = silu(gate) * up`, where
+    /// The feed-forward block's gated activation `act[t, :] = silu(gate) * up` (GELU in place
+    /// of SiLU where `gelu`), where
     /// `[gate | up] = W x[t]` comes from `parts` (gate rows into columns `[0, n_ff)`, up rows
     /// after). Where one matrix holds both halves and a kernel can, it applies the gate as it
     /// writes: one dispatch, and `gate_up` is not touched. Otherwise the products go to
-    /// `gate_up` (n_tokens, 2 n_ff) and silu_gate.wgsl follows.
+    /// `gate_up` (n_tokens, 2 n_ff) and gate.wgsl follows.
+    #[allow(clippy::too_many_arguments)]
     pub fn gated_ffn_input(
         &mut self,
         parts: &'a [Projection],
+        gelu: bool,
         x: MatrixInput<'a>,
         n_tokens: u32,
         gate_up: &'a wgpu::Buffer,
@@ -314,7 +360,8 @@ impl<'a> Recorder<'a> {
                 .choice()
                 .gated_matrix(&only.weight, &x, n_tokens)
         {
-            return self.record_matrix(kernel, &only.weight, x, n_tokens, act_rows, n_ff);
+            let glu = Glu { rows: n_ff, gelu };
+            return self.record_matrix(kernel, &only.weight, x, n_tokens, act_rows, glu);
         }
         for p in parts {
             self.matmul(
@@ -324,12 +371,12 @@ impl<'a> Recorder<'a> {
                 MatrixOutput::rows(gate_up, 2 * n_ff).at(p.out_offset),
             );
         }
-        self.silu_gate(n_ff, n_tokens, gate_up, act);
+        self.gate(n_ff, gelu, n_tokens, gate_up, act);
     }
 
-    /// Records `kernel` for `w` × x: the product, or with `glu` > 0 the gated activation of
-    /// `w`'s first `glu` rows by the next `glu` (the kernels `KernelChoice::gated_matrix`
-    /// names).
+    /// Records `kernel` for `w` × x: the product, or with `glu.rows` > 0 the gated activation
+    /// of `w`'s first `glu.rows` rows by the next `glu.rows` (the kernels
+    /// `KernelChoice::gated_matrix` names).
     fn record_matrix(
         &mut self,
         kernel: MatrixKernel,
@@ -337,7 +384,7 @@ impl<'a> Recorder<'a> {
         x: MatrixInput<'a>,
         n_tokens: u32,
         y: MatrixOutput<'a>,
-        glu: u32,
+        glu: Glu,
     ) {
         match kernel {
             MatrixKernel::GpuMatvec => self.gpu_matvec(w, x, y, glu),
@@ -348,15 +395,15 @@ impl<'a> Recorder<'a> {
     }
 
     /// matvec_gpu.wgsl: one token, normalising its input as it reads where `x` asks for it;
-    /// with `glu` > 0 the gated activation of the first `glu` rows by the next `glu`.
-    fn gpu_matvec(&mut self, w: &'a GpuMatrix, x: MatrixInput<'a>, y: MatrixOutput<'a>, glu: u32) {
+    /// with `glu.rows` > 0 the gated activation of the first `glu.rows` rows by the next.
+    fn gpu_matvec(&mut self, w: &'a GpuMatrix, x: MatrixInput<'a>, y: MatrixOutput<'a>, glu: Glu) {
         let kernel = self.kernels.choice().gpu_matvec(w.ty, x.norm.is_some());
         let Kernel::MatvecGpu { lanes, .. } = kernel else {
             unreachable!("matvec_gpu")
         };
         let rows_per_workgroup = GPU_MATVEC_ROWS * (MATVEC_WORKGROUP / lanes);
         for chunk in &w.chunks {
-            let rows = if glu > 0 { glu } else { chunk.rows };
+            let rows = if glu.rows > 0 { glu.rows } else { chunk.rows };
             let params = params::GpuMatrixParams {
                 k: w.cols,
                 scale_offset: chunk.scale_offset,
@@ -364,8 +411,9 @@ impl<'a> Recorder<'a> {
                 out_offset: y.offset + chunk.row_start,
                 accumulate: flag(y.accumulate),
                 x_row: x.row,
-                glu,
+                glu: glu.rows,
                 eps: x.eps(),
+                gelu: flag(glu.gelu),
             };
             // The weights twice: as u32 words and as vec4 of them.
             let buffers = [&chunk.buffer, x.buffer, y.buffer, &chunk.buffer, x.gain()];
@@ -436,15 +484,15 @@ impl<'a> Recorder<'a> {
     }
 
     /// matvec_cpu.wgsl: the tokens and the k range cut into windows of at most X_WINDOW_BYTES
-    /// of `x`, one dispatch each (later k slices add to the first). With `glu` > 0, the gated
-    /// activation of the first `glu` rows by the next `glu` (one k slice only).
+    /// of `x`, one dispatch each (later k slices add to the first). With `glu.rows` > 0, the
+    /// gated activation of the first `glu.rows` rows by the next (one k slice only).
     fn cpu_windows(
         &mut self,
         w: &'a GpuMatrix,
         x: MatrixInput<'a>,
         n_tokens: u32,
         y: MatrixOutput<'a>,
-        glu: u32,
+        glu: Glu,
     ) {
         let k = w.cols;
         let kernel = self.kernels.choice().cpu_matvec(w.ty);
@@ -478,7 +526,8 @@ impl<'a> Recorder<'a> {
                         accumulate: flag(y.accumulate || k_begin > 0),
                         k_begin,
                         k_len: slice.min(k - k_begin),
-                        glu,
+                        glu: glu.rows,
+                        gelu: flag(glu.gelu),
                     };
                     // The weights twice: as u32 words and as vec4 of them.
                     let buffers = vec![
@@ -552,11 +601,16 @@ impl<'a> Recorder<'a> {
         at: Positions,
         b: &AttentionBuffers<'a>,
     ) {
+        // The keys the last query sees, which split decoding divides.
         let n_keys = at.pos0 + at.n_tokens;
+        let n_visible = match rope.window {
+            0 => n_keys,
+            window => n_keys.min(window),
+        };
         let plan = self
             .kernels
             .choice()
-            .attention(rope.heads(), at.n_tokens, n_keys);
+            .attention(rope.heads(), at.n_tokens, n_visible);
         let params = params::AttnParams {
             rotation: rope.rotation(),
             pos0: at.pos0,
@@ -564,11 +618,12 @@ impl<'a> Recorder<'a> {
             n_head_kv: rope.n_head_kv,
             head_dim: rope.head_dim,
             qkv_stride: rope.qkv_stride,
-            scale: 1.0 / (rope.head_dim as f32).sqrt(),
+            scale: rope.scale,
             split_len: plan.split_len,
             n_splits: plan.n_splits,
             n_tokens: at.n_tokens,
             rotate: flag(freq.is_some()),
+            window: rope.window,
             ..Default::default()
         };
         let buffers = [b.qkv, b.k_cache, b.v_cache, b.out, b.partials];
@@ -658,17 +713,22 @@ impl<'a> Recorder<'a> {
         );
     }
 
-    /// `out[t, i] = silu(gate_up[t, i]) * gate_up[t, n_ff + i]`.
-    pub fn silu_gate(
+    /// `out[t, i] = act(gate_up[t, i]) * gate_up[t, n_ff + i]`, act SiLU or where `gelu` GELU.
+    pub fn gate(
         &mut self,
         n_ff: u32,
+        gelu: bool,
         n_tokens: u32,
         gate_up: &'a wgpu::Buffer,
         out: &'a wgpu::Buffer,
     ) {
-        let params = params::GateParams { n_ff, n_tokens };
+        let params = params::GateParams {
+            n_ff,
+            n_tokens,
+            gelu: flag(gelu),
+        };
         self.push(
-            Kernel::SiluGate,
+            Kernel::Gate,
             params,
             &[gate_up, out],
             [n_ff.div_ceil(64), n_tokens, 1],

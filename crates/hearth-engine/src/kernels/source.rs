@@ -86,7 +86,7 @@ pub enum Kernel {
     /// attention_gpu.wgsl with one tile shape: GPUs.
     AttentionGpu(AttentionTile),
     AttentionCombine,
-    SiluGate,
+    Gate,
     /// argmax.wgsl with `threads` in its one workgroup.
     Argmax {
         threads: u32,
@@ -114,10 +114,12 @@ impl Kernel {
                 weight_format_source(ty)? + shader!("matrix_params.wgsl") + shader!("matvec.wgsl")
             }
             Kernel::MatvecCpu { ty, .. } => {
-                block_kernel_source(ty, format_shaders(ty)?.cpu, shader!("matvec_cpu.wgsl"))?
+                shader!("gate_activation.wgsl").to_owned()
+                    + &block_kernel_source(ty, format_shaders(ty)?.cpu, shader!("matvec_cpu.wgsl"))?
             }
             Kernel::MatvecGpu { ty, .. } => {
-                block_kernel_source(ty, format_shaders(ty)?.gpu, shader!("matvec_gpu.wgsl"))?
+                shader!("gate_activation.wgsl").to_owned()
+                    + &block_kernel_source(ty, format_shaders(ty)?.gpu, shader!("matvec_gpu.wgsl"))?
             }
             Kernel::Matmul { ty, .. } => {
                 weight_format_source(ty)? + shader!("matrix_params.wgsl") + shader!("matmul.wgsl")
@@ -137,7 +139,7 @@ impl Kernel {
                     + shader!("attention_gpu.wgsl")
             }
             Kernel::AttentionCombine => shader!("attention_combine.wgsl").into(),
-            Kernel::SiluGate => shader!("silu_gate.wgsl").into(),
+            Kernel::Gate => shader!("gate_activation.wgsl").to_owned() + shader!("gate.wgsl"),
             Kernel::Argmax { .. } => shader!("argmax.wgsl").into(),
             Kernel::Penalize => shader!("penalize.wgsl").into(),
             Kernel::Mask => shader!("mask.wgsl").into(),
@@ -183,7 +185,7 @@ impl Kernel {
             | Kernel::RopeKv
             | Kernel::QkvBias
             | Kernel::AttentionCombine
-            | Kernel::SiluGate
+            | Kernel::Gate
             | Kernel::Penalize
             | Kernel::Mask
             | Kernel::TopK => Vec::new(),
@@ -204,7 +206,7 @@ impl Kernel {
             Kernel::HeadNorm { .. } => "HeadNormParams",
             Kernel::AttentionCpu { .. } | Kernel::AttentionGpu(_) => "AttnParams",
             Kernel::AttentionCombine => "CombineParams",
-            Kernel::SiluGate => "GateParams",
+            Kernel::Gate => "GateParams",
             Kernel::Argmax { .. } => "ArgmaxParams",
             Kernel::Penalize => "PenaltyParams",
             Kernel::Mask => "MaskParams",
@@ -236,7 +238,7 @@ impl std::fmt::Display for Kernel {
             Kernel::AttentionCpu { threads } => write!(f, "AttentionCpu({threads})"),
             Kernel::AttentionGpu(t) => write!(f, "AttentionGpu({} rows)", t.rows),
             Kernel::AttentionCombine => write!(f, "AttentionCombine"),
-            Kernel::SiluGate => write!(f, "SiluGate"),
+            Kernel::Gate => write!(f, "Gate"),
             Kernel::Argmax { .. } => write!(f, "Argmax"),
             Kernel::Penalize => write!(f, "Penalize"),
             Kernel::Mask => write!(f, "Mask"),

@@ -1,5 +1,6 @@
-// Gated activation of the feed-forward block: act[t, i] = silu(gate[t, i]) * up[t, i],
-// reading the fused projection gu[t, :] = [gate (n_ff values) | up (n_ff values)].
+// Gated activation of the feed-forward block: act[t, i] = gate_activation(gate[t, i]) * up[t, i]
+// (SiLU, or GELU with `gelu`: gate_activation.wgsl, prepended), reading the fused projection
+// gu[t, :] = [gate (n_ff values) | up (n_ff values)].
 //
 // Bindings:
 //   0 params  uniform  GateParams (below)
@@ -10,6 +11,7 @@
 struct GateParams {
     n_ff: u32,
     n_tokens: u32,
+    gelu: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: GateParams;
@@ -25,5 +27,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let g = gu[t * 2u * params.n_ff + i];
     let u = gu[t * 2u * params.n_ff + params.n_ff + i];
-    act[t * params.n_ff + i] = g / (1.0 + exp(-g)) * u;
+    act[t * params.n_ff + i] = gate_activation(g, params.gelu) * u;
 }
