@@ -504,3 +504,31 @@ test('SmolLM2 answers like llama.cpp, with wasm memory far below the model size'
   assert.ok(out.memory.wasmMemoryBytes < out.size / 2, `wasm memory ${out.memory.wasmMemoryBytes} bytes for a ${out.size}-byte model`);
   await page.context().close();
 });
+
+test('Gemma 3 270M answers like llama.cpp in the browser: its 262,144-token vocabulary and built-in turn format', async () => {
+  const ref = fixture('gemma3/reference.json');
+  const modelPath = `/models/${ref.model}`;
+  assert.ok(fs.existsSync(path.join(ROOT, modelPath.slice(1))), 'run scripts/fetch-gemma3.sh');
+  const page = await freshPage();
+  const n = 6;
+  const hard = ref.tokenizations.find((t) => t.special && t.text.includes('Köln'));
+  const out = await page.evaluate(async ({ url, question, n, hardText }) => {
+    const { Engine } = window.hearth;
+    const engine = await Engine.load(url, { contextLength: 256, onProgress: () => {} });
+    const messages = [{ role: 'user', content: question }];
+    const prompt = await engine.applyChatTemplate(messages);
+    const promptTokens = await engine.tokenize(prompt);
+    const hardTokens = await engine.tokenize(hardText);
+    const g = await engine.generate({ messages, maxTokens: n, temperature: 0, ignoreEos: true });
+    await engine.unload();
+    return { prompt, promptTokens, hardTokens, tokens: g.tokens, info: engine.info };
+  }, { url: server.url + modelPath, question: ref.question, n, hardText: hard.text });
+  assert.equal(out.info.architecture, 'gemma3');
+  assert.equal(out.info.nVocab, 262144);
+  assert.equal(out.prompt, '<bos>' + ref.prompt, 'the Gemma turn format, its BOS written by the template');
+  assert.deepEqual(out.promptTokens, ref.cases[0].tokens, 'one BOS, turn markers as tokens');
+  assert.deepEqual(out.hardTokens, hard.ids);
+  assert.deepEqual(out.tokens, ref.greedy_answer.slice(0, n));
+  assert.ok(ref.greedy_margins.slice(0, n).every((m) => m > 1), 'the compared tokens are clear choices for llama.cpp');
+  await page.context().close();
+});

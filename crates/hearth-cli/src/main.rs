@@ -312,6 +312,19 @@ async fn inspect(path: &Path, list_tensors: bool) -> Result<(), AnyError> {
                 c.context_length,
                 c.rope_base
             );
+            if let Some(w) = c.sliding_window {
+                let local = (0..c.n_layer)
+                    .filter(|&il| c.layer_attention(il).window.is_some())
+                    .count();
+                line!(
+                    r,
+                    "attention     {local} of {} layers see the last {} positions (RoPE base {}), \
+                     the others all",
+                    c.n_layer,
+                    w.window,
+                    w.rope_base
+                );
+            }
             memory_plan(&mut r, &gguf, &c).await;
         }
         Err(e) => line!(r, "runnable      no: {e}"),
