@@ -69,7 +69,7 @@ const ui = {
 
 // `conversation`: the open one ({ id, title, messages, … } as conversations.js keeps it), null
 // for a new chat not yet saved (it is saved with its first message).
-const state = { engine: null, loading: null, conversation: null, generating: null, modelLabel: '', modelSource: null };
+const state = { engine: null, loading: null, conversation: null, generating: null, modelLabel: '', modelSource: null, takeOver: null };
 let gpuReady = false;
 
 function formatBytes(n) {
@@ -150,7 +150,18 @@ function showProgress(p) {
   ui.figures.textContent = figures;
 }
 
-async function loadModel(source, label) {
+/** The status line with a button after it (the engine held by another tab). */
+function statusWithAction(text, action, onClick) {
+  ui.modelStatus.textContent = `${text} `;
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'ghost small';
+  button.textContent = action;
+  button.addEventListener('click', onClick, { once: true });
+  ui.modelStatus.append(button);
+}
+
+async function loadModel(source, label, { takeOver = false } = {}) {
   if (state.loading) return;
   // A model on a host this page's policy does not allow (and not already cached): come back
   // under a policy that allows it, and load it then.
@@ -178,6 +189,20 @@ async function loadModel(source, label) {
       connectSrc: ["'self'", ...allowedHosts],
       signal: controller.signal,
       onProgress: showProgress,
+      // Browsers without SharedWorker (Chrome on Android) keep one engine with a lock: this
+      // tab waits for the tab that holds it, or takes it.
+      takeOver,
+      onWaiting: () => statusWithAction(
+        `Another tab of this page has ${label} on the GPU; this tab waits until that tab closes.`,
+        'Use it in this tab instead',
+        () => { state.takeOver = { source, label }; controller.abort(); },
+      ),
+      onTakenOver: () => {
+        state.engine = null;
+        setChatEnabled(false);
+        delete ui.modelStatus.dataset.ready;
+        statusWithAction(`${label} moved to another tab of this page.`, 'Use it here again', () => loadModel(source, label, { takeOver: true }));
+      },
       onDeviceLost: (e) => {
         state.engine = null;
         setChatEnabled(false);
@@ -201,7 +226,7 @@ async function loadModel(source, label) {
     ui.prompt.focus();
   } catch (e) {
     ui.modelStatus.textContent = '';
-    showError(e.name === 'AbortError' ? 'Loading was cancelled. Load again to resume the download where it stopped.' : e.message);
+    if (!state.takeOver) showError(e.name === 'AbortError' ? 'Loading was cancelled. Load again to resume the download where it stopped.' : e.message);
   } finally {
     state.loading = null;
     setBusy(false);
@@ -209,6 +234,10 @@ async function loadModel(source, label) {
     renderEmptyState();
     refreshCache();
   }
+  // "Use it in this tab instead": the wait was cancelled; now take the engine.
+  const next = state.takeOver;
+  state.takeOver = null;
+  if (next) loadModel(next.source, next.label, { takeOver: true });
 }
 
 ui.presetForm.addEventListener('submit', (e) => {
@@ -272,6 +301,8 @@ function addFooter(box, text, stats, finish) {
   const parts = [];
   if (stats) {
     parts.push(`${stats.generatedTokens} tokens`, `${stats.decodeTokensPerS.toFixed(stats.decodeTokensPerS < 10 ? 2 : 1)} tokens/s`, `first token after ${(stats.timeToFirstTokenMs / 1000).toFixed(2)} s`);
+    // What the KV cache still held of this conversation, so was not prefilled again.
+    if (stats.promptTokens) parts.push(`${stats.reusedTokens} of ${stats.promptTokens} prompt tokens from the cache`);
   }
   if (finish === 'abort') parts.push('stopped');
   if (finish === 'length') parts.push('hit the token limit');

@@ -182,6 +182,64 @@ test('two tabs of the page share one engine, and the second goes on when the fir
   await context.close();
 });
 
+test('going back to a chat reuses the KV cache while it holds that chat, else prefills it again', async () => {
+  const context = await browser.newContext();
+  const page = await openDemo(context);
+  await page.fill('#max-tokens', '4');
+  await page.dispatchEvent('#max-tokens', 'change');
+  await loadByUrl(page, `${server.url}${MODEL}`);
+  /** The reply's prompt figures: [tokens from the cache, prompt tokens]. */
+  const cacheFigures = async (reply) => {
+    const m = (await reply.locator('.stats').textContent()).match(/(\d+) of (\d+) prompt tokens from the cache/);
+    assert.ok(m, 'the footer gives the prompt figures');
+    return [Number(m[1]), Number(m[2])];
+  };
+  const first = await cacheFigures(await sendAndWait(page, 'First chat, first question'));
+  assert.equal(first[0], 0, 'a new chat prefills everything');
+  // A new chat opened and left without a message: the cache still holds the first chat.
+  await page.click('#new-chat');
+  await openChat(page, 'First chat');
+  const [reused, prompt] = await cacheFigures(await sendAndWait(page, 'First chat, second question'));
+  assert.ok(reused >= first[1] && reused < prompt, `the first exchange came from the cache: ${reused} of ${prompt}`);
+  // Another chat in between fills the cache with itself: the first is prefilled again.
+  await page.click('#new-chat');
+  await sendAndWait(page, 'Second chat');
+  await openChat(page, 'First chat');
+  const [again, total] = await cacheFigures(await sendAndWait(page, 'First chat, third question'));
+  assert.ok(again < first[1], `prefilled again, only a shared beginning reused: ${again} of ${total}`);
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
+test('without SharedWorker, a second tab waits for the engine or takes it over', async () => {
+  const context = await browser.newContext();
+  await context.addInitScript(() => Object.defineProperty(window, 'SharedWorker', { value: undefined, configurable: true }));
+  const first = await openDemo(context);
+  await first.fill('#max-tokens', '4');
+  await first.dispatchEvent('#max-tokens', 'change');
+  await loadByUrl(first, `${server.url}${MODEL}`);
+  // The second tab comes back to the last model, which the first tab holds: it waits, and
+  // offers to take it.
+  const second = await openDemo(context);
+  const take = second.getByRole('button', { name: 'Use it in this tab instead' });
+  await take.waitFor({ timeout: 60_000 });
+  assert.match(await second.textContent('#model-status'), /Another tab of this page has .* on the GPU; this tab waits/);
+  await take.click();
+  await second.waitForSelector('#model-status[data-ready="true"]', { state: 'attached', timeout: 120_000 });
+  // The first tab lost it, says so, and can take it back.
+  const back = first.getByRole('button', { name: 'Use it here again' });
+  await back.waitFor({ timeout: 30_000 });
+  assert.match(await first.textContent('#model-status'), /moved to another tab of this page/);
+  assert.equal(await first.isDisabled('#prompt'), true, 'no chatting without the engine');
+  await sendAndWait(second, 'From the second tab');
+  await back.click();
+  await first.waitForSelector('#model-status[data-ready="true"]', { state: 'attached', timeout: 120_000 });
+  await second.getByRole('button', { name: 'Use it here again' }).waitFor({ timeout: 30_000 });
+  await sendAndWait(first, 'Back in the first tab');
+  assert.deepEqual([first.errors, second.errors], [[], []]);
+  await context.close();
+});
+
 test('axe-core finds no serious or critical accessibility violation', async () => {
   // axe is injected into the page; the page's CSP would refuse an injected script.
   const context = await browser.newContext({ bypassCSP: true });

@@ -2,7 +2,8 @@
 // SharedWorker), in headless Chromium: the second page gets the model without uploading it
 // again, both pages chat (at the same time, too: queued), closing the page that loaded the
 // model leaves the other working, and a different model replaces it for every page with a
-// typed error for the others.
+// typed error for the others. Where there is no SharedWorker, a Web Lock keeps one engine per
+// browser: a second page waits for it or takes it over.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -129,4 +130,70 @@ test('a shared engine downloads only from the origins it is given', async () => 
     await context.close();
     await elsewhere.close();
   }
+});
+
+/** Starts loading `url` into a shared engine (window.engine once loaded; window.loading
+ *  resolves to 'loaded' or the error's code; window.waited and window.takenOver are set by the
+ *  callbacks). */
+function startLocked(page, url, extra = {}) {
+  return page.evaluate(({ url, extra }) => {
+    window.waited = false;
+    window.takenOver = false;
+    window.loading = window.hearth.Engine.load(url, {
+      shared: true,
+      chunkSize: 256 * 1024,
+      ...extra,
+      onWaiting: () => { window.waited = true; },
+      onTakenOver: () => { window.takenOver = true; },
+    }).then((e) => { window.engine = e; return 'loaded'; }, (e) => e.code ?? e.name);
+  }, { url, extra });
+}
+
+const settled = (page) => page.evaluate(() => Promise.race([window.loading, new Promise((r) => setTimeout(() => r('pending'), 500))]));
+
+test('without SharedWorker, a Web Lock keeps one engine per browser: a second page waits, takes over, or gets it when the first closes', async () => {
+  const context = await browser.newContext();
+  // Chrome on Android has no SharedWorker.
+  await context.addInitScript(() => Object.defineProperty(window, 'SharedWorker', { value: undefined, configurable: true }));
+  const first = await harness(context, server);
+  const second = await harness(context, server);
+  const ref = fixture('tiny-q8_0.json').greedy;
+  const url = server.url + Q8;
+
+  await startLocked(first, url);
+  assert.equal(await first.evaluate(() => window.loading), 'loaded');
+  assert.deepEqual(await first.evaluate(() => [window.waited, window.engine.sharing, window.engine.shared]), [false, 'lock', false]);
+
+  // A second page waits for the engine, loading nothing, until the first unloads it.
+  await startLocked(second, url);
+  await second.waitForFunction(() => window.waited);
+  assert.equal(await settled(second), 'pending', 'waits while the first page holds the engine');
+  await first.evaluate(() => window.engine.unload());
+  assert.equal(await second.evaluate(() => window.loading), 'loaded');
+  assert.deepEqual(await greedy(second, ref.prompt, ref.tokens.length), ref.tokens);
+
+  // The first page takes the engine over: the second's engine stops with a typed error.
+  await startLocked(first, url, { takeOver: true });
+  assert.equal(await first.evaluate(() => window.loading), 'loaded');
+  await second.waitForFunction(() => window.takenOver);
+  const stopped = await greedy(second, ref.prompt, 1);
+  assert.equal(stopped.code, 'taken-over', stopped.error);
+  assert.deepEqual(await greedy(first, ref.prompt, ref.tokens.length), ref.tokens);
+
+  // Closing the page that holds the engine hands it to the page waiting for it.
+  await startLocked(second, url);
+  await second.waitForFunction(() => window.waited);
+  await first.close();
+  assert.equal(await second.evaluate(() => window.loading), 'loaded');
+  assert.deepEqual(await greedy(second, ref.prompt, ref.tokens.length), ref.tokens);
+
+  // Waiting can be cancelled.
+  const third = await harness(context, server);
+  await third.evaluate((url) => {
+    const controller = new AbortController();
+    window.loading = window.hearth.Engine.load(url, { shared: true, signal: controller.signal, onWaiting: () => controller.abort() })
+      .then(() => 'loaded', (e) => e.name);
+  }, url);
+  assert.equal(await third.evaluate(() => window.loading), 'AbortError');
+  await context.close();
 });

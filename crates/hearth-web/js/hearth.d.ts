@@ -7,7 +7,8 @@
  * downloads — `http-<status>`, `network`, `bad-range`, `bad-length`, `blocked-by-policy`,
  * `bad-url`, `bad-source`, `changed`, `corrupt`; storage — `quota`, `storage`, `no-storage`;
  * device — `no-webgpu`, `out-of-memory`, `device-lost`, `gpu`, `unsupported`;
- * requests — `context-full`, `bad-token`, `bad-request`, `unloaded`; `worker`, `engine` otherwise.
+ * requests — `context-full`, `bad-token`, `bad-request`, `unloaded`; sharing — `model-replaced`,
+ * `taken-over`; `worker`, `engine` otherwise.
  * An aborted call rejects with a DOMException named `AbortError`.
  */
 export declare class HearthError extends Error {
@@ -56,10 +57,20 @@ export interface LoadOptions {
    * requests from all pages are answered in the order they came. Loading a different model
    * replaces it for every page (their calls then fail with code 'model-replaced'); `unload`
    * frees it once no page uses it; closing a page leaves the others working. Where the
-   * browser has no SharedWorker, the page gets its own engine. Off by default; not with
-   * `inheritCsp`.
+   * browser has no SharedWorker (Chrome on Android), a Web Lock keeps one engine per browser
+   * instead: a second page waits (`onWaiting`) until the page holding the engine unloads it or
+   * closes, or with `takeOver` takes it, and that page's calls then fail with code
+   * 'taken-over' (`onTakenOver`). Off by default; not with `inheritCsp`.
    */
   shared?: boolean;
+  /** With `shared` where there is no SharedWorker: take the engine from the page holding it
+   *  rather than wait for it. */
+  takeOver?: boolean;
+  /** With `shared` where there is no SharedWorker: another page holds the engine, and this
+   *  load waits for it (abort it with `signal`, or load again with `takeOver`). */
+  onWaiting?: () => void;
+  /** Another page took the engine (`takeOver`): this one is stopped, its GPU memory freed. */
+  onTakenOver?: () => void;
   /**
    * Origins the engine's worker may download from, as CSP source expressions (`'self'`,
    * `https://host`, `https://*.host`, `http://host:*`); a request anywhere else is refused
@@ -280,6 +291,9 @@ export declare class Engine {
   readonly networkBytes: number;
   /** Whether this engine is the one shared by this origin's pages (`shared: true`). */
   readonly shared: boolean;
+  /** How it is shared: one SharedWorker for every page ('worker'); the Web Lock of a browser
+   *  without SharedWorker, which this page holds ('lock'); or not at all ('none'). */
+  readonly sharing: 'worker' | 'lock' | 'none';
   /** Whether the model was on the GPU already, loaded by another page (nothing was uploaded). */
   readonly reused: boolean;
   /** Where the load's time went, in seconds: starting wasm and the GPU device; the download

@@ -77,6 +77,8 @@ class Rpc {
     this.onDeviceLost = null;
     this.lost = null;
     this.replaced = null;
+    /** Releases the Web Lock this engine holds (`shared` without SharedWorker), if any. */
+    this.releaseLock = null;
     this.port.onmessage = (e) => this.receive(e.data);
     worker.port?.start();
     worker.onerror = (e) => {
@@ -87,8 +89,8 @@ class Rpc {
 
   call(op, args = {}, { signal, onEvent } = {}) {
     if (this.lost) return Promise.reject(new HearthError(`the GPU device was lost (${this.lost}); load the model into a new engine`, 'device-lost'));
+    if (this.replaced && op !== 'unload') return Promise.reject(new HearthError(`${this.replaced.message}; load the model again`, this.replaced.code));
     if (!this.worker) return Promise.reject(new HearthError('this engine was unloaded; load a model into a new engine', 'unloaded'));
-    if (this.replaced && op !== 'unload') return Promise.reject(new HearthError(`${this.replaced}; load the model again`, 'model-replaced'));
     if (signal?.aborted) return Promise.reject(abortError());
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -106,7 +108,7 @@ class Rpc {
       return;
     }
     if (msg.type === 'model-replaced') {
-      this.replaced = msg.message;
+      this.replaced = { message: msg.message, code: 'model-replaced' };
       return;
     }
     const p = this.pending.get(msg.id);
@@ -130,7 +132,56 @@ class Rpc {
     else this.worker?.terminate();
     this.worker = null;
     this.port = null;
+    this.releaseLock?.();
+    this.releaseLock = null;
   }
+
+  /** Another tab took the engine's Web Lock: this engine stops, its GPU memory freed with its
+   *  worker, and every call fails with code 'taken-over' (the page may load again). */
+  takenOver() {
+    const message = 'another tab of this page took over the engine';
+    this.replaced = { message, code: 'taken-over' };
+    this.failAll(new HearthError(`${message}; load the model again`, 'taken-over'));
+    this.releaseLock = null;
+    this.worker?.terminate();
+    this.worker = null;
+    this.port = null;
+    this.onTakenOver?.();
+  }
+}
+
+/**
+ * One engine per browser where there is no SharedWorker (Chrome on Android): an exclusive Web
+ * Lock, named after the hosts the engine may download from, held for as long as the engine
+ * lives. A second page waits for it (`onWaiting` says so) until the first unloads or closes,
+ * or with `takeOver` takes it: the first page's engine then stops. Resolves to a function that
+ * releases the lock; `onLost` runs if another page takes it.
+ */
+function acquireEngineLock(name, { takeOver, signal, onWaiting, onLost }) {
+  return new Promise((resolve, reject) => {
+    let held = false;
+    const hold = (lock) => {
+      if (!lock) return null; // `ifAvailable`, and another page holds the engine
+      held = true;
+      return new Promise((release) => resolve(release));
+    };
+    // A request settles once its lock is released: by `release`, or (rejected) when another
+    // page steals it. Resolves to whether the lock was granted.
+    const request = (options) => navigator.locks.request(name, options, hold).then(() => held, (e) => {
+      if (held) onLost();
+      else reject(e?.name === 'AbortError' ? abortError() : new HearthError(`the engine lock failed: ${e?.message ?? e}`, 'worker'));
+      return true;
+    });
+    if (takeOver) {
+      request({ steal: true });
+      return;
+    }
+    request({ ifAvailable: true }).then((granted) => {
+      if (granted) return;
+      onWaiting?.();
+      request({ signal });
+    });
+  });
 }
 
 const RESPONSE_FORMATS = ['json_schema', 'json_object', 'regex', 'grammar', 'text'];
@@ -230,9 +281,13 @@ export class Engine {
      *  the browser has SharedWorker), and whether the model was on the GPU already, loaded by
      *  another page (then nothing was read or uploaded). */
     this.shared = !!rpc.worker.port;
+    /** How this engine is shared: 'worker' (one SharedWorker for every page), 'lock' (no
+     *  SharedWorker here: this page holds the one engine, other pages wait for it), or 'none'. */
+    this.sharing = rpc.worker.port ? 'worker' : rpc.releaseLock ? 'lock' : 'none';
     this.reused = !!loaded.reused;
     this.onDeviceLost = options.onDeviceLost ?? null;
     rpc.onDeviceLost = (message) => this.onDeviceLost?.(new HearthError(`the GPU device was lost (${message}); load the model into a new engine`, 'device-lost'));
+    rpc.onTakenOver = () => options.onTakenOver?.();
     const engine = this;
     this.chat = { completions: { create: (request) => engine.#createCompletion(request) } };
   }
@@ -253,6 +308,16 @@ export class Engine {
     if (options.shared && options.inheritCsp) {
       throw new HearthError('shared and inheritCsp cannot go together: a worker shared by several pages cannot live under one page\'s policy', 'bad-request');
     }
+    // Without SharedWorker, `shared` keeps one engine per browser with a Web Lock instead.
+    const lockName = `hearth-engine ${JSON.stringify(options.connectSrc ?? null)}`;
+    const useLock = options.shared && typeof SharedWorker === 'undefined' && typeof navigator !== 'undefined' && !!navigator.locks;
+    let rpcForLock = null;
+    const releaseLock = useLock ? await acquireEngineLock(lockName, {
+      takeOver: !!options.takeOver,
+      signal: options.signal,
+      onWaiting: options.onWaiting,
+      onLost: () => rpcForLock?.takenOver(),
+    }) : null;
     let worker;
     try {
       // Written out literally so that bundlers (Vite, webpack, Parcel) recognise the worker
@@ -267,9 +332,12 @@ export class Engine {
       else if (options.workerUrl) worker = new Worker(options.workerUrl, { type: 'module', name: 'hearth' });
       else worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'hearth' });
     } catch (e) {
+      releaseLock?.();
       throw new HearthError(`cannot start the Hearth worker (${e?.message ?? e}); module workers need a recent browser`, 'worker');
     }
     const rpc = new Rpc(worker);
+    rpc.releaseLock = releaseLock;
+    rpcForLock = rpc;
     try {
       const loaded = await rpc.call('load', {
         source: described,
