@@ -20,6 +20,8 @@ struct AttnParams {
     rotate: u32,
     // Positions a query sees, itself included (sliding-window layers); 0: every earlier one.
     window: u32,
+    // Rows the caches hold: position p is row p % kv_rows (a ring on sliding-window layers).
+    kv_rows: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: AttnParams;

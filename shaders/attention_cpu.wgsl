@@ -6,7 +6,7 @@
 // Bindings:
 //   0 params   uniform  AttnParams (attention_common.wgsl, which declares these bindings)
 //   1 qkv      storage  f32 [n_tokens, qkv_stride]; query head h of token t at t*qkv_stride + h*head_dim
-//   2 k_cache  storage  KvWord [capacity, n_head_kv * head_dim / 4], row = position: four
+//   2 k_cache  storage  KvWord [kv_rows, n_head_kv * head_dim / 4], row = position % kv_rows: four
 //                       values each (f32, f16 or packed f16: see rope_kv.wgsl)
 //   3 v_cache  storage  same layout
 //   4 out      storage  f32 [n_tokens, n_head * head_dim]
@@ -84,7 +84,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         var s = NEG_BIG;
         if (key < n_keys) {
             s = 0.0;
-            let kb = key * kv_dim4 + kv_off4;
+            let kb = (key % params.kv_rows) * kv_dim4 + kv_off4;
             for (var d = 0u; d < hd4; d++) {
                 s += dot(q[d], kv4(k_cache[kb + d]));
             }
@@ -107,7 +107,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var j = 0u; j < n_in_tile; j++) {
             let p = exp(scores[j] - new_max);
             running_sum += p;
-            let vb = (tile + j) * kv_dim4 + kv_off4 + lid;
+            let vb = ((tile + j) % params.kv_rows) * kv_dim4 + kv_off4 + lid;
             if (lid < hd4) {
                 acc0 += p * kv4(v_cache[vb]);
             }

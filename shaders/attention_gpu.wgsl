@@ -4,7 +4,7 @@
 // Bindings:
 //   0 params   uniform  AttnParams (attention_common.wgsl, which declares these bindings)
 //   1 qkv      storage  f32 [n_tokens, qkv_stride]; query head h of token t at t*qkv_stride + h*head_dim
-//   2 k_cache  storage  KvWord [capacity, n_head_kv * head_dim / 4], row = position: four
+//   2 k_cache  storage  KvWord [kv_rows, n_head_kv * head_dim / 4], row = position % kv_rows: four
 //                       values each (f32, f16 or packed f16: see rope_kv.wgsl)
 //   3 v_cache  storage  same layout
 //   4 out      storage  f32 [n_tokens, n_head * head_dim]
@@ -102,7 +102,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         // The new token's key (rotated) and value into the cache, by the workgroup that reads them.
         if (key_end == params.pos0 + 1u) {
             let src = params.n_head * hd + kvh * hd;
-            let dst = params.pos0 * kv_dim4 + kv_off4;
+            let dst = (params.pos0 % params.kv_rows) * kv_dim4 + kv_off4;
             for (var w = lid; w < hd4; w += WG) {
                 k_cache[dst + w] = kv_word(rope_rotated4(rope, src, 4u * w, params.pos0));
                 let v = src + params.n_head_kv * hd + 4u * w;
@@ -155,7 +155,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let key = tile + lid;
         var s: array<f32, MAX_ROWS>;
         if (key < key_end) {
-            let kb = key * kv_dim4 + kv_off4;
+            let kb = (key % params.kv_rows) * kv_dim4 + kv_off4;
             for (var d = 0u; d < hd4; d++) {
                 let k = kv4(k_cache[kb + d]);
                 for (var r = 0u; r < ROWS; r++) {
@@ -191,15 +191,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 sums[i] *= row_factor[r];
             }
             let n_in_tile = min(WG, key_end - tile);
-            var vb = tile * kv_dim4 + kv_off4 + d4;
             for (var j = 0u; j < n_in_tile; j++) {
-                let v = kv4(v_cache[vb]);
+                let v = kv4(v_cache[((tile + j) % params.kv_rows) * kv_dim4 + kv_off4 + d4]);
                 for (var i = 0u; i < SLOTS; i++) {
                     let p = p_tile[min(rg + row_groups * i, ROWS - 1u) * WG + j];
                     acc[i] += p * v;
                     sums[i] += p;
                 }
-                vb += kv_dim4;
             }
         }
         workgroupBarrier();

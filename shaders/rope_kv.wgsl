@@ -5,13 +5,14 @@
 //   1 qkv        storage  f32 [n_tokens, qkv_stride]: per token n_head query heads, then
 //                         n_head_kv key heads, then n_head_kv value heads, head_dim each
 //   2 freq       storage  f32 [n_rot / 2] frequency divisors (LongRoPE factors; ones if none)
-//   3 k_cache    storage  KvWord [capacity, n_head_kv * head_dim / 4], row = position; a
+//   3 k_cache    storage  KvWord [kv_rows, n_head_kv * head_dim / 4], row = position % kv_rows; a
 //                         KvWord holds four values: vec4 of f32, vec4 of f16 where the
 //                         device has shader-f16, else two u32 of packed f16 pairs (the host
 //                         prepends KvWord and its kv_word; kernels/source.rs: kv_prelude)
 //   4 v_cache    storage  same layout as k_cache
 // Workgroup (token t, head h) over h in [0, n_head + 2 n_head_kv): queries are rotated in
-// place, keys rotated into k_cache and values copied into v_cache at position pos0 + t, one
+// place, keys rotated into k_cache and values copied into v_cache at position pos0 + t (a
+// sliding-window layer's cache is a ring of kv_rows rows: the window and a micro-batch), one
 // cache word (four values; head_dim is a multiple of 4) per thread and step. The rotation
 // itself: rope_common.wgsl (prepended by the host). On GPUs a decoded token skips this
 // kernel: attention_gpu.wgsl rotates and stores it (its `rope` parameter).
@@ -23,6 +24,7 @@ struct RopeParams {
     n_head_kv: u32,
     head_dim: u32,
     qkv_stride: u32,
+    kv_rows: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: RopeParams;
@@ -67,7 +69,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let is_key = head < params.n_head + params.n_head_kv;
     let kv_head = select(head - params.n_head - params.n_head_kv, head - params.n_head, is_key);
     let src = row + n_q + select(kv_dim, 0u, is_key) + kv_head * hd;
-    let dst = (pos * kv_dim + kv_head * hd) / 4u;
+    let dst = ((pos % params.kv_rows) * kv_dim + kv_head * hd) / 4u;
     for (var w = lid; w < hd / 4u; w += WG) {
         let d = 4u * w;
         if (is_key) {

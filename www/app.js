@@ -22,10 +22,12 @@ const PRESETS = [
   // (28 or 36 layers × 8 key/value heads × 128) + activations, by the same plan.
   { id: 'qwen3-1.7b', name: 'Qwen3 1.7B', note: 'Q4_K_M · small and quick, thinks before answering', url: 'hf://bartowski/Qwen_Qwen3-1.7B-GGUF/Qwen_Qwen3-1.7B-Q4_K_M.gguf', size: 1.28 * GB, gpu: 1.80 * GB },
   { id: 'qwen3-4b', name: 'Qwen3 4B', note: 'Q4_K_M · thinks before answering', url: 'hf://bartowski/Qwen_Qwen3-4B-GGUF/Qwen_Qwen3-4B-Q4_K_M.gguf', size: 2.50 * GB, gpu: 3.17 * GB },
-  // Gemma 3 (Gemma terms): weights + an f16 KV cache of 4,096 tokens (26 layers × 1 key/value
-  // head × 256, or 34 × 4 × 256) + activations, by the same plan as Gemma 3 270M's measured one.
-  { id: 'gemma3-1b', name: 'Gemma 3 1B', note: 'Q4_K_M · small, many languages', url: 'hf://bartowski/google_gemma-3-1b-it-GGUF/google_gemma-3-1b-it-Q4_K_M.gguf', size: 0.81 * GB, gpu: 0.93 * GB },
-  { id: 'gemma3-4b', name: 'Gemma 3 4B', note: 'Q4_K_M · many languages', url: 'hf://bartowski/google_gemma-3-4b-it-GGUF/google_gemma-3-4b-it-Q4_K_M.gguf', size: 2.49 * GB, gpu: 3.12 * GB },
+  // Gemma 3 (Gemma terms): weights + an f16 KV cache of 4,096 tokens on the global layers (one
+  // in six) and a ring of the window and a micro-batch of 512 on the others (26 layers × 1
+  // key/value head × 256, window 512; or 34 × 4 × 256, window 1,024) + activations, by the
+  // same plan as Gemma 3 270M's measured one.
+  { id: 'gemma3-1b', name: 'Gemma 3 1B', note: 'Q4_K_M · small, many languages', url: 'hf://bartowski/google_gemma-3-1b-it-GGUF/google_gemma-3-1b-it-Q4_K_M.gguf', size: 0.81 * GB, gpu: 0.86 * GB },
+  { id: 'gemma3-4b', name: 'Gemma 3 4B', note: 'Q4_K_M · many languages', url: 'hf://bartowski/google_gemma-3-4b-it-GGUF/google_gemma-3-4b-it-Q4_K_M.gguf', size: 2.49 * GB, gpu: 2.82 * GB },
 ];
 
 // ---------------------------------------------------------------------------- network policy

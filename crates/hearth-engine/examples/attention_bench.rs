@@ -92,6 +92,7 @@ fn main() {
                 qkv: &qkv,
                 k_cache: &k,
                 v_cache: &v,
+                kv_rows: n_keys as u32,
                 out: &out,
                 partials: &partials,
             };

@@ -134,10 +134,12 @@ impl Activations {
     }
 }
 
-/// One layer's KV cache: (capacity, n_head_kv · head_dim) values each, a row per position.
+/// One layer's KV cache: (rows, n_head_kv · head_dim) values each; position p in row
+/// p % rows (a ring on sliding-window layers, once they hold `plan::layer_kv_rows`).
 pub(crate) struct LayerKv {
     pub k: GpuBuffer,
     pub v: GpuBuffer,
+    pub rows: usize,
 }
 
 /// What the head computes after a micro-batch of `n_tokens` tokens.
@@ -261,6 +263,7 @@ pub(crate) fn record_layers<'a>(
             qkv: &act.qkv,
             k_cache: &cache.k,
             v_cache: &cache.v,
+            kv_rows: cache.rows as u32,
             out: &act.attn,
             partials: &act.attn_partials,
         };

@@ -174,6 +174,16 @@ fn max_ubatch(config: &Config, ctx: usize, binding_limit: u64) -> usize {
         .max(1) as usize
 }
 
+/// Rows of layer `il`'s KV cache in a `ctx`-token window fed `ubatch` tokens at a time: all
+/// of them, except on a sliding-window layer, which keeps its window and one micro-batch's
+/// fresh rows in a ring (a micro-batch's first query still sees the window before it).
+pub(crate) fn layer_kv_rows(c: &Config, il: usize, ctx: usize, ubatch: usize) -> usize {
+    match c.layer_attention(il).window {
+        Some(window) => ctx.min(window + ubatch.max(1) - 1),
+        None => ctx,
+    }
+}
+
 /// The longest window whose per-layer KV buffer fits one binding.
 fn max_bindable_context(config: &Config, value_bytes: usize, binding_limit: u64) -> usize {
     (binding_limit / (config.kv_dim() * value_bytes).max(1) as u64) as usize
@@ -234,13 +244,17 @@ pub fn plan_for(
         let ubatch = ubatch.min(ctx);
         let sizes = ActivationSizes::new(c, ctx, ubatch, input_pad);
         let chunk = logit_chunk_rows(c, inputs.binding_limit, ubatch) as u64;
-        let per_token = c.kv_bytes_per_token(value_bytes);
+        // Keys and values of one row of one layer.
+        let row = (2 * c.kv_dim() * value_bytes) as u64;
+        let rows: u64 = (0..c.n_layer)
+            .map(|il| layer_kv_rows(c, il, ctx, ubatch) as u64)
+            .sum();
         MemoryPlan {
             ctx,
             ubatch,
             weights: inputs.weights,
-            kv_cache: per_token * ctx as u64,
-            kv_growth: per_token / (2 * c.n_layer.max(1)) as u64 * ctx.saturating_sub(1) as u64,
+            kv_cache: row * rows,
+            kv_growth: row / 2 * ctx.saturating_sub(1) as u64,
             activations: sizes.total(),
             all_logits: 2 * allocated(chunk * c.n_vocab as u64 * 4),
         }

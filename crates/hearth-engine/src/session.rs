@@ -9,8 +9,8 @@ use crate::gpu::GpuBuffer;
 use crate::kernels::{Positions, Recorder, SubmitCache, TOP_K, X_WINDOW_BYTES};
 use crate::model::Model;
 use crate::plan::{
-    ActivationSizes, MAX_PENALTY_ENTRIES, MemoryPlan, PlanInputs, check_context, logit_chunk_rows,
-    plan_for,
+    ActivationSizes, MAX_PENALTY_ENTRIES, MemoryPlan, PlanInputs, check_context, layer_kv_rows,
+    logit_chunk_rows, plan_for,
 };
 use crate::sampling::SamplingParams;
 use crate::weights::GpuVector;
@@ -73,6 +73,9 @@ pub struct Session {
     plan: MemoryPlan,
     /// Tokens whose keys and values are in the cache (`UNREAD` where not read back yet).
     history: Vec<u32>,
+    /// The most positions the cache held since it was last emptied (what a sliding-window
+    /// layer's ring may have overwritten).
+    kv_written: usize,
     kv: KvCache,
     act: Activations,
     /// Dispatch parameters and bind groups kept between forward passes.
@@ -118,6 +121,7 @@ impl Session {
             model,
             plan: *plan,
             history: Vec::new(),
+            kv_written: 0,
             kv: KvCache {
                 layers: Vec::new(),
                 capacity: 0,
@@ -161,7 +165,27 @@ impl Session {
 
     /// Forgets everything after the first `len` tokens (their cache entries are overwritten).
     pub fn truncate(&mut self, len: usize) {
-        self.history.truncate(len);
+        if self.rings_keep(len) {
+            self.history.truncate(len);
+        } else {
+            self.history.clear();
+            self.kv_written = 0;
+        }
+    }
+
+    /// Whether every sliding-window layer's ring still holds the window before position
+    /// `len`: the positions written after it overwrote the rows of those `rows` before them.
+    fn rings_keep(&self, len: usize) -> bool {
+        let c = &self.model.config;
+        (0..c.n_layer).all(|il| {
+            let rows = layer_kv_rows(c, il, self.plan.ctx, self.plan.ubatch);
+            match c.layer_attention(il).window {
+                Some(window) if rows < self.plan.ctx => {
+                    self.kv_written <= rows + (len + 1).saturating_sub(window)
+                }
+                _ => true,
+            }
+        })
     }
 
     /// GPU bytes of the KV cache as allocated now.
@@ -185,8 +209,9 @@ impl Session {
         self.logit_chunk_rows = rows.clamp(1, self.plan.ubatch);
     }
 
-    /// Grows every layer's cache to hold `tokens` positions, keeping what it holds. One buffer
-    /// at a time, so that beside the grown cache only one old buffer is ever held.
+    /// Grows every layer's cache to hold `tokens` positions (a sliding-window layer's up to
+    /// its ring, `layer_kv_rows`), keeping what it holds. One buffer at a time, so that beside
+    /// the grown cache only one old buffer is ever held.
     async fn grow_kv(&mut self, tokens: usize) -> Result<(), EngineError> {
         if tokens <= self.kv.capacity {
             return Ok(());
@@ -195,14 +220,17 @@ impl Session {
         let gpu = self.model.gpu.clone();
         let kv_format = self.model.kernels.choice().tuning().kv_format;
         let row_bytes = (self.model.config.kv_dim() * kv_format.value_bytes()) as u64;
-        let bytes = capacity as u64 * row_bytes;
-        let used = self.history.len() as u64 * row_bytes;
         let none = wgpu::BufferUsages::empty();
         // Cached bind groups hold the old caches: dropped first, each old buffer is freed once
         // its copy is done.
         self.submit_cache.clear();
-        let grown = async |old: Option<&GpuBuffer>, label: String| {
-            let new = gpu.storage_buffer(&label, bytes, none).await?;
+        // A layer grows only before its ring wraps: every position written so far is in the
+        // row of its own number, and stays there.
+        let used = self.history.len() as u64 * row_bytes;
+        let grown = async |old: Option<&GpuBuffer>, rows: usize, label: String| {
+            let new = gpu
+                .storage_buffer(&label, rows as u64 * row_bytes, none)
+                .await?;
             if let Some(old) = old
                 && used > 0
             {
@@ -213,15 +241,23 @@ impl Session {
             Ok::<_, EngineError>(new)
         };
         for i in 0..self.model.config.n_layer {
+            let rows = capacity.min(layer_kv_rows(
+                &self.model.config,
+                i,
+                self.plan.ctx,
+                self.plan.ubatch,
+            ));
             match self.kv.layers.get_mut(i) {
+                Some(layer) if layer.rows >= rows => {}
                 Some(layer) => {
-                    layer.k = grown(Some(&layer.k), format!("k cache {i}")).await?;
-                    layer.v = grown(Some(&layer.v), format!("v cache {i}")).await?;
+                    layer.k = grown(Some(&layer.k), rows, format!("k cache {i}")).await?;
+                    layer.v = grown(Some(&layer.v), rows, format!("v cache {i}")).await?;
+                    layer.rows = rows;
                 }
                 None => {
-                    let k = grown(None, format!("k cache {i}")).await?;
-                    let v = grown(None, format!("v cache {i}")).await?;
-                    self.kv.layers.push(LayerKv { k, v });
+                    let k = grown(None, rows, format!("k cache {i}")).await?;
+                    let v = grown(None, rows, format!("v cache {i}")).await?;
+                    self.kv.layers.push(LayerKv { k, v, rows });
                 }
             }
         }
@@ -506,6 +542,7 @@ impl Session {
             None => copy_to_readback(encoder, &result, &act.readback),
         });
         self.history.extend_from_slice(tokens);
+        self.kv_written = self.kv_written.max(self.history.len());
         self.last_batch = tokens.len() as u32;
         if read == 0 {
             gpu.check()?;

@@ -1150,6 +1150,7 @@ fn check_rope(kv: KvFormat) {
             qkv: &qkv_b,
             k_cache: &k_b,
             v_cache: &v_b,
+            kv_rows: cap as u32,
             out: &unused,
             partials: &unused,
         };
@@ -1295,6 +1296,7 @@ impl RopeAttention {
             qkv: &qkv_b,
             k_cache: &k_b,
             v_cache: &v_b,
+            kv_rows: cap as u32,
             out: &out,
             partials: &partials,
         };
@@ -1440,6 +1442,8 @@ struct Attention {
     window: usize,
     /// The kernels' query scale; None: 1/√head_dim.
     scale: Option<f32>,
+    /// Rows of a ring cache (position p in row p % rows); None: a row per position.
+    ring: Option<usize>,
     /// Relative error allowed.
     tol: f64,
 }
@@ -1457,6 +1461,7 @@ impl Default for Attention {
             q_scale: 3.0,
             window: 0,
             scale: None,
+            ring: None,
             tol: 1e-4,
         }
     }
@@ -1481,6 +1486,7 @@ impl Attention {
             q_scale,
             window,
             scale,
+            ring,
             tol,
             ..
         } = self;
@@ -1526,10 +1532,19 @@ impl Attention {
         };
         let k = round(random_vec(&mut rng, cap * kv_dim));
         let v = round(random_vec(&mut rng, cap * kv_dim));
+        // A ring holds each position in row p % rows, later positions over earlier ones.
+        let rows = ring.unwrap_or(cap);
+        let as_ring = |values: &[f32]| {
+            let mut held = vec![f32::NAN; rows * kv_dim];
+            for (p, row) in values.chunks(kv_dim).enumerate() {
+                held[(p % rows) * kv_dim..][..kv_dim].copy_from_slice(row);
+            }
+            held
+        };
         let qkv_b = buffer(&gpu, &qkv);
         let (k_b, v_b) = (
-            kv_buffer(&gpu, &k, f16_cache),
-            kv_buffer(&gpu, &v, f16_cache),
+            kv_buffer(&gpu, &as_ring(&k), f16_cache),
+            kv_buffer(&gpu, &as_ring(&v), f16_cache),
         );
         // NaN where nothing should be written: a row the kernel skips shows.
         let out = buffer(&gpu, &vec![f32::NAN; tokens * n_head * hd]);
@@ -1538,6 +1553,7 @@ impl Attention {
             qkv: &qkv_b,
             k_cache: &k_b,
             v_cache: &v_b,
+            kv_rows: rows as u32,
             out: &out,
             partials: &partials,
         };
@@ -1582,7 +1598,7 @@ impl Attention {
         }
         let what = format!(
             "attention, {tokens} queries after {pos0}, {n_head}/{n_kv} heads {hd} wide, \
-             window {window}, scale {scale:?}, {adapter:?}, {kv:?} cache"
+             window {window}, scale {scale:?}, ring {ring:?}, {adapter:?}, {kv:?} cache"
         );
         assert_close(&got, &want, tol, &what);
     }
@@ -1631,6 +1647,21 @@ fn sliding_window_attention_sees_only_the_last_positions() {
                 tokens,
                 pos0,
                 window,
+                adapter,
+                ..Default::default()
+            }
+            .check();
+        }
+    }
+    // The window in a ring of rows (the window and one micro-batch), which the queries' keys
+    // wrapped around: prefill, and decode split over the window.
+    for adapter in [CPU, gpu(64)] {
+        for (tokens, pos0, window) in [(20, 130, 50), (1, 900, 300)] {
+            Attention {
+                tokens,
+                pos0,
+                window,
+                ring: Some(window + tokens - 1),
                 adapter,
                 ..Default::default()
             }

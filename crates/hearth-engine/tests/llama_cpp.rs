@@ -2,7 +2,7 @@
 //! continuations, for tiny random-weight Phi-3 models of every supported tensor type
 //! (fixtures written by `scripts/make-fixtures.py`, answers recorded from llama.cpp).
 
-use hearth_engine::{AdapterKind, Gpu, KvFormat, Model, Session, decode_greedy};
+use hearth_engine::{AdapterKind, Gpu, KvFormat, MemoryPlan, Model, Session, decode_greedy};
 use hearth_gguf::{SliceSource, read_header};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -26,6 +26,8 @@ struct Setup {
     kv: Option<KvFormat>,
     adapter: Option<AdapterKind>,
     logit_chunk_rows: Option<usize>,
+    /// Tokens per micro-batch, where not the plan's.
+    ubatch: Option<usize>,
 }
 
 const GPU: AdapterKind = AdapterKind::Gpu { matvec_lanes: 16 };
@@ -33,6 +35,7 @@ const GPU_KERNELS: Setup = Setup {
     kv: None,
     adapter: Some(GPU),
     logit_chunk_rows: None,
+    ubatch: None,
 };
 
 async fn load_with(file: &str, setup: Setup) -> Arc<Model> {
@@ -115,6 +118,13 @@ async fn check_logits_with(name: &str, setup: Setup) {
             .collect();
         let ctx = case["ctx"].as_u64().unwrap() as usize;
         let mut session = Session::new(model.clone(), Some(ctx)).await.unwrap();
+        if let Some(ubatch) = setup.ubatch {
+            let plan = MemoryPlan {
+                ubatch,
+                ..*session.plan()
+            };
+            session = Session::from_plan(model.clone(), &plan).await.unwrap();
+        }
         if let Some(rows) = setup.logit_chunk_rows {
             session.set_logit_chunk_rows(rows);
         }
@@ -245,7 +255,7 @@ fn f32_and_packed_f16_kv_cache_logits() {
                     Setup {
                         kv: Some(kv),
                         adapter,
-                        logit_chunk_rows: None,
+                        ..Setup::default()
                     },
                 ));
             }
@@ -421,5 +431,62 @@ fn kv_cache_grows_with_use_and_context_is_enforced() {
             err.to_string().contains("outside the model's vocabulary"),
             "{err}"
         );
+    });
+}
+
+/// Gemma 3's sliding-window layers keep their window and a micro-batch in a ring of rows: in
+/// micro-batches of 4, 16 + 4 - 1 = 19 rows for 40 positions, so every key wraps around,
+/// prefill and decode alike.
+#[test]
+fn gemma3_sliding_window_layers_in_a_ring() {
+    let ring = Setup {
+        ubatch: Some(4),
+        ..Setup::default()
+    };
+    for name in ["tiny-gemma3-f16", "tiny-gemma3-q4_k_m"] {
+        pollster::block_on(check_logits_with(name, ring));
+        pollster::block_on(check_logits_with(
+            name,
+            Setup {
+                adapter: Some(GPU),
+                ..ring
+            },
+        ));
+    }
+}
+
+/// Going back in a conversation (a regenerated reply) keeps the cache only while every ring
+/// still holds the window before the point it goes back to; otherwise the session starts
+/// over, and either way the next logits are llama.cpp's.
+#[test]
+fn gemma3_rings_and_going_back() {
+    pollster::block_on(async {
+        let name = "tiny-gemma3-f16";
+        let meta = reference(name);
+        let model = load_with(meta["model"].as_str().unwrap(), Setup::default()).await;
+        let case = &meta["logits"][0];
+        let tokens = ids(&case["tokens"]);
+        let n_vocab = case["n_vocab"].as_u64().unwrap() as usize;
+        let expected: Vec<f32> = std::fs::read(fixtures().join(case["file"].as_str().unwrap()))
+            .unwrap()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        let session = Session::new(model.clone(), Some(512)).await.unwrap();
+        let plan = MemoryPlan {
+            ubatch: 4,
+            ..*session.plan()
+        };
+        let mut session = Session::from_plan(model, &plan).await.unwrap();
+        session.feed(&tokens).await.unwrap();
+        // 40 positions written; the rings hold 19 rows, the window is 16.
+        for (back_to, kept) in [(39, 39), (36, 36), (30, 0)] {
+            session.truncate(back_to);
+            assert_eq!(session.history().len(), kept, "going back to {back_to}");
+            let again = session.logits(&tokens[kept..]).await.unwrap();
+            let last = &again[again.len() - n_vocab..];
+            let want = &expected[(tokens.len() - 1) * n_vocab..];
+            assert!(cosine(last, want) >= 0.999, "after going back to {back_to}");
+        }
     });
 }

@@ -93,6 +93,8 @@ memory_tests! {
     q4_k_m => "tiny-q4_k_m.gguf",
     q8_0 => "tiny-q8_0.gguf",
     longrope => "tiny-longrope.gguf",
+    // Sliding-window layers keep a ring of their window and a micro-batch, not the window.
+    gemma3_rings => "tiny-gemma3-q4_k_m.gguf",
 }
 
 /// The real model: most of its memory is weights; its vocabulary (49,152 tokens) makes every

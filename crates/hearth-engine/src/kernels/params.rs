@@ -185,6 +185,8 @@ uniforms! {
         n_head_kv: u32,
         head_dim: u32,
         qkv_stride: u32,
+        /// Rows the caches hold: position p is row p % kv_rows.
+        kv_rows: u32,
     }
 
     /// attention_cpu.wgsl and attention_gpu.wgsl (shaders/attention_common.wgsl):
@@ -206,6 +208,8 @@ uniforms! {
         rotate: u32,
         /// Positions a query sees, itself included (sliding-window layers); 0: all.
         window: u32,
+        /// Rows the caches hold: position p is row p % kv_rows.
+        kv_rows: u32,
     }
 
     /// attention_combine.wgsl.

@@ -140,9 +140,11 @@ impl RopeShape {
 pub struct AttentionBuffers<'a> {
     /// f32 (n_tokens, qkv_stride): each token's query heads, then key heads, then value heads.
     pub qkv: &'a wgpu::Buffer,
-    /// The layer's cache: (capacity, n_head_kv · head_dim) values, a row per position.
+    /// The layer's cache: (kv_rows, n_head_kv · head_dim) values; position p in row
+    /// p % kv_rows (a ring on sliding-window layers, whose window and micro-batch it holds).
     pub k_cache: &'a wgpu::Buffer,
     pub v_cache: &'a wgpu::Buffer,
+    pub kv_rows: u32,
     /// f32 (n_tokens, n_head · head_dim).
     pub out: &'a wgpu::Buffer,
     /// f32 `attention_partials_len`: split decoding's partial results.
@@ -558,6 +560,7 @@ impl<'a> Recorder<'a> {
             n_head_kv: rope.n_head_kv,
             head_dim: rope.head_dim,
             qkv_stride: rope.qkv_stride,
+            kv_rows: b.kv_rows,
             ..Default::default()
         };
         let groups = [at.n_tokens, rope.n_head + 2 * rope.n_head_kv, 1];
@@ -624,6 +627,7 @@ impl<'a> Recorder<'a> {
             n_tokens: at.n_tokens,
             rotate: flag(freq.is_some()),
             window: rope.window,
+            kv_rows: b.kv_rows,
             ..Default::default()
         };
         let buffers = [b.qkv, b.k_cache, b.v_cache, b.out, b.partials];
