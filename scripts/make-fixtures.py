@@ -142,6 +142,28 @@ def add_tokenizer(w, tokens, types, merges, pre, template):
     w.add_chat_template(template)
 
 
+class RandomWeights:
+    """Random tensors for a fixture written to `w`: matrices scaled by 1/sqrt(cols) (times
+    `scale`), norm gains near 1, stored as `dtype` (vectors always F32)."""
+
+    def __init__(self, w, rng, dtype):
+        self.w, self.rng, self.dtype = w, rng, dtype
+
+    def mat(self, rows, cols, scale=1.0):
+        return (self.rng.standard_normal((rows, cols)) * scale / math.sqrt(cols)).astype(np.float32)
+
+    def gain(self, n):
+        return (1.0 + 0.1 * self.rng.standard_normal(n)).astype(np.float32)
+
+    def add(self, name, arr):
+        if arr.ndim == 1 or self.dtype == Q.F32:
+            self.w.add_tensor(name, arr.astype(np.float32))
+        elif self.dtype == Q.F16:
+            self.w.add_tensor(name, arr.astype(np.float16))
+        else:
+            self.w.add_tensor(name, gguf.quants.quantize(arr, self.dtype), raw_dtype=self.dtype)
+
+
 def write_model(path, *, dtype, n_head_kv, n_rot, tied, seed, longrope=False, context_length=4096):
     rng = np.random.default_rng(seed)
     tokens, types, merges = build_vocab()
@@ -164,20 +186,11 @@ def write_model(path, *, dtype, n_head_kv, n_rot, tied, seed, longrope=False, co
         w.add_rope_scaling_attn_factors(math.sqrt(1 + math.log(context_length / 256) / math.log(256)))
     add_tokenizer(w, tokens, types, merges, "default", PHI4_TEMPLATE)
 
-    def mat(rows, cols, scale=1.0):
-        return (rng.standard_normal((rows, cols)) * scale / math.sqrt(cols)).astype(np.float32)
+    weights = RandomWeights(w, rng, dtype)
+    mat, add = weights.mat, weights.add
 
     def norm():
-        return (1.0 + 0.1 * rng.standard_normal(N_EMBD)).astype(np.float32)
-
-    def add(name, arr):
-        if arr.ndim == 1 or dtype == Q.F32:
-            w.add_tensor(name, arr.astype(np.float32))
-        elif dtype == Q.F16:
-            w.add_tensor(name, arr.astype(np.float16))
-        else:
-            q = gguf.quants.quantize(arr, dtype)
-            w.add_tensor(name, q, raw_dtype=dtype)
+        return weights.gain(N_EMBD)
 
     add("token_embd.weight", rng.standard_normal((n_vocab, N_EMBD)).astype(np.float32))
     for i in range(N_LAYER):
@@ -236,17 +249,8 @@ def write_qwen_model(path, *, arch, dtype, n_head_kv, head_dim, tied, seed):
     w.add_rope_freq_base(1000000.0)
     add_tokenizer(w, tokens, types, merges, "qwen2", CHATML_TEMPLATE)
 
-    def mat(rows, cols, scale=1.0):
-        return (rng.standard_normal((rows, cols)) * scale / math.sqrt(cols)).astype(np.float32)
-
-    def gain(n):
-        return (1.0 + 0.1 * rng.standard_normal(n)).astype(np.float32)
-
-    def add(name, arr):
-        if arr.ndim == 1 or dtype == Q.F32:
-            w.add_tensor(name, arr.astype(np.float32))
-        else:
-            w.add_tensor(name, arr.astype(np.float16))
+    weights = RandomWeights(w, rng, dtype)
+    mat, gain, add = weights.mat, weights.gain, weights.add
 
     add("token_embd.weight", rng.standard_normal((n_vocab, N_EMBD)).astype(np.float32))
     for i in range(N_LAYER):
@@ -324,17 +328,8 @@ def write_gemma_model(path, *, dtype, rope_scaling, seed):
         w.add_rope_scaling_factor(8.0)
     add_tokenizer(w, tokens, types, merges, "default", CHATML_TEMPLATE)
 
-    def mat(rows, cols, scale=1.0):
-        return (rng.standard_normal((rows, cols)) * scale / math.sqrt(cols)).astype(np.float32)
-
-    def gain(n):
-        return (1.0 + 0.1 * rng.standard_normal(n)).astype(np.float32)
-
-    def add(name, arr):
-        if arr.ndim == 1 or dtype == Q.F32:
-            w.add_tensor(name, arr.astype(np.float32))
-        else:
-            w.add_tensor(name, arr.astype(np.float16))
+    weights = RandomWeights(w, rng, dtype)
+    mat, gain, add = weights.mat, weights.gain, weights.add
 
     # Small embeddings, as Gemma's are (sqrt(n_embd) = 16 brings them to about 1.6), and
     # strong post-norms, so that every layer (local or global) moves the logits.

@@ -104,10 +104,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         acc1 *= correction;
         acc2 *= correction;
         acc3 *= correction;
+        // The cache row of key tile + j, stepped (a ring wraps to row 0).
+        var row = tile % params.kv_rows;
         for (var j = 0u; j < n_in_tile; j++) {
             let p = exp(scores[j] - new_max);
             running_sum += p;
-            let vb = ((tile + j) % params.kv_rows) * kv_dim4 + kv_off4 + lid;
+            let vb = row * kv_dim4 + kv_off4 + lid;
+            row = select(row + 1u, 0u, row + 1u == params.kv_rows);
             if (lid < hd4) {
                 acc0 += p * kv4(v_cache[vb]);
             }

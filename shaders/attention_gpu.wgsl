@@ -191,8 +191,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 sums[i] *= row_factor[r];
             }
             let n_in_tile = min(WG, key_end - tile);
+            // The cache row of key tile + j, stepped (a ring wraps to row 0).
+            var row = tile % params.kv_rows;
             for (var j = 0u; j < n_in_tile; j++) {
-                let v = kv4(v_cache[((tile + j) % params.kv_rows) * kv_dim4 + kv_off4 + d4]);
+                let v = kv4(v_cache[row * kv_dim4 + kv_off4 + d4]);
+                row = select(row + 1u, 0u, row + 1u == params.kv_rows);
                 for (var i = 0u; i < SLOTS; i++) {
                     let p = p_tile[min(rg + row_groups * i, ROWS - 1u) * WG + j];
                     acc[i] += p * v;

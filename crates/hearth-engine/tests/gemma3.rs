@@ -5,24 +5,14 @@
 //! References from `scripts/make-gemma3-references.py`; the model from
 //! `scripts/fetch-gemma3.sh` (which `scripts/test.sh` runs).
 
-use hearth_engine::{Flow, GenerateOptions, Gpu, Model, SamplingParams, Session, generate};
+mod common;
+
+use common::{ids, root};
+use hearth_engine::{Gpu, Model, Session};
 use hearth_gguf::{SliceSource, read_header};
 use hearth_text::{Message, Tokenizer, chat_template};
 use serde_json::Value;
-use std::path::PathBuf;
 use std::sync::Arc;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_u64().unwrap() as u32)
-        .collect()
-}
 
 /// One position of a `<case>.top.bin` reference (layout: the reference script's docstring).
 struct Top {
@@ -160,38 +150,11 @@ fn gemma3_270m_matches_an_exact_pass_and_llama_cpp() {
 
         // The greedy answer (the base model continues the text rather than answering), token
         // for token up to where llama.cpp's own choice was a near-tie.
-        let want = ids(&reference["greedy_answer"]);
-        let margins: Vec<f64> = reference["greedy_margins"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m.as_f64().unwrap())
-            .collect();
-        let mut session = Session::new(model, Some(512)).await.unwrap();
-        let options = GenerateOptions {
-            max_tokens: want.len(),
-            sampling: SamplingParams::greedy(),
-            ..Default::default()
-        };
-        let answer = generate(&mut session, &tok, &chat_tokens, &options, &mut |_, _| {
-            Flow::Continue
-        })
-        .await
-        .unwrap();
-        for (i, (&g, &w)) in answer.tokens.iter().zip(&want).enumerate() {
-            if g != w {
-                assert!(
-                    margins[i] < 1.0 && i >= 4,
-                    "answer token {i}: {g} vs llama.cpp's {w} (margin {})",
-                    margins[i]
-                );
-                break;
-            }
-        }
+        let text =
+            common::greedy_answer_like_llama_cpp(model, &tok, &chat_tokens, &reference).await;
         assert!(
-            answer.text.starts_with("What is the capital of France?"),
-            "{:?}",
-            answer.text
+            text.starts_with("What is the capital of France?"),
+            "{text:?}"
         );
     });
 }
