@@ -70,15 +70,7 @@ fn gemma3_270m_matches_an_exact_pass_and_llama_cpp() {
         assert_eq!(tok.vocab_size(), 262_144);
 
         // Hard strings, with and without special tokens.
-        for case in reference["tokenizations"].as_array().unwrap() {
-            let got = tok
-                .encode(
-                    case["text"].as_str().unwrap(),
-                    case["special"].as_bool().unwrap(),
-                )
-                .unwrap();
-            assert_eq!(got, ids(&case["ids"]), "tokenizing {:?}", case["text"]);
-        }
+        common::tokenizations_like_llama_cpp(&tok, &reference);
 
         // The file has no chat template: the built-in Gemma format, with one BOS.
         let template = chat_template(&gguf, &tok).unwrap();

@@ -34,15 +34,7 @@ fn smollm2_matches_llama_cpp() {
         let tok = Tokenizer::from_gguf(&gguf).unwrap();
 
         // Tokenization of varied text, with and without special tokens.
-        for case in reference["tokenizations"].as_array().unwrap() {
-            let got = tok
-                .encode(
-                    case["text"].as_str().unwrap(),
-                    case["special"].as_bool().unwrap(),
-                )
-                .unwrap();
-            assert_eq!(got, ids(&case["ids"]), "tokenizing {:?}", case["text"]);
-        }
+        common::tokenizations_like_llama_cpp(&tok, &reference);
 
         // The chat prompt from the file's own template, and its tokens.
         let template = chat_template(&gguf, &tok).unwrap();

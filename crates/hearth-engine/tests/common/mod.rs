@@ -1,5 +1,5 @@
 //! What the real-model tests (smollm2.rs, gemma3.rs) share: paths, reference ids, and the
-//! greedy answer held to llama.cpp's.
+//! tokenizations and greedy answer held to llama.cpp's.
 
 use hearth_engine::{Flow, GenerateOptions, Model, SamplingParams, Session, generate};
 use hearth_text::Tokenizer;
@@ -17,6 +17,20 @@ pub fn ids(v: &Value) -> Vec<u32> {
         .iter()
         .map(|t| t.as_u64().unwrap() as u32)
         .collect()
+}
+
+/// Each of the reference's `tokenizations` (text, special tokens on or off) gives llama.cpp's
+/// ids.
+pub fn tokenizations_like_llama_cpp(tok: &Tokenizer, reference: &Value) {
+    for case in reference["tokenizations"].as_array().unwrap() {
+        let got = tok
+            .encode(
+                case["text"].as_str().unwrap(),
+                case["special"].as_bool().unwrap(),
+            )
+            .unwrap();
+        assert_eq!(got, ids(&case["ids"]), "tokenizing {:?}", case["text"]);
+    }
 }
 
 /// The greedy answer after `prompt`, token for token as llama.cpp's (`greedy_answer` in the
